@@ -1,0 +1,103 @@
+//! The SQL functions of schema `wasm` that manage modules: `wasm.load`, `wasm.unload`, `wasm.wat`.
+//!
+//! Each one checks everything before writing, writes through SPI (so it is transactional: a
+//! rolled-back load leaves nothing behind), and then announces the change to every backend.
+
+use pgrx::prelude::*;
+
+use crate::binding;
+use crate::cache::{self, sha256_hex};
+use crate::catalog;
+use crate::errors::{OrReport, PlWasmError};
+use crate::runtime;
+use crate::target::check_module_name;
+
+/// Validate, compile and store a module under `name`.
+///
+/// Refuses (storing nothing): bytes that are not a valid module, modules with imports, a taken
+/// name unless `replace`, and with `replace` a new version that would break a bound function.
+#[pg_extern(volatile, parallel_unsafe)]
+fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
+    check_module_name(name)
+        .map_err(|reason| PlWasmError::InvalidModuleName {
+            name: name.to_string(),
+            reason,
+        })
+        .or_report();
+    let compiled = runtime::compile(module)
+        .map_err(|reason| PlWasmError::InvalidModule {
+            module: name.to_string(),
+            reason,
+        })
+        .or_report();
+    let imports = runtime::unsupported_imports(&compiled);
+    if !imports.is_empty() {
+        PlWasmError::UnsupportedImports {
+            module: name.to_string(),
+            imports: imports.join(", "),
+        }
+        .report();
+    }
+    let exports = runtime::exports(&compiled);
+    let exports_json = runtime::exports_to_json(&exports);
+    let sha256 = sha256_hex(module);
+
+    if replace && catalog::lock(name, true) {
+        let problems: Vec<String> = catalog::bound_functions(name)
+            .iter()
+            .filter_map(|f| {
+                let checked = binding::sql_signature(f).and_then(|sig| {
+                    let target = binding::target(f)?;
+                    binding::check(f, &sig, &target, &exports)
+                });
+                checked.err().map(|e| e.to_string())
+            })
+            .collect();
+        if !problems.is_empty() {
+            PlWasmError::ReplaceBreaksFunctions {
+                name: name.to_string(),
+                problems: problems.join("; "),
+            }
+            .report();
+        }
+        catalog::update(name, module, &sha256, &exports_json);
+    } else if !catalog::insert(name, module, &sha256, &exports_json) {
+        PlWasmError::ModuleExists {
+            name: name.to_string(),
+        }
+        .report();
+    }
+    catalog::announce_change();
+}
+
+/// Remove a module. Refuses while SQL functions are bound to it, naming them.
+#[pg_extern(volatile, parallel_unsafe)]
+fn unload(name: &str) {
+    if !catalog::lock(name, true) {
+        PlWasmError::ModuleNotFound {
+            name: name.to_string(),
+        }
+        .report();
+    }
+    let bound = catalog::bound_functions(name);
+    if !bound.is_empty() {
+        PlWasmError::ModuleInUse {
+            name: name.to_string(),
+            count: bound.len(),
+            functions: bound
+                .iter()
+                .map(|f| f.display.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .report();
+    }
+    catalog::delete(name);
+    catalog::announce_change();
+}
+
+/// WebAssembly text to binary. Syntax errors give line and column.
+#[pg_extern(immutable, parallel_safe)]
+fn wat(source: &str) -> Vec<u8> {
+    cache::wat_to_wasm(source).or_report()
+}

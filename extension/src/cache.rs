@@ -1,0 +1,222 @@
+//! Per-backend cache of compiled modules and their instances.
+//!
+//! One [`Instance`] (with its own Wasmer `Store`) per stored module name, and one per inline
+//! module body (keyed by the SHA-256 of its text). Instances are reused across calls and
+//! statements. A stored module's entry remembers the catalog [`generation`] at which its SHA-256
+//! was last checked against the catalog; when the generation moves, the next resolution re-reads
+//! the catalog (SHA-256 only) and recompiles only if the bytes changed.
+//!
+//! An instance that trapped is discarded: its memory may be half-updated. The next call builds a
+//! fresh one from the cached compiled module.
+//!
+//! [`generation`]: crate::catalog::generation
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
+use wasmer::{Function, Instance, Module, RuntimeError, Store, Value};
+
+use crate::catalog;
+use crate::errors::PlWasmError;
+use crate::runtime::{self, Export};
+
+/// Inline modules kept per backend before the inline cache is cleared.
+const MAX_INLINE_MODULES: usize = 256;
+
+/// A module instantiated in this backend.
+pub struct Instantiated {
+    /// The module's name, or `(inline)`.
+    pub label: String,
+    pub sha256: String,
+    pub exports: Vec<Export>,
+    module: Module,
+    store: RefCell<Store>,
+    instance: Instance,
+    verified_generation: Cell<u64>,
+    alive: Cell<bool>,
+}
+
+/// Why a call did not return normally.
+pub enum CallFailure {
+    /// The guest trapped (or the host raised a runtime error).
+    Trap(RuntimeError),
+    /// The instance is already running (a re-entrant call).
+    Busy,
+}
+
+impl Instantiated {
+    fn new(
+        label: &str,
+        sha256: String,
+        module: Module,
+        function: &str,
+    ) -> Result<Self, PlWasmError> {
+        let imports = runtime::unsupported_imports(&module);
+        if !imports.is_empty() {
+            return Err(PlWasmError::UnsupportedImports {
+                module: label.to_string(),
+                imports: imports.join(", "),
+            });
+        }
+        let mut store = Store::new(runtime::engine());
+        let instance = Instance::new(&mut store, &module, &wasmer::imports! {}).map_err(|e| {
+            PlWasmError::Instantiate {
+                function: function.to_string(),
+                module: label.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            label: label.to_string(),
+            sha256,
+            exports: runtime::exports(&module),
+            module,
+            store: RefCell::new(store),
+            instance,
+            verified_generation: Cell::new(catalog::generation()),
+            alive: Cell::new(true),
+        })
+    }
+
+    /// False once the instance trapped or its module was replaced.
+    #[inline]
+    pub fn is_alive(&self) -> bool {
+        self.alive.get()
+    }
+
+    /// The exported function `name`.
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.instance.exports.get_function(name).ok().cloned()
+    }
+
+    /// Call `function` (an export of this instance).
+    #[inline]
+    pub fn call(&self, function: &Function, params: &[Value]) -> Result<Box<[Value]>, CallFailure> {
+        let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
+        function.call(&mut *store, params).map_err(CallFailure::Trap)
+    }
+
+    /// Drop this instance from the cache (after a trap): the next call gets a fresh instance.
+    pub fn discard(&self) {
+        self.alive.set(false);
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let fresh_module = self.module.clone();
+            cache.retired_modules.insert(self.sha256.clone(), fresh_module);
+            cache.stored.retain(|_, e| e.is_alive());
+            cache.inline.retain(|_, e| e.is_alive());
+        });
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    stored: HashMap<String, Rc<Instantiated>>,
+    inline: HashMap<String, Rc<Instantiated>>,
+    /// Compiled modules of discarded instances, by SHA-256, so re-instantiating skips compiling.
+    retired_modules: HashMap<String, Module>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+fn take_retired(sha256: &str) -> Option<Module> {
+    CACHE.with(|c| c.borrow_mut().retired_modules.remove(sha256))
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The instance of stored module `name`, current as of the latest catalog state.
+/// `function` names the SQL function being resolved, for messages.
+pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
+    // Read the generation before the catalog: a change racing with this look-up moves the
+    // generation again and forces another check.
+    let generation = catalog::generation();
+    let cached = CACHE.with(|c| c.borrow().stored.get(name).cloned());
+    if let Some(entry) = &cached {
+        if entry.is_alive() && entry.verified_generation.get() == generation {
+            return Ok(entry.clone());
+        }
+    }
+    let Some(current) = catalog::lookup(name, false) else {
+        if let Some(entry) = cached {
+            entry.alive.set(false);
+            CACHE.with(|c| c.borrow_mut().stored.remove(name));
+        }
+        return Err(PlWasmError::ModuleNotFound {
+            name: name.to_string(),
+        });
+    };
+    if let Some(entry) = &cached {
+        if entry.is_alive() && entry.sha256 == current.sha256 {
+            entry.verified_generation.set(generation);
+            return Ok(entry.clone());
+        }
+        entry.alive.set(false);
+    }
+    let module = match take_retired(&current.sha256) {
+        Some(module) => module,
+        None => {
+            let stored = catalog::lookup(name, true).ok_or_else(|| PlWasmError::ModuleNotFound {
+                name: name.to_string(),
+            })?;
+            let bytes = stored.bytes.unwrap_or_default();
+            runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidModule {
+                module: name.to_string(),
+                reason,
+            })?
+        }
+    };
+    let entry = Rc::new(Instantiated::new(name, current.sha256, module, function)?);
+    entry.verified_generation.set(generation);
+    CACHE.with(|c| c.borrow_mut().stored.insert(name.to_string(), entry.clone()));
+    Ok(entry)
+}
+
+/// Compile WebAssembly text to binary; errors carry line and column.
+pub fn wat_to_wasm(source: &str) -> Result<Vec<u8>, PlWasmError> {
+    wasmer::wat2wasm(source.as_bytes())
+        .map(|b| b.into_owned())
+        .map_err(|e| PlWasmError::WatSyntax {
+            message: e.to_string(),
+        })
+}
+
+/// The instance of an inline module written in WebAssembly text.
+pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
+    let key = sha256_hex(source.as_bytes());
+    if let Some(entry) = CACHE.with(|c| c.borrow().inline.get(&key).cloned()) {
+        return Ok(entry);
+    }
+    let module = match take_retired(&key) {
+        Some(module) => module,
+        None => {
+            let bytes = wat_to_wasm(source).map_err(|e| PlWasmError::InvalidBody {
+                function: function.to_string(),
+                reason: e.to_string(),
+            })?;
+            runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidBody {
+                function: function.to_string(),
+                reason: format!("invalid inline module: {reason}"),
+            })?
+        }
+    };
+    let entry = Rc::new(Instantiated::new("(inline)", key.clone(), module, function)?);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.inline.len() >= MAX_INLINE_MODULES {
+            c.inline.clear();
+        }
+        c.inline.insert(key, entry.clone());
+    });
+    Ok(entry)
+}

@@ -1,0 +1,187 @@
+//! Errors that reach SQL.
+//!
+//! Every failure plwasm can report is a variant of [`PlWasmError`]. Each variant knows its SQLSTATE
+//! and names the objects involved (module, export, SQL function), so users see an ordinary Postgres
+//! ERROR they can catch by code. Nothing in plwasm raises a bare panic for a user-caused problem.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// A failure at the SQL boundary of plwasm (load/unload/wat, validator, call handler).
+#[derive(Debug, thiserror::Error)]
+pub enum PlWasmError {
+    #[error("invalid module name \"{name}\": {reason}")]
+    InvalidModuleName { name: String, reason: String },
+
+    #[error("module \"{module}\" is not a valid WebAssembly module: {reason}")]
+    InvalidModule { module: String, reason: String },
+
+    #[error("module \"{module}\" imports {imports}, which plwasm does not provide")]
+    UnsupportedImports { module: String, imports: String },
+
+    #[error("module \"{name}\" already exists")]
+    ModuleExists { name: String },
+
+    #[error("module \"{name}\" does not exist")]
+    ModuleNotFound { name: String },
+
+    #[error("module \"{name}\" is used by {count} SQL function(s): {functions}")]
+    ModuleInUse {
+        name: String,
+        count: usize,
+        functions: String,
+    },
+
+    #[error("replacing module \"{name}\" would break SQL function(s): {problems}")]
+    ReplaceBreaksFunctions { name: String, problems: String },
+
+    #[error("invalid WebAssembly text: {message}")]
+    WatSyntax { message: String },
+
+    #[error("invalid body for function {function}: {reason}")]
+    InvalidBody { function: String, reason: String },
+
+    #[error("function {function}: module \"{module}\" has no export named \"{export}\"")]
+    ExportNotFound {
+        function: String,
+        module: String,
+        export: String,
+    },
+
+    #[error("function {function}: export \"{export}\" of module \"{module}\" is a {kind}, not a function")]
+    ExportNotFunction {
+        function: String,
+        module: String,
+        export: String,
+        kind: String,
+    },
+
+    #[error("function {function}: export \"{export}\" of module \"{module}\" has signature {actual}, but the SQL signature needs {expected}")]
+    SignatureMismatch {
+        function: String,
+        module: String,
+        export: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("function {function}: {position} has type {type_name}, which LANGUAGE wasm does not support yet")]
+    UnsupportedType {
+        function: String,
+        position: String,
+        type_name: String,
+    },
+
+    #[error("function {function}: module \"{module}\" could not be instantiated: {reason}")]
+    Instantiate {
+        function: String,
+        module: String,
+        reason: String,
+    },
+
+    #[error("wasm trap in function {function} (module \"{module}\", export \"{export}\"): {trap}")]
+    Trap {
+        function: String,
+        module: String,
+        export: String,
+        trap: String,
+        trace: String,
+    },
+
+    #[error("function {function} was called with a NULL argument {position}, but is not STRICT")]
+    NullArgument { function: String, position: usize },
+
+    #[error("function {function} (module \"{module}\", export \"{export}\") returned {value}, which is out of range for type {type_name}")]
+    ResultOutOfRange {
+        function: String,
+        module: String,
+        export: String,
+        value: i64,
+        type_name: String,
+    },
+
+    #[error("function {function}: module \"{module}\" is already running in this backend (re-entrant call)")]
+    Reentrant { function: String, module: String },
+}
+
+impl PlWasmError {
+    /// The SQLSTATE this error is reported with.
+    pub fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            Self::InvalidModuleName { .. } => ERRCODE_INVALID_NAME,
+            Self::InvalidModule { .. } => ERRCODE_INVALID_BINARY_REPRESENTATION,
+            Self::UnsupportedImports { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::ModuleExists { .. } => ERRCODE_DUPLICATE_OBJECT,
+            Self::ModuleNotFound { .. } => ERRCODE_UNDEFINED_OBJECT,
+            Self::ModuleInUse { .. } | Self::ReplaceBreaksFunctions { .. } => {
+                ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST
+            }
+            Self::WatSyntax { .. } => ERRCODE_SYNTAX_ERROR,
+            Self::InvalidBody { .. } | Self::SignatureMismatch { .. } => {
+                ERRCODE_INVALID_FUNCTION_DEFINITION
+            }
+            Self::ExportNotFound { .. } => ERRCODE_UNDEFINED_FUNCTION,
+            Self::ExportNotFunction { .. } => ERRCODE_WRONG_OBJECT_TYPE,
+            Self::UnsupportedType { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::Instantiate { .. } | Self::Trap { .. } => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+            Self::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::ResultOutOfRange { .. } => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            Self::Reentrant { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::Trap { trace, .. } if !trace.is_empty() => Some(format!("wasm backtrace:\n{trace}")),
+            _ => None,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::ModuleExists { .. } => {
+                Some("Pass replace => true to wasm.load to replace it.".into())
+            }
+            Self::ModuleInUse { .. } => Some("Drop those functions first.".into()),
+            Self::NullArgument { .. } => Some(
+                "Declare the function STRICT; NULL-aware calls arrive with ABI v1 rich types."
+                    .into(),
+            ),
+            Self::UnsupportedImports { .. } => Some(
+                "plwasm does not yet provide WASI or a host API; build the module without imports."
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Raise this error as a Postgres ERROR. Never returns.
+    #[track_caller]
+    pub fn report(self) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "plwasm");
+        if let Some(detail) = self.detail() {
+            report = report.set_detail(detail);
+        }
+        if let Some(hint) = self.hint() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ERROR-level reports do not return")
+    }
+}
+
+/// Unwrap a plwasm result, raising the error as a Postgres ERROR.
+pub trait OrReport<T> {
+    fn or_report(self) -> T;
+}
+
+impl<T> OrReport<T> for Result<T, PlWasmError> {
+    #[track_caller]
+    fn or_report(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.report(),
+        }
+    }
+}

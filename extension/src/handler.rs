@@ -1,0 +1,171 @@
+//! The call handler of `LANGUAGE wasm`.
+//!
+//! The first call at a call site (an `FmgrInfo`) resolves the function once: `pg_proc` via the
+//! syscache, the module through [`cache`], the export and its signature through [`binding`]. The
+//! result, a [`CallSite`], lives in `flinfo->fn_extra` (freed with `fn_mcxt`). Every later call
+//! checks two integers (the catalog generation and the instance's liveness), converts the
+//! arguments and calls the export: no catalog access, no string hashing.
+//!
+//! Postgres errors are raised only after the wasm call has returned, so no ERROR ever unwinds or
+//! longjmps across wasm frames.
+
+use std::rc::Rc;
+
+use pgrx::pg_sys;
+use pgrx::PgMemoryContexts;
+use wasmer::{Function, Value};
+
+use crate::abi::SqlSignature;
+use crate::binding;
+use crate::cache::{self, CallFailure, Instantiated};
+use crate::catalog::{self, SqlFunction};
+use crate::errors::{OrReport, PlWasmError};
+use crate::target::FunctionTarget;
+
+/// Everything a call needs, resolved once per call site.
+struct CallSite {
+    function: String,
+    export: String,
+    signature: SqlSignature,
+    instance: Rc<Instantiated>,
+    export_fn: Function,
+    /// Catalog generation this site was resolved at; `None` for inline modules (their code is
+    /// the function body itself, fixed for the life of the FmgrInfo).
+    generation: Option<u64>,
+    params: Vec<Value>,
+}
+
+impl CallSite {
+    fn resolve(fn_oid: pg_sys::Oid) -> Result<Self, PlWasmError> {
+        let f = SqlFunction::from_oid(fn_oid);
+        let signature = binding::sql_signature(&f)?;
+        let target = binding::target(&f)?;
+        let (instance, generation) = match &target {
+            FunctionTarget::Stored { module, .. } => {
+                let generation = catalog::generation();
+                (cache::stored(module, &f.display)?, Some(generation))
+            }
+            FunctionTarget::Inline { source, .. } => (cache::inline(source, &f.display)?, None),
+        };
+        binding::check(&f, &signature, &target, &instance.exports)?;
+        let export_fn = instance
+            .function(target.export())
+            .expect("export checked above");
+        Ok(Self {
+            function: f.display,
+            export: target.export().to_string(),
+            params: Vec::with_capacity(signature.args.len()),
+            signature,
+            instance,
+            export_fn,
+            generation,
+        })
+    }
+
+    #[inline]
+    fn is_current(&self) -> bool {
+        self.instance.is_alive()
+            && self
+                .generation
+                .is_none_or(|resolved| resolved == catalog::generation())
+    }
+
+    /// # Safety
+    /// `fcinfo` must be the call's valid `FunctionCallInfo`, with arguments of this site's types.
+    unsafe fn call(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+        // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
+        let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
+        self.params.clear();
+        for (i, (arg, ty)) in args.iter().zip(&self.signature.args).enumerate() {
+            if arg.isnull {
+                PlWasmError::NullArgument {
+                    function: self.function.clone(),
+                    position: i + 1,
+                }
+                .report();
+            }
+            // SAFETY: the argument is non-NULL and of type `ty` (checked at resolution).
+            self.params.push(unsafe { ty.to_wasm(arg.value) });
+        }
+        let results = match self.instance.call(&self.export_fn, &self.params) {
+            Ok(results) => results,
+            Err(CallFailure::Busy) => PlWasmError::Reentrant {
+                function: self.function.clone(),
+                module: self.instance.label.clone(),
+            }
+            .report(),
+            Err(CallFailure::Trap(trap)) => {
+                self.instance.discard();
+                let trace = trap
+                    .trace()
+                    .iter()
+                    .map(|frame| {
+                        format!(
+                            "  at {} (func {}, offset {:#x})",
+                            frame.function_name().unwrap_or("<unnamed>"),
+                            frame.func_index(),
+                            frame.module_offset()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                PlWasmError::Trap {
+                    function: self.function.clone(),
+                    module: self.instance.label.clone(),
+                    export: self.export.clone(),
+                    trap: trap.message(),
+                    trace,
+                }
+                .report()
+            }
+        };
+        // SAFETY: fcinfo is valid.
+        unsafe { (*fcinfo).isnull = false };
+        match self.signature.result {
+            None => pg_sys::Datum::from(0usize),
+            Some(ty) => ty.from_wasm(&results[0]).unwrap_or_else(|value| {
+                PlWasmError::ResultOutOfRange {
+                    function: self.function.clone(),
+                    module: self.instance.label.clone(),
+                    export: self.export.clone(),
+                    value,
+                    type_name: ty.sql_name().to_string(),
+                }
+                .report()
+            }),
+        }
+    }
+}
+
+/// Tells the function manager that `plwasm_call_handler` uses the version-1 calling convention.
+#[no_mangle]
+pub extern "C" fn pg_finfo_plwasm_call_handler() -> &'static pg_sys::Pg_finfo_record {
+    static RECORD: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &RECORD
+}
+
+/// The call handler: `RETURNS language_handler`, declared in `lib.rs`.
+///
+/// # Safety
+/// Called by Postgres's function manager with a valid `fcinfo`.
+#[pgrx::pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn plwasm_call_handler(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fcinfo and its flinfo are valid for the duration of the call.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let mut site = (*flinfo).fn_extra as *mut CallSite;
+        if site.is_null() || !(*site).is_current() {
+            let resolved = CallSite::resolve((*flinfo).fn_oid).or_report();
+            if site.is_null() {
+                site = PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(resolved);
+                (*flinfo).fn_extra = site.cast();
+            } else {
+                *site = resolved;
+            }
+        }
+        (*site).call(fcinfo)
+    }
+}

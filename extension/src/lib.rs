@@ -1,0 +1,60 @@
+//! plwasm: SQL functions written in WebAssembly.
+//!
+//! `CREATE EXTENSION plwasm` creates schema `wasm`, the module catalog, `wasm.load` /
+//! `wasm.unload` / `wasm.wat`, and the trusted procedural language `wasm`. Each concern has its
+//! own module:
+//!
+//! - [`abi`]: the SQL ↔ wasm type mapping (ABI v1 scalar fast path);
+//! - [`target`]: parsing a function body (`module:export`, `module`, inline `(module ...)`);
+//! - [`runtime`]: the Wasmer engine, compiling, exports;
+//! - [`catalog`]: the module catalog and cross-backend change notification;
+//! - [`cache`]: per-backend compiled modules and instances;
+//! - [`binding`]: does an export implement a SQL function?
+//! - [`handler`] / [`validator`]: the language's call handler and validator;
+//! - [`api`]: `wasm.load`, `wasm.unload`, `wasm.wat`;
+//! - [`errors`]: every error, with its SQLSTATE.
+
+use pgrx::prelude::*;
+
+pub mod abi;
+pub mod api;
+pub mod binding;
+pub mod cache;
+pub mod catalog;
+pub mod errors;
+pub mod handler;
+pub mod runtime;
+pub mod target;
+pub mod validator;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../../sql/catalog.sql", name = "catalog");
+
+extension_sql!(
+    r#"
+CREATE FUNCTION wasm.plwasm_call_handler() RETURNS language_handler
+    LANGUAGE c AS 'MODULE_PATHNAME', 'plwasm_call_handler';
+
+CREATE TRUSTED LANGUAGE wasm
+    HANDLER wasm.plwasm_call_handler
+    VALIDATOR wasm.plwasm_validator;
+
+COMMENT ON LANGUAGE wasm IS 'SQL functions written in WebAssembly (plwasm)';
+"#,
+    name = "language",
+    requires = ["catalog", validator::plwasm_validator],
+);
+
+/// Hooks `cargo pgrx test` calls.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,39 @@
+-- plwasm module catalog. Included into the extension script by extension/src/lib.rs.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'wasm_loader') THEN
+        CREATE ROLE wasm_loader NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE TABLE wasm.module_store (
+    name      text PRIMARY KEY
+              CHECK (name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' AND length(name) <= 128),
+    owner     oid NOT NULL,
+    bytes     bytea NOT NULL,
+    sha256    text NOT NULL,
+    exports   jsonb NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE wasm.module_store IS
+    'WebAssembly modules loaded with wasm.load(); read through the wasm.modules view';
+
+-- Keep loaded modules in pg_dump output.
+SELECT pg_catalog.pg_extension_config_dump('wasm.module_store', '');
+
+CREATE VIEW wasm.modules AS
+SELECT name,
+       pg_catalog.pg_get_userbyid(owner) AS owner,
+       pg_catalog.octet_length(bytes)    AS size_bytes,
+       sha256,
+       loaded_at,
+       exports
+  FROM wasm.module_store;
+COMMENT ON VIEW wasm.modules IS 'Loaded WebAssembly modules: size, SHA-256 and exports';
+
+GRANT USAGE ON SCHEMA wasm TO PUBLIC;
+GRANT SELECT ON wasm.modules TO PUBLIC;
+-- The call handler reads module bytes as the calling role.
+GRANT SELECT ON wasm.module_store TO PUBLIC;
