@@ -80,6 +80,12 @@ thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     static STORE_RELID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static LOOKUPS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many catalog look-ups [`lookup`] made in this backend (tests prove the call path makes none).
+pub fn lookup_count() -> u64 {
+    LOOKUPS.with(Cell::get)
 }
 
 #[pg_guard]
@@ -127,6 +133,7 @@ pub fn announce_change() {
 
 /// Look a module up by name in the latest committed state of the catalog.
 pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
+    LOOKUPS.with(|n| n.set(n.get() + 1));
     refresh_store_relid();
     let query = if with_bytes {
         "SELECT sha256, exports::text, bytes FROM wasm.module_store WHERE name = $1"

@@ -28,9 +28,9 @@ pub mod target;
 pub mod validator;
 
 #[cfg(any(test, feature = "pg_test"))]
-mod tests;
+pub mod tests;
 
-::pgrx::pg_module_magic!();
+::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../../sql/catalog.sql", name = "catalog");
 
@@ -49,12 +49,5 @@ COMMENT ON LANGUAGE wasm IS 'SQL functions written in WebAssembly (plwasm)';
     requires = ["catalog", validator::plwasm_validator],
 );
 
-/// Hooks `cargo pgrx test` calls.
 #[cfg(test)]
-pub mod pg_test {
-    pub fn setup(_options: Vec<&str>) {}
-
-    pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
-    }
-}
+pub use tests::pg_test;

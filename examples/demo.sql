@@ -1,0 +1,45 @@
+-- The plwasm demo, run by scripts/demo.sh: load a module, bind SQL functions to its exports,
+-- call them. Expects psql variable :geo to hold the text of examples/wat/geo.wat.
+\set ON_ERROR_STOP on
+\pset footer off
+CREATE EXTENSION plwasm;
+
+\echo '--- 1. Load the module (WebAssembly text compiled to binary by wasm.wat)'
+SELECT wasm.load('geo', wasm.wat(:'geo'));
+SELECT name, size_bytes, left(sha256, 16) AS sha256_prefix,
+       (SELECT string_agg(e->>'name' || '(' || array_to_string(ARRAY(SELECT jsonb_array_elements_text(e->'params')), ', ') || ')', ', ')
+          FROM jsonb_array_elements(exports) e) AS exports
+  FROM wasm.modules;
+
+\echo '--- 2. Declare SQL functions over its exports'
+CREATE FUNCTION dist(x1 float8, y1 float8, x2 float8, y2 float8) RETURNS float8
+    LANGUAGE wasm IMMUTABLE STRICT AS 'geo:dist';
+CREATE FUNCTION in_box(x float8, y float8, w float8, h float8) RETURNS bool
+    LANGUAGE wasm IMMUTABLE STRICT AS 'geo';
+CREATE FUNCTION fib(n int) RETURNS int8 LANGUAGE wasm IMMUTABLE STRICT AS 'geo';
+CREATE FUNCTION ratio(a int, b int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT AS 'geo';
+CREATE FUNCTION fib_plpgsql(n int) RETURNS int8 LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+    IF n < 2 THEN RETURN n; END IF;
+    RETURN fib_plpgsql(n - 1) + fib_plpgsql(n - 2);
+END $$;
+
+\echo '--- 3. Call them'
+SELECT dist(0, 0, 3, 4) AS dist, in_box(1, 2, 10, 10) AS inside, in_box(11, 2, 10, 10) AS outside,
+       fib(30) AS fib30, ratio(22, 7) AS ratio;
+SELECT count(*) FILTER (WHERE in_box(x, y, 50, 50)) AS points_in_box,
+       round(avg(dist(0, 0, x, y))::numeric, 3) AS mean_dist
+  FROM generate_series(1, 100) x, generate_series(1, 100) y;
+
+\echo '--- 4. Same answer as PL/pgSQL, much faster (see the timings)'
+\timing on
+SELECT fib(22) AS wasm_fib22;
+SELECT fib_plpgsql(22) AS plpgsql_fib22;
+\timing off
+
+\echo '--- 5. A trap is an ordinary ERROR (SQLSTATE 38000); the session carries on'
+\set ON_ERROR_STOP off
+\set VERBOSITY default
+SELECT ratio(1, 0);
+\set ON_ERROR_STOP on
+SELECT ratio(9, 3) AS after_the_trap;

@@ -1,0 +1,68 @@
+-- wasm.load, wasm.unload, wasm.wat and the wasm.modules view.
+BEGIN;
+SELECT wasm.load('calc', wasm.wat($$
+  (module
+    (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+    (func (export "half") (param f64) (result f64) local.get 0 f64.const 0.5 f64.mul)
+    (memory (export "memory") 1)
+    (global (export "answer") i32 (i32.const 42)))
+$$));
+SELECT name, owner = current_user AS owned, size_bytes, length(sha256) AS sha_len,
+       loaded_at <= now() AS loaded, jsonb_pretty(exports)
+  FROM wasm.modules;
+SELECT sha256 = encode(sha256(wasm.wat('(module)')), 'hex') AS sha_matches
+  FROM (SELECT wasm.load('empty', wasm.wat('(module)'))) l, wasm.modules WHERE name = 'empty';
+
+-- A name is loaded once unless replace => true.
+SELECT sqlstate_of($$SELECT wasm.load('calc', wasm.wat('(module)'))$$);
+SELECT wasm.load('empty', wasm.wat('(module (func (export "f")))'), replace => true);
+SELECT exports FROM wasm.modules WHERE name = 'empty';
+
+-- Bytes that are not a module, and modules plwasm cannot link.
+SELECT sqlstate_of($$SELECT wasm.load('bad', '\x00')$$);
+SELECT sqlstate_of($$SELECT wasm.load('bad', '')$$);
+SELECT sqlstate_of($$SELECT wasm.load('bad', '\x0061736d01000000ff')$$);
+SELECT sqlstate_of($$SELECT wasm.load('bad', convert_to('(module)', 'UTF8'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('bad', wasm.wat('(module (import "env" "log" (func (param i32))))'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('bad', wasm.wat('(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))'))$$);
+
+-- Module names.
+SELECT sqlstate_of($$SELECT wasm.load('', wasm.wat('(module)'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('a:b', wasm.wat('(module)'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('-x', wasm.wat('(module)'))$$);
+SELECT sqlstate_of(format('SELECT wasm.load(%L, wasm.wat(%L))', repeat('n', 129), '(module)'));
+SELECT count(*) AS stored_bad FROM wasm.modules WHERE name NOT IN ('calc', 'empty');
+
+-- wasm.wat reports line and column.
+SELECT sqlstate_of($$SELECT wasm.wat(E'(module\n  (func (export "f") (result i32)\n    i32.const 1\n    i32.bogus))')$$);
+SELECT length(wasm.wat('(module)')) AS empty_module_bytes;
+
+-- wasm.unload.
+SELECT wasm.unload('empty');
+SELECT sqlstate_of($$SELECT wasm.unload('empty')$$);
+SELECT name FROM wasm.modules ORDER BY name;
+ROLLBACK;
+
+-- wasm.load is transactional: a rolled-back load stores nothing.
+BEGIN;
+SELECT wasm.load('temp', wasm.wat('(module (func (export "f") (result i32) i32.const 7))'));
+CREATE FUNCTION temp_f() RETURNS int LANGUAGE wasm AS 'temp:f';
+SELECT temp_f();
+ROLLBACK;
+SELECT count(*) AS after_rollback FROM wasm.modules WHERE name = 'temp';
+SELECT sqlstate_of('SELECT temp_f()');
+
+-- So are unload and replace.
+SELECT wasm.load('keep', wasm.wat('(module (func (export "f") (result i32) i32.const 1))'));
+CREATE FUNCTION keep_f() RETURNS int LANGUAGE wasm AS 'keep:f';
+BEGIN;
+SELECT wasm.load('keep', wasm.wat('(module (func (export "f") (result i32) i32.const 2))'), true);
+SELECT keep_f() AS inside_replace;
+ROLLBACK;
+SELECT keep_f() AS after_rollback;
+DROP FUNCTION keep_f();
+BEGIN;
+SELECT wasm.unload('keep');
+ROLLBACK;
+SELECT name FROM wasm.modules WHERE name = 'keep';
+SELECT wasm.unload('keep');

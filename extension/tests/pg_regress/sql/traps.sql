@@ -1,0 +1,62 @@
+-- Every trap is an ERROR (SQLSTATE 38000) naming the trap, the SQL function, the module and the
+-- export; the backend stays up and the next query succeeds.
+SELECT wasm.load('traps', wasm.wat($$
+  (module
+    (type $unary (func (param i32) (result i32)))
+    (table 2 funcref)
+    (elem (i32.const 0) $ok)
+    (memory 1 1)
+    (func $ok (param i32) (result i32) local.get 0)
+    (func (export "unreachable") (result i32) unreachable)
+    (func (export "div") (param i32 i32) (result i32) local.get 0 local.get 1 i32.div_s)
+    (func (export "load") (param i32) (result i32) local.get 0 i32.load)
+    (func $recurse (export "recurse") (param i32) (result i32)
+      local.get 0 i32.const 1 i32.add call $recurse)
+    (func (export "to_int") (param f64) (result i32) local.get 0 i32.trunc_f64_s)
+    (func (export "indirect") (param i32 i32) (result i32)
+      local.get 1 local.get 0 call_indirect (type $unary))
+    (func (export "wrong_type") (param i32) (result i32)
+      local.get 0 i32.const 0 call_indirect (param i32 i32) (result i32)))
+$$));
+CREATE FUNCTION t_unreachable() RETURNS int LANGUAGE wasm AS 'traps:unreachable';
+CREATE FUNCTION t_div(int, int) RETURNS int LANGUAGE wasm STRICT AS 'traps:div';
+CREATE FUNCTION t_load(int) RETURNS int LANGUAGE wasm STRICT AS 'traps:load';
+CREATE FUNCTION t_recurse(int) RETURNS int LANGUAGE wasm STRICT AS 'traps:recurse';
+CREATE FUNCTION t_to_int(float8) RETURNS int LANGUAGE wasm STRICT AS 'traps:to_int';
+CREATE FUNCTION t_indirect(int, int) RETURNS int LANGUAGE wasm STRICT AS 'traps:indirect';
+CREATE FUNCTION t_wrong_type(int) RETURNS int LANGUAGE wasm STRICT AS 'traps:wrong_type';
+
+SELECT t_unreachable();
+SELECT t_div(7, 2) AS healthy;
+SELECT t_div(1, 0);
+SELECT t_div(7, 2) AS healthy;
+SELECT t_div(-2147483648, -1);
+SELECT t_div(7, 2) AS healthy;
+SELECT t_load(65536);
+SELECT t_load(0) AS healthy;
+SELECT t_recurse(0);
+SELECT t_div(7, 2) AS healthy;
+SELECT t_to_int('NaN');
+SELECT t_to_int(1e20);
+SELECT t_to_int(42.9) AS healthy;
+SELECT t_indirect(0, 5) AS healthy;
+SELECT t_indirect(1, 5);
+SELECT t_indirect(7, 5);
+SELECT t_wrong_type(0);
+SELECT t_div(7, 2) AS healthy;
+
+-- The SQLSTATE, through a PL/pgSQL exception block (a subtransaction).
+SELECT sqlstate_of('SELECT t_div(1, 0)');
+SELECT sqlstate_of('SELECT t_recurse(0)');
+
+-- A trap in the middle of a scan aborts the statement; the next one works.
+SELECT sum(t_div(100, i)) FROM generate_series(-5, 5) i;
+SELECT sum(t_div(100, i)) FROM generate_series(1, 5) i;
+
+-- A trap during instantiation (start function) is an ERROR too.
+SELECT wasm.load('bad_start', wasm.wat('(module (func $s unreachable) (start $s) (func (export "f") (result i32) i32.const 1))'));
+SET check_function_bodies = off;
+CREATE FUNCTION bad_start() RETURNS int LANGUAGE wasm AS 'bad_start:f';
+RESET check_function_bodies;
+SELECT bad_start();
+SELECT t_div(9, 3) AS healthy;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Set up plwasm on Debian 12: install what is missing, then build and install the extension into
+# the system PostgreSQL. Idempotent; quick when nothing changed.
+#
+#   bash scripts/setup.sh             # dependencies + build + install
+#   bash scripts/setup.sh --deps-only # dependencies only (what the test suite needs)
+#
+# Environment: PLWASM_PG (default 15), PLWASM_PROFILE (dev or release, default dev).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG=${PLWASM_PG:-15}
+PROFILE=${PLWASM_PROFILE:-dev}
+PGRX_VERSION=0.18.1
+PG_CONFIG=/usr/lib/postgresql/$PG/bin/pg_config
+DEPS_ONLY=0
+[[ "${1:-}" == "--deps-only" ]] && DEPS_ONLY=1
+
+log() { printf '==> %s\n' "$*"; }
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+# 1. Debian packages: the server, its headers, clang for bindgen, contrib (dblink, used by the
+#    tests), sudo (cargo-pgrx --runas uses it).
+packages=(postgresql-$PG postgresql-server-dev-$PG postgresql-contrib libclang-dev clang sudo pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# 2. cargo-pgrx, exactly the version the extension is built with.
+if ! cargo pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_VERSION"; then
+    log "installing cargo-pgrx $PGRX_VERSION (takes several minutes)"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+fi
+
+# 3. Point pgrx at the system PostgreSQL (no download, no source build).
+if ! grep -qs "^pg$PG = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+    log "cargo pgrx init --pg$PG $PG_CONFIG"
+    cargo pgrx init "--pg$PG" "$PG_CONFIG" >/dev/null
+fi
+
+((DEPS_ONLY)) && exit 0
+
+# 4. Build and install, unless the installed build came from these exact sources.
+cd "$ROOT"
+stamp_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+stamp_file=$stamp_dir/.plwasm-installed-pg$PG-$PROFILE
+# Sources (tracked or new, not ignored) plus the installed library itself.
+source_stamp() {
+    { git ls-files -z -co --exclude-standard Cargo.toml Cargo.lock extension sql | xargs -0 sha256sum
+      sha256sum "$($PG_CONFIG --pkglibdir)/plwasm.so" 2>/dev/null || true
+    } | sha256sum | cut -d' ' -f1
+}
+if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$(source_stamp)" ]]; then
+    log "plwasm is installed and up to date"
+    exit 0
+fi
+log "building and installing plwasm ($PROFILE profile)"
+profile_args=()
+[[ "$PROFILE" == release ]] && profile_args+=(--release)
+[[ $(id -u) != 0 ]] && profile_args+=(--sudo)
+cargo pgrx install --pg-config "$PG_CONFIG" "${profile_args[@]}" --manifest-path "$ROOT/extension/Cargo.toml"
+mkdir -p "$stamp_dir"
+source_stamp > "$stamp_file"
