@@ -124,6 +124,17 @@ fn refresh_store_relid() -> pg_sys::Oid {
     relid
 }
 
+/// Process invalidations other sessions have committed since this backend last looked.
+///
+/// Postgres does this at transaction start and when it takes a new lock; inside a transaction
+/// that already holds its locks it would not, and a module replaced and committed elsewhere would
+/// stay unseen until the transaction ends. Called once per call-site resolution, so each new
+/// statement sees every commit that preceded it.
+pub fn accept_invalidations() {
+    // SAFETY: safe at any point where a lock could be taken, which includes function calls.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+}
+
 /// Tell every backend (this one at the next command, others after commit) that the catalog changed.
 pub fn announce_change() {
     let relid = refresh_store_relid();

@@ -42,6 +42,7 @@ impl CallSite {
         let target = binding::target(&f)?;
         let (instance, generation) = match &target {
             FunctionTarget::Stored { module, .. } => {
+                catalog::accept_invalidations();
                 let generation = catalog::generation();
                 (cache::stored(module, &f.display)?, Some(generation))
             }

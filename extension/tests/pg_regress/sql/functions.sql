@@ -33,7 +33,7 @@ CREATE FUNCTION idf8(float8) RETURNS float8 LANGUAGE wasm STRICT AS 'types:id_f6
 CREATE FUNCTION idb(bool) RETURNS bool LANGUAGE wasm STRICT AS 'types:id_i32';
 CREATE FUNCTION int_as_bool(int4) RETURNS bool LANGUAGE wasm STRICT AS 'types:id_i32';
 CREATE FUNCTION int_as_int2(int4) RETURNS int2 LANGUAGE wasm STRICT AS 'types:id_i32';
-SELECT id2(-32768::int2) AS min2, id2(32767::int2) AS max2,
+SELECT id2((-32768)::int2) AS min2, id2(32767::int2) AS max2,
        id4(-2147483648) AS min4, id4(2147483647) AS max4,
        id8(-9223372036854775808) AS min8, id8(9223372036854775807) AS max8;
 SELECT idf4(1.5::float4) AS f4, idf4('-Infinity') AS f4_inf, idf4('NaN') AS f4_nan,

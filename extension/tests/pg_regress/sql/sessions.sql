@@ -9,20 +9,20 @@ CREATE FUNCTION shared_version() RETURNS int LANGUAGE wasm AS 'shared:version';
 SELECT shared_version();
 
 -- The other session replaces the module and commits.
-SELECT dblink_exec('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 2))'), true)$$);
+SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 2))'), true)$$) AS other(done text);
 SELECT shared_version();
 
 -- Inside a transaction that already ran the function, a commit from the other session is still
 -- seen by the next statement (code resolution follows the latest committed catalog).
 BEGIN;
 SELECT shared_version();
-SELECT dblink_exec('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 3))'), true)$$);
+SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 3))'), true)$$) AS other(done text);
 SELECT shared_version();
 COMMIT;
 
 -- An uncommitted replace in the other session is not seen.
 SELECT dblink_exec('other', 'BEGIN');
-SELECT dblink_exec('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 4))'), true)$$);
+SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 4))'), true)$$) AS other(done text);
 SELECT shared_version();
 SELECT dblink_exec('other', 'ROLLBACK');
 SELECT shared_version();
@@ -35,9 +35,9 @@ SELECT * FROM dblink('other', 'SELECT shared_version()') AS t(v int);
 -- Unloaded and loaded again elsewhere: the cached instance is not reused.
 SELECT shared_version();
 SELECT dblink_exec('other', $$DROP FUNCTION shared_version()$$);
-SELECT dblink_exec('other', $$SELECT wasm.unload('shared')$$);
+SELECT * FROM dblink('other', $$SELECT wasm.unload('shared')$$) AS other(done text);
 SELECT count(*) AS modules_named_shared FROM wasm.modules WHERE name = 'shared';
-SELECT dblink_exec('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 6))'))$$);
+SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 6))'))$$) AS other(done text);
 SELECT dblink_exec('other', $$CREATE FUNCTION shared_version() RETURNS int LANGUAGE wasm AS 'shared:version'$$);
 SELECT shared_version();
 SELECT dblink_disconnect('other');

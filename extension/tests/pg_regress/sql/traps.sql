@@ -16,7 +16,7 @@ SELECT wasm.load('traps', wasm.wat($$
     (func (export "indirect") (param i32 i32) (result i32)
       local.get 1 local.get 0 call_indirect (type $unary))
     (func (export "wrong_type") (param i32) (result i32)
-      local.get 0 i32.const 0 call_indirect (param i32 i32) (result i32)))
+      local.get 0 local.get 0 i32.const 0 call_indirect (param i32 i32) (result i32)))
 $$));
 CREATE FUNCTION t_unreachable() RETURNS int LANGUAGE wasm AS 'traps:unreachable';
 CREATE FUNCTION t_div(int, int) RETURNS int LANGUAGE wasm STRICT AS 'traps:div';
@@ -36,7 +36,7 @@ SELECT t_load(65536);
 SELECT t_load(0) AS healthy;
 SELECT t_recurse(0);
 SELECT t_div(7, 2) AS healthy;
-SELECT t_to_int('NaN');
+SELECT t_to_int('NaN'::float8);
 SELECT t_to_int(1e20);
 SELECT t_to_int(42.9) AS healthy;
 SELECT t_indirect(0, 5) AS healthy;

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Run the SQL regression tests in extension/tests/pg_regress with pg_regress, against a
+# throw-away cluster running as an unprivileged OS user.
+#
+#   bash tests/regress.sh            # run all (setup first), compare with expected/
+#   bash tests/regress.sh --accept   # ... and copy changed outputs over expected/ (review the diff!)
+#   bash tests/regress.sh traps      # only setup + the named tests
+#
+# Non-root developers can run the same files with `cargo pgrx regress`; this script exists because
+# cargo-pgrx 0.18.1's regress starts its server as the calling user (root in CI, which PostgreSQL
+# refuses). It reproduces the settings cargo-pgrx uses (client_min_messages=warning, psql
+# VERBOSITY=terse), so expected output is the same for both.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${PLWASM_TEST_DIR:-/tmp/plwasm-tests}/regress
+PORT=${PLWASM_REGRESS_PORT:-28899}
+SUITE=$ROOT/extension/tests/pg_regress
+ACCEPT=0
+tests=()
+for arg in "$@"; do
+    case $arg in
+        --accept) ACCEPT=1 ;;
+        *) tests+=("$arg") ;;
+    esac
+done
+if ((${#tests[@]} == 0)); then
+    for f in "$SUITE"/sql/*.sql; do
+        name=$(basename "$f" .sql)
+        [[ $name == setup ]] || tests+=("$name")
+    done
+fi
+
+bash "$ROOT/scripts/setup.sh"
+# shellcheck source=scripts/cluster.sh
+source "$ROOT/scripts/cluster.sh"
+cluster_start "$WORK" "$PORT" client_min_messages=warning
+trap 'cluster_stop "$WORK"' EXIT
+
+PGOPTIONS="-c client_min_messages=warning" cluster_psql "$WORK" "$PORT" -d postgres -v ON_ERROR_STOP=1 \
+    -c "DROP DATABASE IF EXISTS plwasm_regress" -c "CREATE DATABASE plwasm_regress"
+
+out=$WORK/output
+rm -rf "$out"
+mkdir -p "$out"
+launcher=$WORK/launcher.sh
+printf '#!/bin/bash\n$* -v VERBOSITY=terse\n' > "$launcher"
+chmod 755 "$launcher"
+
+status=0
+(cd "$SUITE" && "$($PG_BIN/pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --bindir="$PG_BIN" --host="$WORK" --port="$PORT" --user=postgres \
+    --use-existing --dbname=plwasm_regress --launcher="$launcher" \
+    --inputdir="$SUITE" --outputdir="$out" \
+    setup "${tests[@]}") || status=$?
+
+if ((status != 0)); then
+    [[ -f "$out/regression.diffs" ]] && cat "$out/regression.diffs"
+    if ((ACCEPT)); then
+        for f in "$out"/results/*.out; do
+            cp "$f" "$SUITE/expected/$(basename "$f")"
+        done
+        echo "accepted new output into $SUITE/expected (review with git diff)"
+    fi
+fi
+exit "$status"
