@@ -41,5 +41,6 @@ SELECT fib_plpgsql(22) AS plpgsql_fib22;
 \set ON_ERROR_STOP off
 \set VERBOSITY default
 SELECT ratio(1, 0);
+\echo 'SQLSTATE of that error:' :LAST_ERROR_SQLSTATE
 \set ON_ERROR_STOP on
 SELECT ratio(9, 3) AS after_the_trap;

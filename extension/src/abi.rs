@@ -88,9 +88,7 @@ impl SqlScalar {
     #[inline]
     pub fn from_wasm(self, value: &Value) -> Result<pg_sys::Datum, i64> {
         let datum = match (self, value) {
-            (Self::Int2, Value::I32(v)) => i16::try_from(*v)
-                .map_err(|_| *v as i64)?
-                .into_datum(),
+            (Self::Int2, Value::I32(v)) => i16::try_from(*v).map_err(|_| *v as i64)?.into_datum(),
             (Self::Int4, Value::I32(v)) => v.into_datum(),
             (Self::Bool, Value::I32(v)) => (*v != 0).into_datum(),
             (Self::Int8, Value::I64(v)) => v.into_datum(),

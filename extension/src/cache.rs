@@ -95,7 +95,9 @@ impl Instantiated {
     #[inline]
     pub fn call(&self, function: &Function, params: &[Value]) -> Result<Box<[Value]>, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
-        function.call(&mut *store, params).map_err(CallFailure::Trap)
+        function
+            .call(&mut *store, params)
+            .map_err(CallFailure::Trap)
     }
 
     /// Drop this instance from the cache (after a trap): the next call gets a fresh instance.
@@ -104,7 +106,9 @@ impl Instantiated {
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             let fresh_module = self.module.clone();
-            cache.retired_modules.insert(self.sha256.clone(), fresh_module);
+            cache
+                .retired_modules
+                .insert(self.sha256.clone(), fresh_module);
             cache.stored.retain(|_, e| e.is_alive());
             cache.inline.retain(|_, e| e.is_alive());
         });
@@ -166,9 +170,10 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     let module = match take_retired(&current.sha256) {
         Some(module) => module,
         None => {
-            let stored = catalog::lookup(name, true).ok_or_else(|| PlWasmError::ModuleNotFound {
-                name: name.to_string(),
-            })?;
+            let stored =
+                catalog::lookup(name, true).ok_or_else(|| PlWasmError::ModuleNotFound {
+                    name: name.to_string(),
+                })?;
             let bytes = stored.bytes.unwrap_or_default();
             runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidModule {
                 module: name.to_string(),
@@ -178,7 +183,11 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     };
     let entry = Rc::new(Instantiated::new(name, current.sha256, module, function)?);
     entry.verified_generation.set(generation);
-    CACHE.with(|c| c.borrow_mut().stored.insert(name.to_string(), entry.clone()));
+    CACHE.with(|c| {
+        c.borrow_mut()
+            .stored
+            .insert(name.to_string(), entry.clone())
+    });
     Ok(entry)
 }
 
@@ -210,7 +219,12 @@ pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmEr
             })?
         }
     };
-    let entry = Rc::new(Instantiated::new("(inline)", key.clone(), module, function)?);
+    let entry = Rc::new(Instantiated::new(
+        "(inline)",
+        key.clone(),
+        module,
+        function,
+    )?);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.inline.len() >= MAX_INLINE_MODULES {

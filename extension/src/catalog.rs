@@ -190,7 +190,10 @@ pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
                     String::from_datum(pg_sys::SPI_getbinval(tuple, desc, 2, &mut isnull), isnull)
                         .unwrap_or_default();
                 let bytes = if with_bytes {
-                    Vec::<u8>::from_datum(pg_sys::SPI_getbinval(tuple, desc, 3, &mut isnull), isnull)
+                    Vec::<u8>::from_datum(
+                        pg_sys::SPI_getbinval(tuple, desc, 3, &mut isnull),
+                        isnull,
+                    )
                 } else {
                     None
                 };
@@ -309,8 +312,8 @@ pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
     })
     .unwrap_or_else(|e| pgrx::error!("plwasm: could not list wasm functions: {e}"));
     rows.into_iter()
-        .filter(|f| {
-            matches!(f.target(), Ok(FunctionTarget::Stored { module: m, .. }) if m == module)
-        })
+        .filter(
+            |f| matches!(f.target(), Ok(FunctionTarget::Stored { module: m, .. }) if m == module),
+        )
         .collect()
 }

@@ -133,7 +133,9 @@ impl PlWasmError {
 
     fn detail(&self) -> Option<String> {
         match self {
-            Self::Trap { trace, .. } if !trace.is_empty() => Some(format!("wasm backtrace:\n{trace}")),
+            Self::Trap { trace, .. } if !trace.is_empty() => {
+                Some(format!("wasm backtrace:\n{trace}"))
+            }
             _ => None,
         }
     }

@@ -61,7 +61,9 @@ pub fn engine() -> Engine {
 /// Only the binary format is accepted here; text goes through `wasm.wat` first.
 pub fn compile(bytes: &[u8]) -> Result<Module, String> {
     if !bytes.starts_with(b"\0asm") {
-        return Err("not a WebAssembly binary (it does not start with the \\0asm magic number)".into());
+        return Err(
+            "not a WebAssembly binary (it does not start with the \\0asm magic number)".into(),
+        );
     }
     let engine = engine();
     let outcome = {

@@ -37,7 +37,10 @@ mod tests {
         load("math", MATH, false);
         run("CREATE FUNCTION add(int, int) RETURNS int LANGUAGE wasm STRICT AS 'math'");
         // Resolve once (first call site of the statement may look the module up).
-        assert_eq!(one::<i64>("SELECT sum(add(i, 1))::int8 FROM generate_series(1, 10) i"), 65);
+        assert_eq!(
+            one::<i64>("SELECT sum(add(i, 1))::int8 FROM generate_series(1, 10) i"),
+            65
+        );
         let before = catalog::lookup_count();
         let total = one::<i64>("SELECT sum(add(i, 1))::int8 FROM generate_series(1, 20000) i");
         assert_eq!(total, 200_030_000);
@@ -58,7 +61,10 @@ mod tests {
         run("CREATE FUNCTION bump() RETURNS int LANGUAGE wasm AS 'counter'");
         assert_eq!(one::<i32>("SELECT bump()"), 1);
         assert_eq!(one::<i32>("SELECT bump()"), 2);
-        assert_eq!(one::<i64>("SELECT max(bump())::int8 FROM generate_series(1, 3)"), 5);
+        assert_eq!(
+            one::<i64>("SELECT max(bump())::int8 FROM generate_series(1, 3)"),
+            5
+        );
     }
 
     #[pg_test]
@@ -70,8 +76,10 @@ mod tests {
         assert_eq!(one::<i32>("SELECT bump()"), 2);
         // Trap inside a subtransaction so this test's transaction survives.
         run("CREATE TEMP TABLE trapped (state text)");
-        run("DO $$ BEGIN PERFORM bump_then_trap(); EXCEPTION WHEN OTHERS THEN \
-             INSERT INTO trapped VALUES (SQLSTATE); END $$");
+        run(
+            "DO $$ BEGIN PERFORM bump_then_trap(); EXCEPTION WHEN OTHERS THEN \
+             INSERT INTO trapped VALUES (SQLSTATE); END $$",
+        );
         assert_eq!(one::<String>("SELECT state FROM trapped"), "38000");
         // The instance that trapped (with its half-updated global) is gone.
         assert_eq!(one::<i32>("SELECT bump()"), 1);
@@ -79,11 +87,19 @@ mod tests {
 
     #[pg_test]
     fn replace_is_seen_by_the_next_statement() {
-        load("ver", "(module (func (export \"v\") (result i32) i32.const 1))", false);
+        load(
+            "ver",
+            "(module (func (export \"v\") (result i32) i32.const 1))",
+            false,
+        );
         run("CREATE FUNCTION v() RETURNS int LANGUAGE wasm AS 'ver'");
         assert_eq!(one::<i32>("SELECT v()"), 1);
         let generation = catalog::generation();
-        load("ver", "(module (func (export \"v\") (result i32) i32.const 2))", true);
+        load(
+            "ver",
+            "(module (func (export \"v\") (result i32) i32.const 2))",
+            true,
+        );
         assert_eq!(one::<i32>("SELECT v()"), 2);
         assert!(catalog::generation() > generation);
     }
@@ -114,7 +130,9 @@ mod tests {
     }
 
     #[pg_test]
-    #[should_panic(expected = "wasm trap in function boom() (module \"b\", export \"boom\"): unreachable")]
+    #[should_panic(
+        expected = "wasm trap in function boom() (module \"b\", export \"boom\"): unreachable"
+    )]
     fn trap_is_an_error_naming_function_module_and_export() {
         load("b", "(module (func (export \"boom\") unreachable))", false);
         run("CREATE FUNCTION boom() RETURNS void LANGUAGE wasm AS 'b'");
@@ -123,11 +141,20 @@ mod tests {
 
     #[pg_test]
     fn inline_module_is_compiled_once() {
-        run(r#"CREATE FUNCTION sq(int) RETURNS int LANGUAGE wasm STRICT AS
-               '(module (func (export "sq") (param i32) (result i32) local.get 0 local.get 0 i32.mul))'"#);
+        run(
+            r#"CREATE FUNCTION sq(int) RETURNS int LANGUAGE wasm STRICT AS
+               '(module (func (export "sq") (param i32) (result i32) local.get 0 local.get 0 i32.mul))'"#,
+        );
         let before = catalog::lookup_count();
-        assert_eq!(one::<i64>("SELECT sum(sq(i))::int8 FROM generate_series(1, 100) i"), 338_350);
-        assert_eq!(catalog::lookup_count(), before, "inline modules never touch the catalog");
+        assert_eq!(
+            one::<i64>("SELECT sum(sq(i))::int8 FROM generate_series(1, 100) i"),
+            338_350
+        );
+        assert_eq!(
+            catalog::lookup_count(),
+            before,
+            "inline modules never touch the catalog"
+        );
     }
 }
 

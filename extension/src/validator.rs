@@ -36,11 +36,10 @@ unsafe fn plwasm_validator(fn_oid: pg_sys::Oid, fcinfo: pg_sys::FunctionCallInfo
                     name: module.clone(),
                 })
             } else {
-                let stored = catalog::lookup(module, false).ok_or_else(|| {
-                    PlWasmError::ModuleNotFound {
+                let stored =
+                    catalog::lookup(module, false).ok_or_else(|| PlWasmError::ModuleNotFound {
                         name: module.clone(),
-                    }
-                });
+                    });
                 stored.and_then(|m| binding::check(&f, &signature, &target, &m.exports))
             }
         }
