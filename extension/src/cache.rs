@@ -22,6 +22,9 @@ use crate::catalog;
 use crate::errors::PlWasmError;
 use crate::runtime::{self, Export};
 
+/// A verified generation no catalog generation equals: the entry must be checked again.
+const UNVERIFIED: u64 = u64::MAX;
+
 /// Inline modules kept per backend before the inline cache is cleared.
 const MAX_INLINE_MODULES: usize = 256;
 
@@ -75,7 +78,7 @@ impl Instantiated {
             module,
             store: RefCell::new(store),
             instance,
-            verified_generation: Cell::new(catalog::generation()),
+            verified_generation: Cell::new(UNVERIFIED),
             alive: Cell::new(true),
         })
     }
@@ -160,9 +163,16 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
             name: name.to_string(),
         });
     };
+    // Only an answer from the latest snapshot vouches for the instance at this generation;
+    // otherwise the next resolution asks again.
+    let verified = if current.latest {
+        generation
+    } else {
+        UNVERIFIED
+    };
     if let Some(entry) = &cached {
         if entry.is_alive() && entry.sha256 == current.sha256 {
-            entry.verified_generation.set(generation);
+            entry.verified_generation.set(verified);
             return Ok(entry.clone());
         }
         entry.alive.set(false);
@@ -182,7 +192,7 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
         }
     };
     let entry = Rc::new(Instantiated::new(name, current.sha256, module, function)?);
-    entry.verified_generation.set(generation);
+    entry.verified_generation.set(verified);
     CACHE.with(|c| {
         c.borrow_mut()
             .stored

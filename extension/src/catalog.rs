@@ -22,6 +22,10 @@ use crate::target::{self, FunctionTarget};
 
 /// A module as stored in the catalog.
 pub struct StoredModule {
+    /// False when read with the query's snapshot instead of the latest one (in parallel mode,
+    /// where Postgres forbids new snapshots): then the answer may be older than the latest commit
+    /// and must not be trusted beyond the current statement.
+    pub latest: bool,
     pub sha256: String,
     pub exports: Vec<Export>,
     /// The module's bytes, when asked for.
@@ -142,7 +146,8 @@ pub fn announce_change() {
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
 }
 
-/// Look a module up by name in the latest committed state of the catalog.
+/// Look a module up by name in the latest committed state of the catalog (see
+/// [`StoredModule::latest`] for the one exception).
 pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
     LOOKUPS.with(|n| n.set(n.get() + 1));
     refresh_store_relid();
@@ -163,11 +168,19 @@ pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
             }
             let mut values = [name.into_datum().expect("text datum")];
             let nulls = [b' ' as std::ffi::c_char];
+            // Parallel mode (a parallel query's leader or worker) forbids taking a new snapshot;
+            // a null snapshot makes SPI use the query's active one.
+            let latest = !pg_sys::IsInParallelMode();
+            let snapshot = if latest {
+                pg_sys::GetLatestSnapshot()
+            } else {
+                std::ptr::null_mut()
+            };
             let rc = pg_sys::SPI_execute_snapshot(
                 plan,
                 values.as_mut_ptr(),
                 nulls.as_ptr(),
-                pg_sys::GetLatestSnapshot(),
+                snapshot,
                 std::ptr::null_mut(),
                 true,
                 false,
@@ -198,6 +211,7 @@ pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
                     None
                 };
                 Some(StoredModule {
+                    latest,
                     sha256,
                     exports: exports_from_json(
                         &serde_json::from_str(&exports_text).unwrap_or_default(),

@@ -18,6 +18,9 @@ SELECT sha256 = encode(sha256(wasm.wat('(module)')), 'hex') AS sha_matches
 -- A name is loaded once unless replace => true.
 SELECT sqlstate_of($$SELECT wasm.load('calc', wasm.wat('(module)'))$$);
 SELECT wasm.load('empty', wasm.wat('(module (func (export "f")))'), replace => true);
+-- replace => true with no module of that name simply loads.
+SELECT wasm.load('fresh', wasm.wat('(module)'), replace => true);
+SELECT name FROM wasm.modules WHERE name = 'fresh';
 SELECT exports FROM wasm.modules WHERE name = 'empty';
 
 -- Bytes that are not a module, and modules plwasm cannot link.
@@ -42,7 +45,7 @@ SELECT length(wasm.wat('(module)')) AS empty_module_bytes;
 -- wasm.unload.
 SELECT wasm.unload('empty');
 SELECT sqlstate_of($$SELECT wasm.unload('empty')$$);
-SELECT name FROM wasm.modules WHERE name IN ('calc', 'empty') ORDER BY name;
+SELECT name FROM wasm.modules WHERE name IN ('calc', 'empty', 'fresh') ORDER BY name;
 ROLLBACK;
 
 -- wasm.load is transactional: a rolled-back load stores nothing.
@@ -68,3 +71,7 @@ SELECT wasm.unload('keep');
 ROLLBACK;
 SELECT name FROM wasm.modules WHERE name = 'keep';
 SELECT wasm.unload('keep');
+
+-- The catalog is extension configuration: pg_dump keeps loaded modules.
+SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS cfg(oid) JOIN pg_class c ON c.oid = cfg.oid
+ WHERE e.extname = 'plwasm';

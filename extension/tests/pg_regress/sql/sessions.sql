@@ -20,6 +20,15 @@ SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (fu
 SELECT shared_version();
 COMMIT;
 
+-- Also under REPEATABLE READ: code follows the latest committed catalog, not the snapshot.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT shared_version();
+SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 33))'), true)$$) AS other(done text);
+SELECT shared_version();
+SELECT count(*) AS rows_in_snapshot FROM wasm.modules WHERE name = 'shared' AND sha256 = encode(sha256(wasm.wat('(module (func (export "version") (result i32) i32.const 33))')), 'hex');
+COMMIT;
+SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 3))'), true)$$) AS other(done text);
+
 -- An uncommitted replace in the other session is not seen.
 SELECT dblink_exec('other', 'BEGIN');
 SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 4))'), true)$$) AS other(done text);
