@@ -34,7 +34,8 @@ cluster_start() {
     fi
     # Restart so the server loads the freshly installed extension library.
     cluster_stop "$dir"
-    as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null
+    # The server does not inherit developer settings such as RUST_BACKTRACE (slow, noisy errors).
+    as_cluster_user env -u RUST_BACKTRACE -u RUST_LOG "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null
 }
 
 cluster_psql() {

@@ -24,6 +24,15 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
             reason,
         })
         .or_report();
+    let limit = crate::gucs::MAX_MODULE_SIZE.get() as usize;
+    if module.len() > limit {
+        PlWasmError::ModuleTooLarge {
+            module: name.to_string(),
+            size: module.len(),
+            limit,
+        }
+        .report();
+    }
     let compiled = runtime::compile(module)
         .map_err(|reason| PlWasmError::InvalidModule {
             module: name.to_string(),

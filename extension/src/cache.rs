@@ -20,6 +20,8 @@ use wasmer::{Function, Instance, Module, RuntimeError, Store, Value};
 
 use crate::catalog;
 use crate::errors::PlWasmError;
+use crate::gucs;
+use crate::limits::{self, Budget, Stop};
 use crate::runtime::{self, Export};
 
 /// A verified generation no catalog generation equals: the entry must be checked again.
@@ -37,6 +39,11 @@ pub struct Instantiated {
     module: Module,
     store: RefCell<Store>,
     instance: Instance,
+    /// The instance's fuel counter and interrupt flag (declared after `store` and `instance`
+    /// are kept alive by this struct, which owns all three).
+    budget: Budget,
+    /// `wasm.max_memory` (in pages) the instance was created under.
+    memory_cap: u32,
     verified_generation: Cell<u64>,
     alive: Cell<bool>,
 }
@@ -45,6 +52,10 @@ pub struct Instantiated {
 pub enum CallFailure {
     /// The guest trapped (or the host raised a runtime error).
     Trap(RuntimeError),
+    /// A cancel or terminate was pending: the guest was stopped at its next check.
+    Interrupted,
+    /// The call used up `wasm.fuel_limit`.
+    OutOfFuel,
     /// The instance is already running (a re-entrant call).
     Busy,
 }
@@ -64,12 +75,26 @@ impl Instantiated {
             });
         }
         let mut store = Store::new(runtime::engine());
+        let memory_cap = limits::prepare_memory_cap();
         let instance = Instance::new(&mut store, &module, &wasmer::imports! {}).map_err(|e| {
-            PlWasmError::Instantiate {
-                function: function.to_string(),
-                module: label.to_string(),
-                reason: e.to_string(),
+            match limits::memory_refused() {
+                Some(pages) => PlWasmError::MemoryLimit {
+                    function: function.to_string(),
+                    module: label.to_string(),
+                    pages,
+                    limit: memory_cap,
+                },
+                None => PlWasmError::Instantiate {
+                    function: function.to_string(),
+                    module: label.to_string(),
+                    reason: e.to_string(),
+                },
             }
+        })?;
+        let budget = Budget::of(&instance, &mut store).ok_or_else(|| PlWasmError::Instantiate {
+            function: function.to_string(),
+            module: label.to_string(),
+            reason: "the module was compiled without plwasm's instrumentation".into(),
         })?;
         Ok(Self {
             label: label.to_string(),
@@ -78,15 +103,17 @@ impl Instantiated {
             module,
             store: RefCell::new(store),
             instance,
+            budget,
+            memory_cap,
             verified_generation: Cell::new(UNVERIFIED),
             alive: Cell::new(true),
         })
     }
 
-    /// False once the instance trapped or its module was replaced.
+    /// False once the instance trapped, its module was replaced, or `wasm.max_memory` changed.
     #[inline]
     pub fn is_alive(&self) -> bool {
-        self.alive.get()
+        self.alive.get() && self.memory_cap == gucs::max_memory_pages()
     }
 
     /// The exported function `name`.
@@ -94,13 +121,18 @@ impl Instantiated {
         self.instance.exports.get_function(name).ok().cloned()
     }
 
-    /// Call `function` (an export of this instance).
+    /// Call `function` (an export of this instance) under the current fuel limit, interruptible.
     #[inline]
     pub fn call(&self, function: &Function, params: &[Value]) -> Result<Box<[Value]>, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
-        function
-            .call(&mut *store, params)
-            .map_err(CallFailure::Trap)
+        self.budget.arm();
+        let result = function.call(&mut *store, params);
+        let stop = self.budget.disarm();
+        result.map_err(|trap| match stop {
+            Stop::Interrupted => CallFailure::Interrupted,
+            Stop::OutOfFuel => CallFailure::OutOfFuel,
+            Stop::NotUs => CallFailure::Trap(trap),
+        })
     }
 
     /// Drop this instance from the cache (after a trap): the next call gets a fresh instance.

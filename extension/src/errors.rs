@@ -100,6 +100,43 @@ pub enum PlWasmError {
         type_name: String,
     },
 
+    #[error("module \"{module}\" is {size} bytes, more than wasm.max_module_size ({limit} bytes)")]
+    ModuleTooLarge {
+        module: String,
+        size: usize,
+        limit: usize,
+    },
+
+    #[error("function {function}: module \"{module}\" declares {pages} pages (64kB each) of linear memory, more than wasm.max_memory allows ({limit} pages)")]
+    MemoryLimit {
+        function: String,
+        module: String,
+        pages: u32,
+        limit: u32,
+    },
+
+    #[error("function {function} (module \"{module}\", export \"{export}\") ran out of fuel: wasm.fuel_limit is {limit} instructions per call")]
+    OutOfFuel {
+        function: String,
+        module: String,
+        export: String,
+        limit: i32,
+    },
+
+    #[error("function {function} (module \"{module}\", export \"{export}\") exhausted the wasm call stack")]
+    StackExhausted {
+        function: String,
+        module: String,
+        export: String,
+    },
+
+    #[error("function {function} (module \"{module}\", export \"{export}\") was interrupted")]
+    Interrupted {
+        function: String,
+        module: String,
+        export: String,
+    },
+
     #[error("function {function}: module \"{module}\" is already running in this backend (re-entrant call)")]
     Reentrant { function: String, module: String },
 }
@@ -128,6 +165,11 @@ impl PlWasmError {
             Self::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             Self::ResultOutOfRange { .. } => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             Self::Reentrant { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            Self::ModuleTooLarge { .. } | Self::MemoryLimit { .. } | Self::OutOfFuel { .. } => {
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED
+            }
+            Self::StackExhausted { .. } => ERRCODE_STATEMENT_TOO_COMPLEX,
+            Self::Interrupted { .. } => ERRCODE_QUERY_CANCELED,
         }
     }
 
@@ -150,6 +192,16 @@ impl PlWasmError {
                 "Declare the function STRICT; NULL-aware calls arrive with ABI v1 rich types."
                     .into(),
             ),
+            Self::OutOfFuel { .. } => {
+                Some("A superuser can raise wasm.fuel_limit (0 means unlimited).".into())
+            }
+            Self::MemoryLimit { .. } => Some("A superuser can raise wasm.max_memory.".into()),
+            Self::ModuleTooLarge { .. } => {
+                Some("A superuser can raise wasm.max_module_size.".into())
+            }
+            Self::StackExhausted { .. } => {
+                Some("The function recursed too deeply; the wasm stack of a call is 1MB.".into())
+            }
             Self::UnsupportedImports { .. } => Some(
                 "plwasm does not yet provide WASI or a host API; build the module without imports."
                     .into(),

@@ -88,37 +88,11 @@ impl CallSite {
             // SAFETY: the argument is non-NULL and of type `ty` (checked at resolution).
             self.params.push(unsafe { ty.to_wasm(arg.value) });
         }
+        // A cancel that arrived before the call is handled before wasm starts.
+        pgrx::check_for_interrupts!();
         let results = match self.instance.call(&self.export_fn, &self.params) {
             Ok(results) => results,
-            Err(CallFailure::Busy) => PlWasmError::Reentrant {
-                function: self.function.clone(),
-                module: self.instance.label.clone(),
-            }
-            .report(),
-            Err(CallFailure::Trap(trap)) => {
-                self.instance.discard();
-                let trace = trap
-                    .trace()
-                    .iter()
-                    .map(|frame| {
-                        format!(
-                            "  at {} (func {}, offset {:#x})",
-                            frame.function_name().unwrap_or("<unnamed>"),
-                            frame.func_index(),
-                            frame.module_offset()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                PlWasmError::Trap {
-                    function: self.function.clone(),
-                    module: self.instance.label.clone(),
-                    export: self.export.clone(),
-                    trap: trap.message(),
-                    trace,
-                }
-                .report()
-            }
+            Err(failure) => self.fail(failure),
         };
         // SAFETY: fcinfo is valid.
         unsafe { (*fcinfo).isnull = false };
@@ -134,6 +108,72 @@ impl CallSite {
                 }
                 .report()
             }),
+        }
+    }
+}
+
+impl CallSite {
+    /// Turn a failed call into the right ERROR. Runs after the wasm call returned.
+    fn fail(&self, failure: CallFailure) -> ! {
+        let function = self.function.clone();
+        let module = self.instance.label.clone();
+        let export = self.export.clone();
+        if !matches!(failure, CallFailure::Busy) {
+            // Its memory may be half-updated: the next call gets a fresh instance.
+            self.instance.discard();
+        }
+        match failure {
+            CallFailure::Busy => PlWasmError::Reentrant { function, module }.report(),
+            CallFailure::Interrupted => {
+                // Raises Postgres's own error (57014 for a cancel or statement_timeout; a FATAL
+                // exit for pg_terminate_backend).
+                pgrx::check_for_interrupts!();
+                // Interrupts are held off here (e.g. inside a critical section): still stop.
+                PlWasmError::Interrupted {
+                    function,
+                    module,
+                    export,
+                }
+                .report()
+            }
+            CallFailure::OutOfFuel => PlWasmError::OutOfFuel {
+                function,
+                module,
+                export,
+                limit: crate::gucs::FUEL_LIMIT.get(),
+            }
+            .report(),
+            CallFailure::Trap(trap) => {
+                if trap.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::StackOverflow) {
+                    PlWasmError::StackExhausted {
+                        function,
+                        module,
+                        export,
+                    }
+                    .report()
+                }
+                let trace = trap
+                    .trace()
+                    .iter()
+                    .map(|frame| {
+                        format!(
+                            "  at {} (func {}, offset {:#x})",
+                            frame.function_name().unwrap_or("<unnamed>"),
+                            frame.func_index(),
+                            frame.module_offset()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                PlWasmError::Trap {
+                    function,
+                    module,
+                    export,
+                    trap: trap.message(),
+                    trace,
+                }
+                .report()
+            }
         }
     }
 }

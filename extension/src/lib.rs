@@ -7,6 +7,9 @@
 //! - [`abi`]: the SQL ↔ wasm type mapping (ABI v1 scalar fast path);
 //! - [`target`]: parsing a function body (`module:export`, `module`, inline `(module ...)`);
 //! - [`runtime`]: the Wasmer engine, compiling, exports;
+//! - [`instrument`]: compile-time fuel and interrupt checks injected into every module;
+//! - [`limits`]: memory cap, fuel and Postgres interrupts while wasm runs;
+//! - [`gucs`]: the `wasm.*` settings;
 //! - [`catalog`]: the module catalog and cross-backend change notification;
 //! - [`cache`]: per-backend compiled modules and instances;
 //! - [`binding`]: does an export implement a SQL function?
@@ -22,7 +25,10 @@ pub mod binding;
 pub mod cache;
 pub mod catalog;
 pub mod errors;
+pub mod gucs;
 pub mod handler;
+pub mod instrument;
+pub mod limits;
 pub mod runtime;
 pub mod target;
 pub mod validator;
@@ -31,6 +37,13 @@ pub mod validator;
 pub mod tests;
 
 ::pgrx::pg_module_magic!(name, version);
+
+/// Library load: registers the GUCs. Nothing else runs here: Wasmer is set up lazily in each
+/// backend on first use, never in the postmaster.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
 
 extension_sql_file!("../../sql/catalog.sql", name = "catalog");
 

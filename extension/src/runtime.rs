@@ -5,6 +5,9 @@
 //! thread so threads it spawns inherit that mask and Postgres's signals always land on the
 //! backend's main thread. If Wasmer panics while compiling, the engine is dropped and rebuilt on
 //! next use, since a panic may leave its internal locks poisoned.
+//!
+//! Every module is compiled with [`crate::instrument`]'s fuel and interrupt checks, and
+//! instantiated under [`crate::limits`]'s memory cap.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,6 +16,8 @@ use serde_json::json;
 use wasmer::{Engine, ExternType, Module};
 
 use crate::abi::{WasmSignature, WasmType};
+use crate::instrument::{Instrument, RESERVED_EXPORT_PREFIX};
+use crate::limits::LimitingTunables;
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
@@ -46,9 +51,13 @@ impl Drop for SignalsBlocked {
 }
 
 fn new_engine() -> Engine {
+    use wasmer::sys::CompilerConfig;
     let _blocked = SignalsBlocked::new();
-    let compiler = wasmer::sys::Cranelift::default();
-    wasmer::sys::EngineBuilder::new(compiler).engine().into()
+    let mut compiler = wasmer::sys::Cranelift::default();
+    compiler.push_middleware(std::sync::Arc::new(Instrument::default()));
+    let mut engine = wasmer::sys::EngineBuilder::new(compiler).engine();
+    engine.set_tunables(LimitingTunables::default());
+    engine.into()
 }
 
 /// This backend's engine (created on first use).
@@ -120,10 +129,11 @@ pub struct Export {
     pub kind: ExportKind,
 }
 
-/// The exports of a compiled module.
+/// The exports of a compiled module (without plwasm's own instrumentation globals).
 pub fn exports(module: &Module) -> Vec<Export> {
     module
         .exports()
+        .filter(|e| !e.name().starts_with(RESERVED_EXPORT_PREFIX))
         .map(|e| Export {
             name: e.name().to_string(),
             kind: match e.ty() {

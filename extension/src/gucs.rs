@@ -1,0 +1,60 @@
+//! plwasm's settings (GUCs). All are superuser-only (`PGC_SUSET`) and are read at each call, so a
+//! change takes effect at the next call, cached instances included.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// `wasm.max_memory`, in kB: linear memory per instance.
+pub static MAX_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+/// `wasm.fuel_limit`: instructions per call, 0 = unlimited.
+pub static FUEL_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// `wasm.max_module_size`, in bytes: largest module `wasm.load` accepts.
+pub static MAX_MODULE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024 * 1024);
+
+/// WebAssembly pages are 64 KiB.
+pub const WASM_PAGE_KB: i32 = 64;
+
+/// Register the settings. Called from `_PG_init`.
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"wasm.max_memory",
+        c"Largest linear memory of one WebAssembly instance.",
+        c"memory.grow past it returns -1; a module whose declared minimum exceeds it cannot be \
+          instantiated. Rounded down to whole 64kB WebAssembly pages.",
+        &MAX_MEMORY_KB,
+        WASM_PAGE_KB,
+        4 * 1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"wasm.fuel_limit",
+        c"Instruction budget of one call of a WebAssembly function (0 = unlimited).",
+        c"Counted at function entries and loop iterations, as the number of WebAssembly \
+          instructions of the code they start (an upper bound of what runs).",
+        &FUEL_LIMIT,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"wasm.max_module_size",
+        c"Largest WebAssembly module wasm.load accepts.",
+        c"",
+        &MAX_MODULE_SIZE,
+        8,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
+    // SAFETY: called once from _PG_init; reserves the `wasm.` prefix (PG 15+).
+    #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17", feature = "pg18"))]
+    unsafe {
+        pgrx::pg_sys::MarkGUCPrefixReserved(c"wasm".as_ptr())
+    };
+}
+
+/// The memory limit in WebAssembly pages (at least 1).
+pub fn max_memory_pages() -> u32 {
+    (MAX_MEMORY_KB.get() / WASM_PAGE_KB).max(1) as u32
+}

@@ -1,0 +1,311 @@
+//! Enforcing limits while wasm runs: linear memory (`wasm.max_memory`), fuel (`wasm.fuel_limit`)
+//! and Postgres's interrupts (statement_timeout, pg_cancel_backend, pg_terminate_backend).
+//!
+//! Memory: the engine's tunables cap every memory's maximum at `wasm.max_memory` when an
+//! instance is created; `memory.grow` past it returns -1, and a declared minimum above it makes
+//! instantiation fail. An instance remembers the cap it was created with and is re-created when
+//! the setting changes.
+//!
+//! Interrupts: while a backend runs wasm in a transaction, a Postgres timeout (`USER_TIMEOUT`)
+//! ticks every [`TICK_MS`]. Its handler runs in signal context and does one thing: if a cancel or
+//! terminate is pending, it sets the running instance's interrupt flag (see [`crate::instrument`])
+//! through a raw pointer. The guest traps at its next check (a function entry or loop iteration);
+//! the call handler then runs `CHECK_FOR_INTERRUPTS()`, which raises Postgres's own error. The
+//! ticker is switched off at the end of the transaction.
+
+use std::cell::Cell;
+use std::ptr::{null_mut, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+use pgrx::pg_sys;
+use wasmer::sys::vm::{
+    MemoryError, MemoryStyle, TableStyle, VMMemory, VMMemoryDefinition, VMTable, VMTableDefinition,
+};
+use wasmer::sys::{BaseTunables, Tunables};
+use wasmer::{AsStoreMut, Instance, MemoryType, Pages, Store, StoreObjects, TableType};
+
+use crate::gucs;
+use crate::instrument::{FUEL_EXPORT, INTERRUPT_EXPORT};
+
+/// Period of the interrupt ticker while wasm is in use, in milliseconds.
+pub const TICK_MS: i32 = 10;
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+/// The memory cap (in pages) the tunables apply to the next instance; set before instantiating.
+static MEMORY_CAP_PAGES: AtomicU32 = AtomicU32::new(1024);
+
+thread_local! {
+    /// Set by the tunables when a module's declared minimum exceeded the cap.
+    static MEMORY_REFUSED: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Tunables that cap linear memory at [`MEMORY_CAP_PAGES`]. Never calls Postgres (Wasmer may
+/// call tunables while holding its engine lock).
+#[derive(Default)]
+pub struct LimitingTunables {
+    base: BaseTunables,
+}
+
+impl LimitingTunables {
+    fn capped(&self, ty: &MemoryType) -> Result<MemoryType, MemoryError> {
+        let cap = MEMORY_CAP_PAGES.load(Ordering::Relaxed);
+        if ty.minimum.0 > cap {
+            MEMORY_REFUSED.with(|r| r.set(Some(ty.minimum.0)));
+            return Err(MemoryError::Generic(format!(
+                "the module needs {} pages of linear memory, more than wasm.max_memory allows ({cap})",
+                ty.minimum.0
+            )));
+        }
+        let mut capped = *ty;
+        capped.maximum = Some(Pages(ty.maximum.map_or(cap, |m| m.0.min(cap))));
+        Ok(capped)
+    }
+}
+
+impl Tunables for LimitingTunables {
+    fn memory_style(&self, memory: &MemoryType) -> MemoryStyle {
+        // The style decides how code is compiled; keep it independent of the cap.
+        self.base.memory_style(memory)
+    }
+
+    fn table_style(&self, table: &TableType) -> TableStyle {
+        self.base.table_style(table)
+    }
+
+    fn create_host_memory(
+        &self,
+        ty: &MemoryType,
+        style: &MemoryStyle,
+    ) -> Result<VMMemory, MemoryError> {
+        self.base.create_host_memory(&self.capped(ty)?, style)
+    }
+
+    unsafe fn create_vm_memory(
+        &self,
+        ty: &MemoryType,
+        style: &MemoryStyle,
+        vm_definition_location: NonNull<VMMemoryDefinition>,
+    ) -> Result<VMMemory, MemoryError> {
+        // SAFETY: forwarded unchanged from Wasmer's own caller.
+        unsafe {
+            self.base
+                .create_vm_memory(&self.capped(ty)?, style, vm_definition_location)
+        }
+    }
+
+    fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
+        self.base.create_host_table(ty, style)
+    }
+
+    unsafe fn create_vm_table(
+        &self,
+        ty: &TableType,
+        style: &TableStyle,
+        vm_definition_location: NonNull<VMTableDefinition>,
+    ) -> Result<VMTable, String> {
+        // SAFETY: forwarded unchanged from Wasmer's own caller.
+        unsafe { self.base.create_vm_table(ty, style, vm_definition_location) }
+    }
+}
+
+/// Prepare the tunables for instantiating with the current `wasm.max_memory`; returns the cap.
+pub fn prepare_memory_cap() -> u32 {
+    let cap = gucs::max_memory_pages();
+    MEMORY_CAP_PAGES.store(cap, Ordering::Relaxed);
+    MEMORY_REFUSED.with(|r| r.set(None));
+    cap
+}
+
+/// The declared minimum (pages) of a memory the last instantiation refused, if any.
+pub fn memory_refused() -> Option<u32> {
+    MEMORY_REFUSED.with(Cell::take)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuel and interrupt flag of one instance
+
+/// Raw pointers to an instance's fuel counter and interrupt flag (globals added by
+/// [`crate::instrument`]). They point into the instance's VM context and stay valid while the
+/// instance (and its store) lives; the owner keeps both alive together.
+pub struct Budget {
+    fuel: *mut i64,
+    interrupt: *mut i32,
+}
+
+impl Budget {
+    /// Find the instrumentation globals of `instance`.
+    pub fn of(instance: &Instance, store: &mut Store) -> Option<Self> {
+        let fuel = global_ptr(instance, store, FUEL_EXPORT)?;
+        let interrupt = global_ptr(instance, store, INTERRUPT_EXPORT)?;
+        Some(Self {
+            fuel: fuel.cast(),
+            interrupt: interrupt.cast(),
+        })
+    }
+
+    /// Arm for one call: fuel from `wasm.fuel_limit`, interrupt flag cleared and exposed to the
+    /// ticker. Returns the fuel the call starts with.
+    pub fn arm(&self) -> i64 {
+        let limit = gucs::FUEL_LIMIT.get();
+        let fuel = if limit > 0 {
+            limit as i64
+        } else {
+            i64::MAX / 2
+        };
+        // SAFETY: valid pointers (see the type's docs); no wasm runs on this thread right now.
+        unsafe {
+            self.fuel.write_volatile(fuel);
+            self.interrupt.write_volatile(0);
+        }
+        RUNNING_FLAG.store(self.interrupt, Ordering::SeqCst);
+        ensure_ticking();
+        fuel
+    }
+
+    /// After the call: stop exposing the flag; tell why the guest stopped if it was us.
+    pub fn disarm(&self) -> Stop {
+        RUNNING_FLAG.store(null_mut(), Ordering::SeqCst);
+        // SAFETY: as in `arm`.
+        let (fuel, interrupted) = unsafe {
+            (
+                self.fuel.read_volatile(),
+                self.interrupt.read_volatile() != 0,
+            )
+        };
+        if interrupted {
+            Stop::Interrupted
+        } else if fuel < 0 {
+            Stop::OutOfFuel
+        } else {
+            Stop::NotUs
+        }
+    }
+}
+
+/// Why the instrumentation stopped a call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    Interrupted,
+    OutOfFuel,
+    /// The instrumentation did not stop it (a genuine trap, or no trap at all).
+    NotUs,
+}
+
+fn global_ptr(instance: &Instance, store: &mut Store, name: &str) -> Option<*mut u8> {
+    let vm = instance
+        .exports
+        .get_extern(name)?
+        .to_vm_extern()
+        .unwrap_sys();
+    let wasmer::sys::vm::VMExtern::Global(handle) = vm else {
+        return None;
+    };
+    let StoreObjects::Sys(objects) = store.objects_mut();
+    let definition = handle.get(objects).vmglobal();
+    // SAFETY: `vmglobal()` points at the global's live definition; its value is a repr(C) union
+    // at offset 0, so the i32 and i64 members both start there.
+    Some(unsafe { std::ptr::addr_of_mut!((*definition.as_ptr()).val).cast() })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The interrupt ticker
+
+/// The interrupt flag of the instance running now, or null.
+static RUNNING_FLAG: AtomicPtr<i32> = AtomicPtr::new(null_mut());
+
+thread_local! {
+    static TIMEOUT_ID: Cell<Option<i32>> = const { Cell::new(None) };
+    static TICKING: Cell<bool> = const { Cell::new(false) };
+}
+
+// Postgres's timeout API is not in pgrx's bindings. `USER_TIMEOUT` is the first user-definable
+// id in `utils/timeout.h`, which differs by major version.
+#[cfg(feature = "pg13")]
+const USER_TIMEOUT: i32 = 8;
+#[cfg(feature = "pg14")]
+const USER_TIMEOUT: i32 = 10;
+#[cfg(any(feature = "pg15", feature = "pg16"))]
+const USER_TIMEOUT: i32 = 12;
+#[cfg(any(feature = "pg17", feature = "pg18"))]
+const USER_TIMEOUT: i32 = 13;
+
+unsafe extern "C-unwind" {
+    fn RegisterTimeout(id: i32, handler: Option<unsafe extern "C" fn()>) -> i32;
+    fn enable_timeout_every(id: i32, fin_time: pg_sys::TimestampTz, delay_ms: i32);
+    fn disable_timeout(id: i32, keep_indicator: bool);
+    fn get_timeout_active(id: i32) -> bool;
+}
+
+/// Runs in signal context (from Postgres's SIGALRM handler): only reads flags and writes one int.
+unsafe extern "C" fn on_tick() {
+    // SAFETY: reading sig_atomic_t flags Postgres's own signal handlers set.
+    let pending = unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
+    if pending {
+        let flag = RUNNING_FLAG.load(Ordering::SeqCst);
+        if !flag.is_null() {
+            // SAFETY: non-null only while the instance is running and alive.
+            unsafe { flag.write_volatile(1) };
+        }
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_xact_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PREPARE
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+    ) {
+        stop_ticking();
+    }
+}
+
+fn ensure_ticking() {
+    // Postgres may disable every timeout behind our back (it does after an ERROR), so ask it.
+    if TICKING.with(Cell::get)
+        && TIMEOUT_ID
+            .with(Cell::get)
+            // SAFETY: a registered timeout id.
+            .is_some_and(|id| unsafe { get_timeout_active(id) })
+    {
+        return;
+    }
+    let id = match TIMEOUT_ID.with(Cell::get) {
+        Some(id) => id,
+        None => {
+            // SAFETY: registering a signal-safe handler and a transaction callback, once per backend.
+            let id = unsafe {
+                pg_sys::RegisterXactCallback(Some(on_xact_end), null_mut());
+                RegisterTimeout(USER_TIMEOUT, Some(on_tick))
+            };
+            TIMEOUT_ID.with(|t| t.set(Some(id)));
+            id
+        }
+    };
+    // SAFETY: a registered timeout id; the first tick is TICK_MS from now.
+    unsafe {
+        let first = pg_sys::GetCurrentTimestamp() + i64::from(TICK_MS) * 1000;
+        enable_timeout_every(id, first, TICK_MS);
+    }
+    TICKING.with(|t| t.set(true));
+}
+
+fn stop_ticking() {
+    if !TICKING.with(Cell::get) {
+        return;
+    }
+    if let Some(id) = TIMEOUT_ID.with(Cell::get) {
+        // SAFETY: disabling our own registered timeout.
+        unsafe { disable_timeout(id, false) };
+    }
+    TICKING.with(|t| t.set(false));
+}
