@@ -33,7 +33,8 @@ SELECT name,
   FROM wasm.module_store;
 COMMENT ON VIEW wasm.modules IS 'Loaded WebAssembly modules: size, SHA-256 and exports';
 
+-- Everyone may see which modules exist (not their bytes); only plwasm itself reads and writes
+-- wasm.module_store, after its own privilege checks.
 GRANT USAGE ON SCHEMA wasm TO PUBLIC;
 GRANT SELECT ON wasm.modules TO PUBLIC;
--- The call handler reads module bytes as the calling role.
-GRANT SELECT ON wasm.module_store TO PUBLIC;
+REVOKE ALL ON wasm.module_store FROM PUBLIC;

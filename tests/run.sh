@@ -44,7 +44,7 @@ stage() {
 }
 
 stage fmt cargo fmt --all -- --check
-stage clippy cargo clippy --all-targets --features "pg$PG pg_test" -- -D warnings
+stage clippy cargo clippy --workspace --all-targets --features "plwasm/pg$PG plwasm/pg_test" -- -D warnings
 stage pg_test cargo pgrx test "pg$PG" "${runas[@]}" --pgdata "$WORK/test-data" \
     --manifest-path extension/Cargo.toml
 stage regress bash tests/regress.sh

@@ -1,6 +1,7 @@
 //! The SQL functions of schema `wasm` that manage modules: `wasm.load`, `wasm.unload`, `wasm.wat`.
 //!
-//! Each one checks everything before writing, writes through SPI (so it is transactional: a
+//! `load` and `unload` are for superusers and members of `wasm_loader`; replacing or unloading
+//! a module needs its ownership (see `privileges.rs`). Each one checks everything before writing, writes through SPI (so it is transactional: a
 //! rolled-back load leaves nothing behind), and then announces the change to every backend.
 
 use pgrx::prelude::*;
@@ -9,6 +10,7 @@ use crate::binding;
 use crate::cache::{self, sha256_hex};
 use crate::catalog;
 use crate::errors::{OrReport, PlWasmError};
+use crate::privileges;
 use crate::runtime;
 use crate::target::check_module_name;
 
@@ -18,6 +20,7 @@ use crate::target::check_module_name;
 /// name unless `replace`, and with `replace` a new version that would break a bound function.
 #[pg_extern(volatile, parallel_unsafe)]
 fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
+    privileges::require_loader("load modules").or_report();
     check_module_name(name)
         .map_err(|reason| PlWasmError::InvalidModuleName {
             name: name.to_string(),
@@ -51,7 +54,13 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
     let exports_json = runtime::exports_to_json(&exports);
     let sha256 = sha256_hex(module);
 
-    if replace && catalog::lock(name, true) {
+    let existing = if replace {
+        catalog::lock(name, true)
+    } else {
+        None
+    };
+    if let Some(owner) = existing {
+        privileges::require_owner(name, owner, "replace").or_report();
         let problems: Vec<String> = catalog::bound_functions(name)
             .iter()
             .filter_map(|f| {
@@ -82,12 +91,14 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
 /// Remove a module. Refuses while SQL functions are bound to it, naming them.
 #[pg_extern(volatile, parallel_unsafe)]
 fn unload(name: &str) {
-    if !catalog::lock(name, true) {
+    privileges::require_loader("unload modules").or_report();
+    let Some(owner) = catalog::lock(name, true) else {
         PlWasmError::ModuleNotFound {
             name: name.to_string(),
         }
         .report();
-    }
+    };
+    privileges::require_owner(name, owner, "unload").or_report();
     let bound = catalog::bound_functions(name);
     if !bound.is_empty() {
         PlWasmError::ModuleInUse {

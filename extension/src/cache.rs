@@ -1,7 +1,8 @@
 //! Per-backend cache of compiled modules and their instances.
 //!
-//! One [`Instance`] (with its own Wasmer `Store`) per stored module name, and one per inline
-//! module body (keyed by the SHA-256 of its text). Instances are reused across calls and
+//! One [`Instance`] (with its own Wasmer `Store`) per stored module name and role, and one per
+//! inline module body (keyed by the SHA-256 of its text) and role: linear memory and globals left
+//! by one role's calls are never visible to another role's. Instances are reused across calls and
 //! statements. A stored module's entry remembers the catalog [`generation`] at which its SHA-256
 //! was last checked against the catalog; when the generation moves, the next resolution re-reads
 //! the catalog (SHA-256 only) and recompiles only if the bytes changed.
@@ -15,6 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use pgrx::pg_sys;
 use sha2::{Digest, Sha256};
 use wasmer::{Function, Instance, Module, RuntimeError, Store, Value};
 
@@ -22,6 +24,7 @@ use crate::catalog;
 use crate::errors::PlWasmError;
 use crate::gucs;
 use crate::limits::{self, Budget, Stop};
+use crate::privileges;
 use crate::runtime::{self, Export};
 
 /// A verified generation no catalog generation equals: the entry must be checked again.
@@ -44,6 +47,8 @@ pub struct Instantiated {
     budget: Budget,
     /// `wasm.max_memory` (in pages) the instance was created under.
     memory_cap: u32,
+    /// The role the instance belongs to: its memory is never visible to another role.
+    role: pg_sys::Oid,
     verified_generation: Cell<u64>,
     alive: Cell<bool>,
 }
@@ -105,15 +110,19 @@ impl Instantiated {
             instance,
             budget,
             memory_cap,
+            role: privileges::current_user(),
             verified_generation: Cell::new(UNVERIFIED),
             alive: Cell::new(true),
         })
     }
 
-    /// False once the instance trapped, its module was replaced, or `wasm.max_memory` changed.
+    /// False once the instance trapped, its module was replaced, `wasm.max_memory` changed, or
+    /// the current role is not the instance's (then another instance serves this role).
     #[inline]
     pub fn is_alive(&self) -> bool {
-        self.alive.get() && self.memory_cap == gucs::max_memory_pages()
+        self.alive.get()
+            && self.memory_cap == gucs::max_memory_pages()
+            && self.role == privileges::current_user()
     }
 
     /// The exported function `name`.
@@ -144,16 +153,23 @@ impl Instantiated {
             cache
                 .retired_modules
                 .insert(self.sha256.clone(), fresh_module);
-            cache.stored.retain(|_, e| e.is_alive());
-            cache.inline.retain(|_, e| e.is_alive());
+            cache.stored.retain(|_, e| e.alive.get());
+            cache.inline.retain(|_, e| e.alive.get());
         });
     }
 }
 
+/// Instances are per role: (module name or inline SHA-256, role).
+type Key = (String, pg_sys::Oid);
+
+fn key(name: &str) -> Key {
+    (name.to_string(), privileges::current_user())
+}
+
 #[derive(Default)]
 struct Cache {
-    stored: HashMap<String, Rc<Instantiated>>,
-    inline: HashMap<String, Rc<Instantiated>>,
+    stored: HashMap<Key, Rc<Instantiated>>,
+    inline: HashMap<Key, Rc<Instantiated>>,
     /// Compiled modules of discarded instances, by SHA-256, so re-instantiating skips compiling.
     retired_modules: HashMap<String, Module>,
 }
@@ -180,7 +196,7 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     // Read the generation before the catalog: a change racing with this look-up moves the
     // generation again and forces another check.
     let generation = catalog::generation();
-    let cached = CACHE.with(|c| c.borrow().stored.get(name).cloned());
+    let cached = CACHE.with(|c| c.borrow().stored.get(&key(name)).cloned());
     if let Some(entry) = &cached {
         if entry.is_alive() && entry.verified_generation.get() == generation {
             return Ok(entry.clone());
@@ -189,7 +205,7 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     let Some(current) = catalog::lookup(name, false) else {
         if let Some(entry) = cached {
             entry.alive.set(false);
-            CACHE.with(|c| c.borrow_mut().stored.remove(name));
+            CACHE.with(|c| c.borrow_mut().stored.remove(&key(name)));
         }
         return Err(PlWasmError::ModuleNotFound {
             name: name.to_string(),
@@ -202,14 +218,19 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     } else {
         UNVERIFIED
     };
+    let mut reusable = None;
     if let Some(entry) = &cached {
         if entry.is_alive() && entry.sha256 == current.sha256 {
             entry.verified_generation.set(verified);
             return Ok(entry.clone());
         }
         entry.alive.set(false);
+        if entry.sha256 == current.sha256 {
+            // Same code, new instance (e.g. wasm.max_memory changed): no need to recompile.
+            reusable = Some(entry.module.clone());
+        }
     }
-    let module = match take_retired(&current.sha256) {
+    let module = match reusable.or_else(|| take_retired(&current.sha256)) {
         Some(module) => module,
         None => {
             let stored =
@@ -225,11 +246,7 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     };
     let entry = Rc::new(Instantiated::new(name, current.sha256, module, function)?);
     entry.verified_generation.set(verified);
-    CACHE.with(|c| {
-        c.borrow_mut()
-            .stored
-            .insert(name.to_string(), entry.clone())
-    });
+    CACHE.with(|c| c.borrow_mut().stored.insert(key(name), entry.clone()));
     Ok(entry)
 }
 
@@ -244,11 +261,16 @@ pub fn wat_to_wasm(source: &str) -> Result<Vec<u8>, PlWasmError> {
 
 /// The instance of an inline module written in WebAssembly text.
 pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
-    let key = sha256_hex(source.as_bytes());
-    if let Some(entry) = CACHE.with(|c| c.borrow().inline.get(&key).cloned()) {
-        return Ok(entry);
+    let sha256 = sha256_hex(source.as_bytes());
+    let cached = CACHE.with(|c| c.borrow().inline.get(&key(&sha256)).cloned());
+    if let Some(entry) = &cached {
+        if entry.is_alive() {
+            return Ok(entry.clone());
+        }
+        entry.alive.set(false);
     }
-    let module = match take_retired(&key) {
+    let reusable = cached.map(|entry| entry.module.clone());
+    let module = match reusable.or_else(|| take_retired(&sha256)) {
         Some(module) => module,
         None => {
             let bytes = wat_to_wasm(source).map_err(|e| PlWasmError::InvalidBody {
@@ -263,7 +285,7 @@ pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmEr
     };
     let entry = Rc::new(Instantiated::new(
         "(inline)",
-        key.clone(),
+        sha256.clone(),
         module,
         function,
     )?);
@@ -272,7 +294,7 @@ pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmEr
         if c.inline.len() >= MAX_INLINE_MODULES {
             c.inline.clear();
         }
-        c.inline.insert(key, entry.clone());
+        c.inline.insert(key(&sha256), entry.clone());
     });
     Ok(entry)
 }

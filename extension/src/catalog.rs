@@ -1,5 +1,8 @@
 //! The module catalog (`wasm.module_store`) and how other backends learn that it changed.
 //!
+//! Every access runs as the catalog's owner ([`as_catalog_owner`]): ordinary roles can neither
+//! read nor write `wasm.module_store`; the checks of who may do what are in `privileges.rs`.
+//!
 //! Reads for code resolution use the latest committed state (plus this transaction's own
 //! changes), like Postgres's own catalog caches, so a module replaced in another session is
 //! never run stale just because this transaction's snapshot is old.
@@ -17,6 +20,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiTupleTable;
 use pgrx::{pg_sys, FromDatum, IntoDatum};
 
+use crate::privileges::as_catalog_owner;
 use crate::runtime::{exports_from_json, Export};
 use crate::target::{self, FunctionTarget};
 
@@ -157,87 +161,98 @@ pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
         "SELECT sha256, exports::text FROM wasm.module_store WHERE name = $1"
     };
     let query = CString::new(query).expect("static query");
-    Spi::connect(|_client| {
-        // SAFETY: raw SPI inside a connected SPI session (pgrx's `Spi::connect` owns connect and
-        // finish); Postgres errors raised here unwind through pgrx's guards as usual.
-        unsafe {
-            let mut arg_types = [pg_sys::TEXTOID];
-            let plan = pg_sys::SPI_prepare(query.as_ptr(), 1, arg_types.as_mut_ptr());
-            if plan.is_null() {
-                pgrx::error!("plwasm: could not prepare the module catalog query");
-            }
-            let mut values = [name.into_datum().expect("text datum")];
-            let nulls = [b' ' as std::ffi::c_char];
-            // Parallel mode (a parallel query's leader or worker) forbids taking a new snapshot;
-            // a null snapshot makes SPI use the query's active one.
-            let latest = !pg_sys::IsInParallelMode();
-            let snapshot = if latest {
-                pg_sys::GetLatestSnapshot()
-            } else {
-                std::ptr::null_mut()
-            };
-            let rc = pg_sys::SPI_execute_snapshot(
-                plan,
-                values.as_mut_ptr(),
-                nulls.as_ptr(),
-                snapshot,
-                std::ptr::null_mut(),
-                true,
-                false,
-                1,
-            );
-            if rc != pg_sys::SPI_OK_SELECT as i32 {
-                pgrx::error!("plwasm: module catalog query failed (SPI code {rc})");
-            }
-            let found = if pg_sys::SPI_processed == 0 {
-                None
-            } else {
-                let table = pg_sys::SPI_tuptable;
-                let tuple = *(*table).vals;
-                let desc = (*table).tupdesc;
-                let mut isnull = false;
-                let sha256 =
-                    String::from_datum(pg_sys::SPI_getbinval(tuple, desc, 1, &mut isnull), isnull)
-                        .unwrap_or_default();
-                let exports_text =
-                    String::from_datum(pg_sys::SPI_getbinval(tuple, desc, 2, &mut isnull), isnull)
-                        .unwrap_or_default();
-                let bytes = if with_bytes {
-                    Vec::<u8>::from_datum(
-                        pg_sys::SPI_getbinval(tuple, desc, 3, &mut isnull),
+    as_catalog_owner(|| {
+        Spi::connect(|_client| {
+            // SAFETY: raw SPI inside a connected SPI session (pgrx's `Spi::connect` owns connect and
+            // finish); Postgres errors raised here unwind through pgrx's guards as usual.
+            unsafe {
+                let mut arg_types = [pg_sys::TEXTOID];
+                let plan = pg_sys::SPI_prepare(query.as_ptr(), 1, arg_types.as_mut_ptr());
+                if plan.is_null() {
+                    pgrx::error!("plwasm: could not prepare the module catalog query");
+                }
+                let mut values = [name.into_datum().expect("text datum")];
+                let nulls = [b' ' as std::ffi::c_char];
+                // Parallel mode (a parallel query's leader or worker) forbids taking a new snapshot;
+                // a null snapshot makes SPI use the query's active one.
+                let latest = !pg_sys::IsInParallelMode();
+                let snapshot = if latest {
+                    pg_sys::GetLatestSnapshot()
+                } else {
+                    std::ptr::null_mut()
+                };
+                let rc = pg_sys::SPI_execute_snapshot(
+                    plan,
+                    values.as_mut_ptr(),
+                    nulls.as_ptr(),
+                    snapshot,
+                    std::ptr::null_mut(),
+                    true,
+                    false,
+                    1,
+                );
+                if rc != pg_sys::SPI_OK_SELECT as i32 {
+                    pgrx::error!("plwasm: module catalog query failed (SPI code {rc})");
+                }
+                let found = if pg_sys::SPI_processed == 0 {
+                    None
+                } else {
+                    let table = pg_sys::SPI_tuptable;
+                    let tuple = *(*table).vals;
+                    let desc = (*table).tupdesc;
+                    let mut isnull = false;
+                    let sha256 = String::from_datum(
+                        pg_sys::SPI_getbinval(tuple, desc, 1, &mut isnull),
                         isnull,
                     )
-                } else {
-                    None
+                    .unwrap_or_default();
+                    let exports_text = String::from_datum(
+                        pg_sys::SPI_getbinval(tuple, desc, 2, &mut isnull),
+                        isnull,
+                    )
+                    .unwrap_or_default();
+                    let bytes = if with_bytes {
+                        Vec::<u8>::from_datum(
+                            pg_sys::SPI_getbinval(tuple, desc, 3, &mut isnull),
+                            isnull,
+                        )
+                    } else {
+                        None
+                    };
+                    Some(StoredModule {
+                        latest,
+                        sha256,
+                        exports: exports_from_json(
+                            &serde_json::from_str(&exports_text).unwrap_or_default(),
+                        ),
+                        bytes,
+                    })
                 };
-                Some(StoredModule {
-                    latest,
-                    sha256,
-                    exports: exports_from_json(
-                        &serde_json::from_str(&exports_text).unwrap_or_default(),
-                    ),
-                    bytes,
-                })
-            };
-            pg_sys::SPI_freeplan(plan);
-            found
-        }
+                pg_sys::SPI_freeplan(plan);
+                found
+            }
+        })
     })
 }
 
 /// Lock a module's row until the end of the transaction. `exclusive` for replace/unload,
 /// otherwise a key-share lock that keeps it from being unloaded (taken when a function binds to
-/// it). Returns whether the module exists.
-pub fn lock(name: &str, exclusive: bool) -> bool {
+/// it). Returns the module's owner, or None if there is no such module.
+pub fn lock(name: &str, exclusive: bool) -> Option<pg_sys::Oid> {
     let query = if exclusive {
-        "SELECT 1 FROM wasm.module_store WHERE name = $1 FOR UPDATE"
+        "SELECT owner FROM wasm.module_store WHERE name = $1 FOR UPDATE"
     } else {
-        "SELECT 1 FROM wasm.module_store WHERE name = $1 FOR KEY SHARE"
+        "SELECT owner FROM wasm.module_store WHERE name = $1 FOR KEY SHARE"
     };
-    Spi::connect_mut(|client| {
-        client
-            .update(query, None, &[name.into()])
-            .map(|t| !t.is_empty())
+    as_catalog_owner(|| {
+        Spi::connect_mut(|client| {
+            let table = client.update(query, None, &[name.into()])?;
+            match table.first().get_one::<pg_sys::Oid>() {
+                Ok(owner) => Ok(owner),
+                Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     })
     .unwrap_or_else(|e| pgrx::error!("plwasm: module catalog query failed: {e}"))
 }
@@ -246,55 +261,61 @@ pub fn lock(name: &str, exclusive: bool) -> bool {
 pub fn insert(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) -> bool {
     // SAFETY: GetUserId has no preconditions inside a transaction.
     let owner = unsafe { pg_sys::GetUserId() };
-    Spi::connect_mut(|client| {
-        client
-            .update(
-                "INSERT INTO wasm.module_store (name, owner, bytes, sha256, exports) \
+    as_catalog_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "INSERT INTO wasm.module_store (name, owner, bytes, sha256, exports) \
                  VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (name) DO NOTHING RETURNING name",
-                None,
-                &[
-                    name.into(),
-                    owner.into(),
-                    bytes.into(),
-                    sha256.into(),
-                    exports.to_string().into(),
-                ],
-            )
-            .map(|t| !t.is_empty())
+                    None,
+                    &[
+                        name.into(),
+                        owner.into(),
+                        bytes.into(),
+                        sha256.into(),
+                        exports.to_string().into(),
+                    ],
+                )
+                .map(|t| !t.is_empty())
+        })
     })
     .unwrap_or_else(|e| pgrx::error!("plwasm: could not store module \"{name}\": {e}"))
 }
 
 /// Replace the bytes of an existing module (its owner stays).
 pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) {
-    Spi::connect_mut(|client| {
-        client
-            .update(
-                "UPDATE wasm.module_store SET bytes = $2, sha256 = $3, exports = $4::jsonb, \
+    as_catalog_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "UPDATE wasm.module_store SET bytes = $2, sha256 = $3, exports = $4::jsonb, \
                  loaded_at = now() WHERE name = $1",
-                None,
-                &[
-                    name.into(),
-                    bytes.into(),
-                    sha256.into(),
-                    exports.to_string().into(),
-                ],
-            )
-            .map(|_| ())
+                    None,
+                    &[
+                        name.into(),
+                        bytes.into(),
+                        sha256.into(),
+                        exports.to_string().into(),
+                    ],
+                )
+                .map(|_| ())
+        })
     })
     .unwrap_or_else(|e| pgrx::error!("plwasm: could not replace module \"{name}\": {e}"))
 }
 
 /// Remove a module.
 pub fn delete(name: &str) {
-    Spi::connect_mut(|client| {
-        client
-            .update(
-                "DELETE FROM wasm.module_store WHERE name = $1",
-                None,
-                &[name.into()],
-            )
-            .map(|_| ())
+    as_catalog_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "DELETE FROM wasm.module_store WHERE name = $1",
+                    None,
+                    &[name.into()],
+                )
+                .map(|_| ())
+        })
     })
     .unwrap_or_else(|e| pgrx::error!("plwasm: could not unload module \"{name}\": {e}"))
 }

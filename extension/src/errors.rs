@@ -137,6 +137,9 @@ pub enum PlWasmError {
         export: String,
     },
 
+    #[error("permission denied to {action}: {reason}")]
+    PermissionDenied { action: String, reason: String },
+
     #[error("function {function}: module \"{module}\" is already running in this backend (re-entrant call)")]
     Reentrant { function: String, module: String },
 }
@@ -169,6 +172,7 @@ impl PlWasmError {
                 ERRCODE_PROGRAM_LIMIT_EXCEEDED
             }
             Self::StackExhausted { .. } => ERRCODE_STATEMENT_TOO_COMPLEX,
+            Self::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::Interrupted { .. } => ERRCODE_QUERY_CANCELED,
         }
     }

@@ -15,6 +15,7 @@
 //! - [`binding`]: does an export implement a SQL function?
 //! - [`handler`] / [`validator`]: the language's call handler and validator;
 //! - [`api`]: `wasm.load`, `wasm.unload`, `wasm.wat`;
+//! - [`privileges`]: who may load, replace and unload; plwasm's own catalog access;
 //! - [`errors`]: every error, with its SQLSTATE.
 
 use pgrx::prelude::*;
@@ -29,6 +30,7 @@ pub mod gucs;
 pub mod handler;
 pub mod instrument;
 pub mod limits;
+pub mod privileges;
 pub mod runtime;
 pub mod target;
 pub mod validator;
@@ -60,6 +62,18 @@ COMMENT ON LANGUAGE wasm IS 'SQL functions written in WebAssembly (plwasm)';
 "#,
     name = "language",
     requires = ["catalog", validator::plwasm_validator],
+);
+
+extension_sql!(
+    r#"
+-- Loading and unloading modules is for superusers and members of wasm_loader.
+REVOKE ALL ON FUNCTION wasm.load(text, bytea, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasm.unload(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wasm.load(text, bytea, boolean) TO wasm_loader;
+GRANT EXECUTE ON FUNCTION wasm.unload(text) TO wasm_loader;
+"#,
+    name = "privileges",
+    requires = ["catalog", api::load, api::unload],
 );
 
 #[cfg(test)]
