@@ -2,8 +2,10 @@
 # Set up plwasm on Debian 12: install what is missing, then build and install the extension into
 # the system PostgreSQL. Idempotent; quick when nothing changed.
 #
-#   bash scripts/setup.sh             # dependencies + build + install
-#   bash scripts/setup.sh --deps-only # dependencies only (what the test suite needs)
+#   bash scripts/setup.sh                   # dependencies + build + install
+#   bash scripts/setup.sh --deps-only       # dependencies only
+#   bash scripts/setup.sh --wasm-toolchains # also compilers to build test modules to wasm:
+#                                           # clang + wasi-libc (C), Debian's rustc-web (Rust)
 #
 # Environment: PLWASM_PG (default 15), PLWASM_PROFILE (dev or release, default dev).
 set -euo pipefail
@@ -14,7 +16,14 @@ PROFILE=${PLWASM_PROFILE:-dev}
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/$PG/bin/pg_config
 DEPS_ONLY=0
-[[ "${1:-}" == "--deps-only" ]] && DEPS_ONLY=1
+WASM_TOOLCHAINS=0
+for arg in "$@"; do
+    case $arg in
+        --deps-only) DEPS_ONLY=1 ;;
+        --wasm-toolchains) WASM_TOOLCHAINS=1 ;;
+        *) echo "unknown option $arg" >&2; exit 2 ;;
+    esac
+done
 
 log() { printf '==> %s\n' "$*"; }
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
@@ -22,6 +31,10 @@ as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 # 1. Debian packages: the server, its headers, clang for bindgen, contrib (dblink, used by the
 #    tests), sudo (cargo-pgrx --runas uses it).
 packages=(postgresql-$PG postgresql-server-dev-$PG postgresql-contrib libclang-dev clang sudo pkg-config)
+# Building modules to wasm without internet: C with clang (compiler-rt builtins for wasm32,
+# wasi-libc, wasm-ld), Rust with Debian's rustc-web and its std sources (-Zbuild-std), whose
+# rust-lld is lld-22.
+((WASM_TOOLCHAINS)) && packages+=(wasi-libc lld libclang-rt-14-dev-wasm32 rustc-web cargo-web rust-web-src lld-22)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

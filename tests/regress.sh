@@ -6,7 +6,9 @@
 #   bash tests/regress.sh --accept   # ... and copy changed outputs over expected/ (review the diff!)
 #   bash tests/regress.sh traps      # only setup + the named tests
 #
-# Non-root developers can run the same files with `cargo pgrx regress`; this script exists because
+# The WASI tests need the psql variable wasmdir (fixtures built here), so they only run through
+# this script. Non-root developers can run the other files with `cargo pgrx regress`; this script
+# exists because
 # cargo-pgrx 0.18.1's regress starts its server as the calling user (root in CI, which PostgreSQL
 # refuses). It reproduces the settings cargo-pgrx uses (client_min_messages=warning, psql
 # VERBOSITY=terse), so expected output is the same for both.
@@ -31,7 +33,16 @@ if ((${#tests[@]} == 0)); then
     done
 fi
 
-bash "$ROOT/scripts/setup.sh"
+bash "$ROOT/scripts/setup.sh" --wasm-toolchains
+
+# WebAssembly fixtures built from source for this run (the WASI tests load them).
+wasm_dir=$WORK/wasm
+mkdir -p "$wasm_dir"
+bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/tests/wasi/c_hello.c" "$wasm_dir/c_hello.wasm"
+CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
+    "$ROOT/tests/wasi/rust-hello" "$wasm_dir/rust_hello.wasm"
+chmod -R a+rX "$wasm_dir"
+
 # shellcheck source=scripts/cluster.sh
 source "$ROOT/scripts/cluster.sh"
 cluster_start "$WORK" "$PORT" client_min_messages=warning
@@ -44,7 +55,7 @@ out=$WORK/output
 rm -rf "$out"
 mkdir -p "$out"
 launcher=$WORK/launcher.sh
-printf '#!/bin/bash\n$* -v VERBOSITY=terse\n' > "$launcher"
+printf '#!/bin/bash\n$* -v VERBOSITY=terse -v wasmdir=%s\n' "$wasm_dir" > "$launcher"
 chmod 755 "$launcher"
 
 status=0

@@ -14,7 +14,7 @@ PG=${PLWASM_PG:-15}
 WORK=${PLWASM_TEST_DIR:-/tmp/plwasm-tests}
 cd "$ROOT"
 
-bash scripts/setup.sh --deps-only || { echo "setup failed"; exit 1; }
+bash scripts/setup.sh --deps-only --wasm-toolchains || { echo "setup failed"; exit 1; }
 
 runas=()
 if [[ $(id -u) == 0 ]]; then

@@ -94,7 +94,10 @@ fn time_wasm(instrumented: bool, export: &str, arg: Value) -> (Duration, Value) 
                     .expect("mutable");
             }
             let start = Instant::now();
-            result = function.call(&mut store, std::slice::from_ref(&arg)).expect("runs")[0].clone();
+            result = function
+                .call(&mut store, std::slice::from_ref(&arg))
+                .expect("runs")[0]
+                .clone();
             start.elapsed()
         })
         .collect();

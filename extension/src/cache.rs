@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use pgrx::pg_sys;
 use sha2::{Digest, Sha256};
-use wasmer::{Function, Instance, Module, RuntimeError, Store, Value};
+use wasmer::{Function, FunctionEnv, Instance, Module, RuntimeError, Store, Value};
 
 use crate::catalog;
 use crate::errors::PlWasmError;
@@ -26,6 +26,7 @@ use crate::gucs;
 use crate::limits::{self, Budget, Stop};
 use crate::privileges;
 use crate::runtime::{self, Export};
+use crate::wasi::{self, ProcExit, WasiCtx};
 
 /// A verified generation no catalog generation equals: the entry must be checked again.
 const UNVERIFIED: u64 = u64::MAX;
@@ -45,12 +46,20 @@ pub struct Instantiated {
     /// The instance's fuel counter and interrupt flag (declared after `store` and `instance`
     /// are kept alive by this struct, which owns all three).
     budget: Budget,
+    /// WASI state (captured output), for modules that import WASI.
+    wasi: Option<FunctionEnv<WasiCtx>>,
     /// `wasm.max_memory` (in pages) the instance was created under.
     memory_cap: u32,
     /// The role the instance belongs to: its memory is never visible to another role.
     role: pg_sys::Oid,
     verified_generation: Cell<u64>,
     alive: Cell<bool>,
+}
+
+/// Lines a call wrote to stdout and stderr, each with the number of bytes dropped.
+pub struct GuestOutput {
+    pub stdout: (Vec<String>, usize),
+    pub stderr: (Vec<String>, usize),
 }
 
 /// Why a call did not return normally.
@@ -61,6 +70,8 @@ pub enum CallFailure {
     Interrupted,
     /// The call used up `wasm.fuel_limit`.
     OutOfFuel,
+    /// The guest called WASI `proc_exit` with this code.
+    Exit(i32),
     /// The instance is already running (a re-entrant call).
     Busy,
 }
@@ -81,26 +92,48 @@ impl Instantiated {
         }
         let mut store = Store::new(runtime::engine());
         let memory_cap = limits::prepare_memory_cap();
-        let instance = Instance::new(&mut store, &module, &wasmer::imports! {}).map_err(|e| {
-            match limits::memory_refused() {
-                Some(pages) => PlWasmError::MemoryLimit {
-                    function: function.to_string(),
-                    module: label.to_string(),
-                    pages,
-                    limit: memory_cap,
+        let (imports, wasi) = if module.imports().next().is_some() {
+            let (imports, env) = wasi::imports(&mut store, &module);
+            (imports, Some(env))
+        } else {
+            (wasmer::imports! {}, None)
+        };
+        let instance =
+            Instance::new(&mut store, &module, &imports).map_err(
+                |e| match limits::memory_refused() {
+                    Some(pages) => PlWasmError::MemoryLimit {
+                        function: function.to_string(),
+                        module: label.to_string(),
+                        pages,
+                        limit: memory_cap,
+                    },
+                    None => PlWasmError::Instantiate {
+                        function: function.to_string(),
+                        module: label.to_string(),
+                        reason: e.to_string(),
+                    },
                 },
-                None => PlWasmError::Instantiate {
-                    function: function.to_string(),
-                    module: label.to_string(),
-                    reason: e.to_string(),
-                },
-            }
-        })?;
+            )?;
         let budget = Budget::of(&instance, &mut store).ok_or_else(|| PlWasmError::Instantiate {
             function: function.to_string(),
             module: label.to_string(),
             reason: "the module was compiled without plwasm's instrumentation".into(),
         })?;
+        if let Some(env) = &wasi {
+            let memory = instance.exports.get_memory("memory").ok().cloned();
+            wasi::attach_memory(&mut store, env, memory);
+        }
+        // A WASI reactor (e.g. C built with -mexec-model=reactor) initialises its libc here.
+        if let Ok(initialize) = instance.exports.get_function("_initialize") {
+            budget.arm();
+            let result = initialize.call(&mut store, &[]);
+            budget.disarm();
+            result.map_err(|e| PlWasmError::Instantiate {
+                function: function.to_string(),
+                module: label.to_string(),
+                reason: format!("_initialize failed: {}", e.message()),
+            })?;
+        }
         Ok(Self {
             label: label.to_string(),
             sha256,
@@ -109,6 +142,7 @@ impl Instantiated {
             store: RefCell::new(store),
             instance,
             budget,
+            wasi,
             memory_cap,
             role: privileges::current_user(),
             verified_generation: Cell::new(UNVERIFIED),
@@ -140,7 +174,25 @@ impl Instantiated {
         result.map_err(|trap| match stop {
             Stop::Interrupted => CallFailure::Interrupted,
             Stop::OutOfFuel => CallFailure::OutOfFuel,
-            Stop::NotUs => CallFailure::Trap(trap),
+            // `downcast` needs the only reference to the error, so no clone here.
+            Stop::NotUs => match trap.downcast::<ProcExit>() {
+                Ok(ProcExit(code)) => CallFailure::Exit(code),
+                Err(trap) => CallFailure::Trap(trap),
+            },
+        })
+    }
+
+    /// What the guest wrote to stdout and stderr during the last call (empties the buffers).
+    pub fn take_output(&self) -> Option<GuestOutput> {
+        let env = self.wasi.as_ref()?;
+        let mut store = self.store.try_borrow_mut().ok()?;
+        let ctx = env.as_mut(&mut *store);
+        if ctx.stdout.is_empty() && ctx.stderr.is_empty() {
+            return None;
+        }
+        Some(GuestOutput {
+            stdout: ctx.stdout.take_lines(),
+            stderr: ctx.stderr.take_lines(),
         })
     }
 

@@ -137,6 +137,16 @@ pub enum PlWasmError {
         export: String,
     },
 
+    #[error(
+        "function {function} (module \"{module}\", export \"{export}\") called proc_exit({code})"
+    )]
+    Exit {
+        function: String,
+        module: String,
+        export: String,
+        code: i32,
+    },
+
     #[error("permission denied to {action}: {reason}")]
     PermissionDenied { action: String, reason: String },
 
@@ -164,7 +174,9 @@ impl PlWasmError {
             Self::ExportNotFound { .. } => ERRCODE_UNDEFINED_FUNCTION,
             Self::ExportNotFunction { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             Self::UnsupportedType { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
-            Self::Instantiate { .. } | Self::Trap { .. } => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+            Self::Instantiate { .. } | Self::Trap { .. } | Self::Exit { .. } => {
+                ERRCODE_EXTERNAL_ROUTINE_EXCEPTION
+            }
             Self::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             Self::ResultOutOfRange { .. } => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             Self::Reentrant { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -207,7 +219,7 @@ impl PlWasmError {
                 Some("The function recursed too deeply; the wasm stack of a call is 1MB.".into())
             }
             Self::UnsupportedImports { .. } => Some(
-                "plwasm does not yet provide WASI or a host API; build the module without imports."
+                "plwasm provides WASI preview 1 (wasi_snapshot_preview1) and nothing else yet."
                     .into(),
             ),
             _ => None,

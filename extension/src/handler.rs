@@ -17,7 +17,7 @@ use wasmer::{Function, Value};
 
 use crate::abi::SqlSignature;
 use crate::binding;
-use crate::cache::{self, CallFailure, Instantiated};
+use crate::cache::{self, CallFailure, GuestOutput, Instantiated};
 use crate::catalog::{self, SqlFunction};
 use crate::errors::{OrReport, PlWasmError};
 use crate::target::FunctionTarget;
@@ -90,8 +90,19 @@ impl CallSite {
         }
         // A cancel that arrived before the call is handled before wasm starts.
         pgrx::check_for_interrupts!();
-        let results = match self.instance.call(&self.export_fn, &self.params) {
+        let outcome = self.instance.call(&self.export_fn, &self.params);
+        if let Some(output) = self.instance.take_output() {
+            self.report_output(output);
+        }
+        let results = match outcome {
             Ok(results) => results,
+            Err(CallFailure::Exit(0)) => {
+                // proc_exit(0) ends the call normally; there is no result value.
+                self.instance.discard();
+                // SAFETY: fcinfo is valid.
+                unsafe { (*fcinfo).isnull = self.signature.result.is_some() };
+                return pg_sys::Datum::from(0usize);
+            }
             Err(failure) => self.fail(failure),
         };
         // SAFETY: fcinfo is valid.
@@ -113,6 +124,26 @@ impl CallSite {
 }
 
 impl CallSite {
+    /// Report what the guest wrote: stdout as NOTICE, stderr as LOG. After the call returned.
+    fn report_output(&self, output: GuestOutput) {
+        let (stdout, stdout_dropped) = output.stdout;
+        let (stderr, stderr_dropped) = output.stderr;
+        for line in stdout {
+            pgrx::notice!("{line}");
+        }
+        for line in stderr {
+            pgrx::log!("{} (stderr): {line}", self.function);
+        }
+        if stdout_dropped + stderr_dropped > 0 {
+            pgrx::notice!(
+                "{}: {} bytes of output were dropped (at most {} bytes per stream and call are kept)",
+                self.function,
+                stdout_dropped + stderr_dropped,
+                crate::guest_output::MAX_CAPTURED_BYTES
+            );
+        }
+    }
+
     /// Turn a failed call into the right ERROR. Runs after the wasm call returned.
     fn fail(&self, failure: CallFailure) -> ! {
         let function = self.function.clone();
@@ -124,6 +155,13 @@ impl CallSite {
         }
         match failure {
             CallFailure::Busy => PlWasmError::Reentrant { function, module }.report(),
+            CallFailure::Exit(code) => PlWasmError::Exit {
+                function,
+                module,
+                export,
+                code,
+            }
+            .report(),
             CallFailure::Interrupted => {
                 // Raises Postgres's own error (57014 for a cancel or statement_timeout; a FATAL
                 // exit for pg_terminate_backend).

@@ -10,6 +10,7 @@
 //! - [`instrument`]: compile-time fuel and interrupt checks injected into every module;
 //! - [`limits`]: memory cap, fuel and Postgres interrupts while wasm runs;
 //! - [`gucs`]: the `wasm.*` settings;
+//! - [`wasi`], [`guest_output`]: WASI preview 1, deny by default; captured stdout/stderr;
 //! - [`catalog`]: the module catalog and cross-backend change notification;
 //! - [`cache`]: per-backend compiled modules and instances;
 //! - [`binding`]: does an export implement a SQL function?
@@ -27,6 +28,7 @@ pub mod cache;
 pub mod catalog;
 pub mod errors;
 pub mod gucs;
+pub mod guest_output;
 pub mod handler;
 pub mod instrument;
 pub mod limits;
@@ -34,6 +36,7 @@ pub mod privileges;
 pub mod runtime;
 pub mod target;
 pub mod validator;
+pub mod wasi;
 
 #[cfg(any(test, feature = "pg_test"))]
 pub mod tests;

@@ -92,10 +92,14 @@ pub fn compile(bytes: &[u8]) -> Result<Module, String> {
 
 /// Imports of `module` that the host does not provide, as `"module"."name"` strings.
 ///
-/// plwasm provides no imports yet (WASI and the host API come later), so every import is one.
+/// plwasm provides WASI preview 1 functions (with their exact signatures) and nothing else yet.
 pub fn unsupported_imports(module: &Module) -> Vec<String> {
     module
         .imports()
+        .filter(|i| match i.ty() {
+            ExternType::Function(ty) => !crate::wasi::provides(i.module(), i.name(), ty),
+            _ => true,
+        })
         .map(|i| format!("\"{}\".\"{}\"", i.module(), i.name()))
         .collect()
 }

@@ -29,7 +29,8 @@ SELECT sqlstate_of($$SELECT wasm.load('bad', '')$$);
 SELECT sqlstate_of($$SELECT wasm.load('bad', '\x0061736d01000000ff')$$);
 SELECT sqlstate_of($$SELECT wasm.load('bad', convert_to('(module)', 'UTF8'))$$);
 SELECT sqlstate_of($$SELECT wasm.load('bad', wasm.wat('(module (import "env" "log" (func (param i32))))'))$$);
-SELECT sqlstate_of($$SELECT wasm.load('bad', wasm.wat('(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('bad', wasm.wat('(module (import "wasi_snapshot_preview1" "fd_write" (func (param i64) (result i32))))'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('bad', wasm.wat('(module (import "wasi_snapshot_preview1" "memory" (memory 1)))'))$$);
 
 -- Module names.
 SELECT sqlstate_of($$SELECT wasm.load('', wasm.wat('(module)'))$$);

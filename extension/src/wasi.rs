@@ -1,0 +1,369 @@
+//! WASI preview 1 (`wasi_snapshot_preview1`) for modules, deny by default.
+//!
+//! Granted: stdout and stderr (captured, see [`crate::guest_output`]), an empty stdin, clocks,
+//! random bytes, empty arguments and environment, `sched_yield`, and `proc_exit`.
+//! Denied: every file system call (there are no preopened directories: `path_*` answer
+//! `ENOTCAPABLE`, other descriptors `EBADF`), sockets and `poll_oneoff` (`ENOTSUP`), signals.
+//!
+//! Every preview 1 function is defined, with its exact signature, so any WASI module links; the
+//! denied ones just return their errno. Imports from any other module, or with another
+//! signature, are refused when the module is loaded. Host functions here never call Postgres: they
+//! run while wasm frames are live. Why this and not wasmer-wasix: see `docs/security.md`.
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use wasmer::{
+    Exports, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Memory, Module,
+    RuntimeError, Store, Type, Value,
+};
+
+use crate::guest_output::Captured;
+
+/// The WASI import module name.
+pub const MODULE: &str = "wasi_snapshot_preview1";
+
+// WASI errno values.
+const SUCCESS: i32 = 0;
+const EBADF: i32 = 8;
+const EFAULT: i32 = 21;
+const EINVAL: i32 = 28;
+const ENOTSUP: i32 = 58;
+const ESPIPE: i32 = 70;
+const ENOTCAPABLE: i32 = 76;
+
+/// Largest `random_get` request served in one call (bigger requests are `EINVAL`).
+const MAX_RANDOM_BYTES: u32 = 1024 * 1024;
+
+use Type::{I32, I64};
+
+/// Every preview 1 function: name, parameters, results.
+const PREVIEW1: &[(&str, &[Type], &[Type])] = &[
+    ("args_get", &[I32, I32], &[I32]),
+    ("args_sizes_get", &[I32, I32], &[I32]),
+    ("environ_get", &[I32, I32], &[I32]),
+    ("environ_sizes_get", &[I32, I32], &[I32]),
+    ("clock_res_get", &[I32, I32], &[I32]),
+    ("clock_time_get", &[I32, I64, I32], &[I32]),
+    ("fd_advise", &[I32, I64, I64, I32], &[I32]),
+    ("fd_allocate", &[I32, I64, I64], &[I32]),
+    ("fd_close", &[I32], &[I32]),
+    ("fd_datasync", &[I32], &[I32]),
+    ("fd_fdstat_get", &[I32, I32], &[I32]),
+    ("fd_fdstat_set_flags", &[I32, I32], &[I32]),
+    ("fd_fdstat_set_rights", &[I32, I64, I64], &[I32]),
+    ("fd_filestat_get", &[I32, I32], &[I32]),
+    ("fd_filestat_set_size", &[I32, I64], &[I32]),
+    ("fd_filestat_set_times", &[I32, I64, I64, I32], &[I32]),
+    ("fd_pread", &[I32, I32, I32, I64, I32], &[I32]),
+    ("fd_prestat_get", &[I32, I32], &[I32]),
+    ("fd_prestat_dir_name", &[I32, I32, I32], &[I32]),
+    ("fd_pwrite", &[I32, I32, I32, I64, I32], &[I32]),
+    ("fd_read", &[I32, I32, I32, I32], &[I32]),
+    ("fd_readdir", &[I32, I32, I32, I64, I32], &[I32]),
+    ("fd_renumber", &[I32, I32], &[I32]),
+    ("fd_seek", &[I32, I64, I32, I32], &[I32]),
+    ("fd_sync", &[I32], &[I32]),
+    ("fd_tell", &[I32, I32], &[I32]),
+    ("fd_write", &[I32, I32, I32, I32], &[I32]),
+    ("path_create_directory", &[I32, I32, I32], &[I32]),
+    ("path_filestat_get", &[I32, I32, I32, I32, I32], &[I32]),
+    (
+        "path_filestat_set_times",
+        &[I32, I32, I32, I32, I64, I64, I32],
+        &[I32],
+    ),
+    ("path_link", &[I32, I32, I32, I32, I32, I32, I32], &[I32]),
+    (
+        "path_open",
+        &[I32, I32, I32, I32, I32, I64, I64, I32, I32],
+        &[I32],
+    ),
+    ("path_readlink", &[I32, I32, I32, I32, I32, I32], &[I32]),
+    ("path_remove_directory", &[I32, I32, I32], &[I32]),
+    ("path_rename", &[I32, I32, I32, I32, I32, I32], &[I32]),
+    ("path_symlink", &[I32, I32, I32, I32, I32], &[I32]),
+    ("path_unlink_file", &[I32, I32, I32], &[I32]),
+    ("poll_oneoff", &[I32, I32, I32, I32], &[I32]),
+    ("proc_exit", &[I32], &[]),
+    ("proc_raise", &[I32], &[I32]),
+    ("sched_yield", &[], &[I32]),
+    ("random_get", &[I32, I32], &[I32]),
+    ("sock_accept", &[I32, I32, I32], &[I32]),
+    ("sock_recv", &[I32, I32, I32, I32, I32, I32], &[I32]),
+    ("sock_send", &[I32, I32, I32, I32, I32], &[I32]),
+    ("sock_shutdown", &[I32, I32], &[I32]),
+];
+
+/// Whether plwasm provides `module`.`name` with signature `ty`.
+pub fn provides(module: &str, name: &str, ty: &FunctionType) -> bool {
+    module == MODULE
+        && PREVIEW1.iter().any(|(n, params, results)| {
+            *n == name && ty.params() == *params && ty.results() == *results
+        })
+}
+
+/// A guest's call of `proc_exit`: ends the call (unwinding the guest) with this code.
+#[derive(Debug, thiserror::Error)]
+#[error("proc_exit({0})")]
+pub struct ProcExit(pub i32);
+
+/// Per-instance WASI state.
+#[derive(Default)]
+pub struct WasiCtx {
+    memory: Option<Memory>,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+/// The imports for `module` (only WASI ones; callers check first that there are no others), and
+/// the environment to finish with [`attach_memory`] once the instance exists.
+pub fn imports(store: &mut Store, module: &Module) -> (Imports, FunctionEnv<WasiCtx>) {
+    let env = FunctionEnv::new(store, WasiCtx::default());
+    let mut namespace = Exports::new();
+    for import in module.imports() {
+        if import.module() != MODULE {
+            continue;
+        }
+        let Some(&(name, params, results)) = PREVIEW1.iter().find(|(n, _, _)| *n == import.name())
+        else {
+            continue;
+        };
+        let ty = FunctionType::new(params.to_vec(), results.to_vec());
+        let function =
+            Function::new_with_env(store, &env, ty, move |env, args| call(name, env, args));
+        namespace.insert(name, function);
+    }
+    let mut imports = Imports::new();
+    imports.register_namespace(MODULE, namespace);
+    (imports, env)
+}
+
+/// Give the WASI functions the instance's exported memory (named `memory`, as WASI requires).
+pub fn attach_memory(store: &mut Store, env: &FunctionEnv<WasiCtx>, memory: Option<Memory>) {
+    env.as_mut(store).memory = memory;
+}
+
+fn arg_i32(args: &[Value], i: usize) -> i32 {
+    args.get(i).and_then(Value::i32).unwrap_or_default()
+}
+
+fn arg_i64(args: &[Value], i: usize) -> i64 {
+    args.get(i).and_then(Value::i64).unwrap_or_default()
+}
+
+/// Dispatch one WASI call. Returns the errno (or nothing, for `proc_exit`'s unwinding).
+fn call(
+    name: &str,
+    mut env: FunctionEnvMut<WasiCtx>,
+    args: &[Value],
+) -> Result<Vec<Value>, RuntimeError> {
+    if name == "proc_exit" {
+        return Err(RuntimeError::user(Box::new(ProcExit(arg_i32(args, 0)))));
+    }
+    let (ctx, store) = env.data_and_store_mut();
+    let errno = match name {
+        "args_sizes_get" | "environ_sizes_get" => {
+            write_u32s(ctx, &store, &[(arg_i32(args, 0), 0), (arg_i32(args, 1), 0)])
+        }
+        "args_get" | "environ_get" | "sched_yield" => SUCCESS,
+        "clock_res_get" => match clock_resolution(arg_i32(args, 0)) {
+            Some(res) => write_u64(ctx, &store, arg_i32(args, 1), res),
+            None => EINVAL,
+        },
+        "clock_time_get" => match clock_now(arg_i32(args, 0)) {
+            Some(now) => write_u64(ctx, &store, arg_i32(args, 2), now),
+            None => EINVAL,
+        },
+        "random_get" => random_get(ctx, &store, arg_i32(args, 0), arg_i32(args, 1)),
+        "fd_write" => fd_write(ctx, &store, args),
+        "fd_read" => match arg_i32(args, 0) {
+            // stdin is empty: end of file.
+            0 => write_u32s(ctx, &store, &[(arg_i32(args, 3), 0)]),
+            _ => EBADF,
+        },
+        "fd_fdstat_get" => fd_fdstat_get(ctx, &store, arg_i32(args, 0), arg_i32(args, 1)),
+        "fd_close" => stdio_or_badf(arg_i32(args, 0), SUCCESS),
+        "fd_seek" | "fd_tell" => stdio_or_badf(arg_i32(args, 0), ESPIPE),
+        name if name.starts_with("path_") => ENOTCAPABLE,
+        name if name.starts_with("sock_") || name == "poll_oneoff" || name == "proc_raise" => {
+            ENOTSUP
+        }
+        // Every other fd_* call, including fd_prestat_get: there are no preopened directories
+        // and no descriptors beyond 0, 1 and 2.
+        _ => EBADF,
+    };
+    let _ = arg_i64; // (64-bit arguments are only ever ignored: offsets and rights of denied calls)
+    Ok(vec![Value::I32(errno)])
+}
+
+fn stdio_or_badf(fd: i32, errno: i32) -> i32 {
+    if (0..=2).contains(&fd) {
+        errno
+    } else {
+        EBADF
+    }
+}
+
+fn view_write(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: i32, bytes: &[u8]) -> i32 {
+    let Some(memory) = &ctx.memory else {
+        return EFAULT;
+    };
+    match memory.view(store).write(ptr as u32 as u64, bytes) {
+        Ok(()) => SUCCESS,
+        Err(_) => EFAULT,
+    }
+}
+
+fn view_read(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: u32, buf: &mut [u8]) -> bool {
+    ctx.memory
+        .as_ref()
+        .is_some_and(|memory| memory.view(store).read(ptr as u64, buf).is_ok())
+}
+
+fn write_u32s(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, values: &[(i32, u32)]) -> i32 {
+    for &(ptr, value) in values {
+        let errno = view_write(ctx, store, ptr, &value.to_le_bytes());
+        if errno != SUCCESS {
+            return errno;
+        }
+    }
+    SUCCESS
+}
+
+fn write_u64(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: i32, value: u64) -> i32 {
+    view_write(ctx, store, ptr, &value.to_le_bytes())
+}
+
+fn clock_resolution(id: i32) -> Option<u64> {
+    // realtime, monotonic, process and thread CPU time: nanosecond resolution.
+    (0..=3).contains(&id).then_some(1)
+}
+
+fn clock_now(id: i32) -> Option<u64> {
+    static START: OnceLock<Instant> = OnceLock::new();
+    match id {
+        0 => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_nanos() as u64),
+        1 => Some(START.get_or_init(Instant::now).elapsed().as_nanos() as u64),
+        2 | 3 => {
+            let clock = if id == 2 {
+                libc::CLOCK_PROCESS_CPUTIME_ID
+            } else {
+                libc::CLOCK_THREAD_CPUTIME_ID
+            };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: a valid clock id and a valid out pointer.
+            (unsafe { libc::clock_gettime(clock, &mut ts) } == 0)
+                .then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+        }
+        _ => None,
+    }
+}
+
+fn random_get(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: i32, len: i32) -> i32 {
+    let len = len as u32;
+    if len > MAX_RANDOM_BYTES {
+        return EINVAL;
+    }
+    let mut buf = vec![0u8; len as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: writes at most the remaining length into our own buffer.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n <= 0 {
+            return EFAULT;
+        }
+        filled += n as usize;
+    }
+    view_write(ctx, store, ptr, &buf)
+}
+
+fn fd_write(ctx: &mut WasiCtx, store: &impl wasmer::AsStoreRef, args: &[Value]) -> i32 {
+    let (fd, iovs, iovs_len, nwritten_ptr) = (
+        arg_i32(args, 0),
+        arg_i32(args, 1) as u32,
+        arg_i32(args, 2) as u32,
+        arg_i32(args, 3),
+    );
+    if fd != 1 && fd != 2 {
+        return EBADF;
+    }
+    let mut written: u32 = 0;
+    for i in 0..iovs_len {
+        let mut iov = [0u8; 8];
+        if !view_read(ctx, store, iovs.wrapping_add(i * 8), &mut iov) {
+            return EFAULT;
+        }
+        let base = u32::from_le_bytes(iov[0..4].try_into().expect("4 bytes"));
+        let len = u32::from_le_bytes(iov[4..8].try_into().expect("4 bytes"));
+        let mut data = vec![0u8; len as usize];
+        if !view_read(ctx, store, base, &mut data) {
+            return EFAULT;
+        }
+        if fd == 1 {
+            ctx.stdout.write(&data);
+        } else {
+            ctx.stderr.write(&data);
+        }
+        written = written.saturating_add(len);
+    }
+    write_u32s(ctx, store, &[(nwritten_ptr, written)])
+}
+
+fn fd_fdstat_get(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, fd: i32, ptr: i32) -> i32 {
+    const CHARACTER_DEVICE: u8 = 2;
+    const RIGHT_FD_READ: u64 = 1 << 1;
+    const RIGHT_FD_WRITE: u64 = 1 << 6;
+    let rights = match fd {
+        0 => RIGHT_FD_READ,
+        1 | 2 => RIGHT_FD_WRITE,
+        _ => return EBADF,
+    };
+    // struct fdstat { u8 filetype; u16 flags; u64 rights_base; u64 rights_inheriting } (24 bytes)
+    let mut stat = [0u8; 24];
+    stat[0] = CHARACTER_DEVICE;
+    stat[8..16].copy_from_slice(&rights.to_le_bytes());
+    view_write(ctx, store, ptr, &stat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_every_preview1_function_once() {
+        assert_eq!(PREVIEW1.len(), 46);
+        let mut names: Vec<_> = PREVIEW1.iter().map(|(n, _, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PREVIEW1.len());
+    }
+
+    #[test]
+    fn provides_checks_module_name_and_signature() {
+        let fd_write = FunctionType::new(vec![I32, I32, I32, I32], vec![I32]);
+        assert!(provides(MODULE, "fd_write", &fd_write));
+        assert!(!provides("env", "fd_write", &fd_write));
+        assert!(!provides(
+            MODULE,
+            "fd_write",
+            &FunctionType::new(vec![I32], vec![I32])
+        ));
+        assert!(!provides(MODULE, "thread_spawn", &fd_write));
+    }
+
+    #[test]
+    fn clocks() {
+        assert!(clock_now(0).unwrap() > 1_700_000_000 * 1_000_000_000);
+        assert!(clock_now(1).is_some() && clock_now(2).is_some() && clock_now(3).is_some());
+        assert_eq!(clock_now(4), None);
+        assert_eq!(clock_resolution(9), None);
+    }
+}
