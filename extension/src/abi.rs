@@ -10,6 +10,12 @@
 //! | float8         | f64  | as is                   | as is                                |
 //! | void (result)  | —    |                         | the export returns nothing           |
 //!
+//! Variable-length values (see `docs/abi.md`): text, varchar, bpchar, name (UTF-8), bytea (raw),
+//! json, jsonb (JSON text) and one-dimensional arrays without NULLs of int2, int4, int8, float4,
+//! float8, bool (packed little-endian elements) travel through the module's memory: an argument
+//! as two i32 parameters `(ptr, len)`, a result as one i64 `(ptr << 32) | len`. Their conversions
+//! are in `values.rs`.
+//!
 //! This module owns the mapping, the expected wasm signature of a SQL signature, and the
 //! conversions between `Datum` and `wasmer::Value`. It knows nothing about catalogs or caches.
 
@@ -187,20 +193,94 @@ impl fmt::Display for WasmSignature {
     }
 }
 
-/// The SQL side of a call: argument scalars and the result (None = void).
+/// A SQL type passed through the module's memory as bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BytesType {
+    /// text, varchar, bpchar: UTF-8.
+    Text,
+    /// name: UTF-8 (at most 63 bytes as a result).
+    Name,
+    /// bytea: the raw bytes.
+    Bytea,
+    /// json: its text.
+    Json,
+    /// jsonb: its text (as jsonb prints it).
+    Jsonb,
+    /// A one-dimensional array without NULLs of this scalar: packed little-endian elements.
+    Array(SqlScalar),
+}
+
+impl BytesType {
+    fn from_oid(oid: pg_sys::Oid) -> Option<Self> {
+        Some(match oid {
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID => Self::Text,
+            pg_sys::NAMEOID => Self::Name,
+            pg_sys::BYTEAOID => Self::Bytea,
+            pg_sys::JSONOID => Self::Json,
+            pg_sys::JSONBOID => Self::Jsonb,
+            pg_sys::INT2ARRAYOID => Self::Array(SqlScalar::Int2),
+            pg_sys::INT4ARRAYOID => Self::Array(SqlScalar::Int4),
+            pg_sys::INT8ARRAYOID => Self::Array(SqlScalar::Int8),
+            pg_sys::FLOAT4ARRAYOID => Self::Array(SqlScalar::Float4),
+            pg_sys::FLOAT8ARRAYOID => Self::Array(SqlScalar::Float8),
+            pg_sys::BOOLARRAYOID => Self::Array(SqlScalar::Bool),
+            _ => return None,
+        })
+    }
+}
+
+/// How one SQL value travels: as a wasm scalar, or as bytes in the module's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlType {
+    Scalar(SqlScalar),
+    Bytes(BytesType),
+}
+
+impl SqlType {
+    pub fn from_oid(oid: pg_sys::Oid) -> Option<Self> {
+        SqlScalar::from_oid(oid)
+            .map(Self::Scalar)
+            .or_else(|| BytesType::from_oid(oid).map(Self::Bytes))
+    }
+
+    pub fn is_bytes(self) -> bool {
+        matches!(self, Self::Bytes(_))
+    }
+}
+
+/// The SQL side of a call: argument types and the result (None = void).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SqlSignature {
-    pub args: Vec<SqlScalar>,
-    pub result: Option<SqlScalar>,
+    pub args: Vec<SqlType>,
+    pub result: Option<SqlType>,
 }
 
 impl SqlSignature {
     /// The wasm signature an export must have to implement this SQL signature.
     pub fn wasm(&self) -> WasmSignature {
-        WasmSignature {
-            params: self.args.iter().map(|a| a.wasm_type()).collect(),
-            results: self.result.iter().map(|r| r.wasm_type()).collect(),
+        let mut params = Vec::new();
+        for arg in &self.args {
+            match arg {
+                SqlType::Scalar(s) => params.push(s.wasm_type()),
+                SqlType::Bytes(_) => params.extend([WasmType::I32, WasmType::I32]),
+            }
         }
+        let results = match self.result {
+            None => vec![],
+            Some(SqlType::Scalar(s)) => vec![s.wasm_type()],
+            Some(SqlType::Bytes(_)) => vec![WasmType::I64],
+        };
+        WasmSignature { params, results }
+    }
+
+    /// Whether any argument is passed in memory (the module must export `plwasm_alloc`).
+    pub fn has_bytes_args(&self) -> bool {
+        self.args.iter().any(|a| a.is_bytes())
+    }
+
+    /// Whether any value travels through memory (the module must export `memory`).
+    pub fn uses_memory(&self) -> bool {
+        self.has_bytes_args() || self.result.is_some_and(SqlType::is_bytes)
     }
 }
 
@@ -222,7 +302,7 @@ pub fn sql_signature(
         .iter()
         .enumerate()
         .map(|(i, oid)| {
-            SqlScalar::from_oid(*oid).ok_or(UnsupportedType {
+            SqlType::from_oid(*oid).ok_or(UnsupportedType {
                 position: format!("argument {}", i + 1),
                 type_oid: *oid,
             })
@@ -237,10 +317,58 @@ pub fn sql_signature(
     let result = if result_type == pg_sys::VOIDOID {
         None
     } else {
-        Some(SqlScalar::from_oid(result_type).ok_or(UnsupportedType {
+        Some(SqlType::from_oid(result_type).ok_or(UnsupportedType {
             position: "the result".into(),
             type_oid: result_type,
         })?)
     };
     Ok(SqlSignature { args, result })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use WasmType::{F64, I32, I64};
+
+    fn wasm_of(args: &[pg_sys::Oid], result: pg_sys::Oid) -> WasmSignature {
+        sql_signature(args, result, false)
+            .expect("supported")
+            .wasm()
+    }
+
+    #[test]
+    fn scalars_map_one_to_one() {
+        let sig = wasm_of(&[pg_sys::INT4OID, pg_sys::FLOAT8OID], pg_sys::INT8OID);
+        assert_eq!(sig.params, vec![I32, F64]);
+        assert_eq!(sig.results, vec![I64]);
+        assert_eq!(wasm_of(&[], pg_sys::VOIDOID).results, vec![]);
+    }
+
+    #[test]
+    fn bytes_are_ptr_len_in_and_packed_i64_out() {
+        let sig = wasm_of(&[pg_sys::TEXTOID, pg_sys::INT4OID], pg_sys::TEXTOID);
+        assert_eq!(sig.params, vec![I32, I32, I32]);
+        assert_eq!(sig.results, vec![I64]);
+        let arrays = sql_signature(&[pg_sys::FLOAT8ARRAYOID], pg_sys::JSONBOID, false).unwrap();
+        assert!(arrays.has_bytes_args() && arrays.uses_memory());
+        assert_eq!(
+            arrays.args,
+            vec![SqlType::Bytes(BytesType::Array(SqlScalar::Float8))]
+        );
+        let only_result = sql_signature(&[pg_sys::INT4OID], pg_sys::BYTEAOID, false).unwrap();
+        assert!(!only_result.has_bytes_args() && only_result.uses_memory());
+    }
+
+    #[test]
+    fn unsupported_types_name_their_position() {
+        let err = sql_signature(
+            &[pg_sys::INT4OID, pg_sys::NUMERICOID],
+            pg_sys::INT4OID,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.position, "argument 2");
+        let err = sql_signature(&[], pg_sys::INT4OID, true).unwrap_err();
+        assert_eq!(err.position, "the result (SETOF)");
+    }
 }

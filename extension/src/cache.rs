@@ -18,7 +18,9 @@ use std::rc::Rc;
 
 use pgrx::pg_sys;
 use sha2::{Digest, Sha256};
-use wasmer::{Function, FunctionEnv, Instance, Module, RuntimeError, Store, Value};
+use wasmer::{
+    Function, FunctionEnv, Instance, Memory, Module, RuntimeError, Store, TypedFunction, Value,
+};
 
 use crate::catalog;
 use crate::errors::PlWasmError;
@@ -48,12 +50,51 @@ pub struct Instantiated {
     budget: Budget,
     /// WASI state (captured output), for modules that import WASI.
     wasi: Option<FunctionEnv<WasiCtx>>,
+    /// ABI v1 memory exports: `memory`, `plwasm_alloc(i32) -> i32`, `plwasm_free(i32, i32)`.
+    memory: Option<Memory>,
+    alloc: Option<TypedFunction<i32, i32>>,
+    free: Option<TypedFunction<(i32, i32), ()>>,
     /// `wasm.max_memory` (in pages) the instance was created under.
     memory_cap: u32,
     /// The role the instance belongs to: its memory is never visible to another role.
     role: pg_sys::Oid,
     verified_generation: Cell<u64>,
     alive: Cell<bool>,
+}
+
+/// Export names of ABI v1's memory management.
+pub const ALLOC_EXPORT: &str = "plwasm_alloc";
+pub const FREE_EXPORT: &str = "plwasm_free";
+
+/// One argument as it travels to the guest.
+pub enum WireArg<'a> {
+    Value(Value),
+    Bytes(std::borrow::Cow<'a, [u8]>),
+}
+
+/// What a call returned: wasm values, or the bytes a variable-length result pointed at.
+pub enum WireResult {
+    Values(Box<[Value]>),
+    Bytes(Vec<u8>),
+}
+
+/// A failure while exchanging values with the guest.
+enum Exchange {
+    Trap(RuntimeError),
+    Abi(String),
+}
+
+/// Why the guest stopped: our fuel or interrupt check, `proc_exit`, or a genuine trap.
+fn classify(stop: Stop, trap: RuntimeError) -> CallFailure {
+    match stop {
+        Stop::Interrupted => CallFailure::Interrupted,
+        Stop::OutOfFuel => CallFailure::OutOfFuel,
+        // `downcast` needs the only reference to the error, so no clone here.
+        Stop::NotUs => match trap.downcast::<ProcExit>() {
+            Ok(ProcExit(code)) => CallFailure::Exit(code),
+            Err(trap) => CallFailure::Trap(trap),
+        },
+    }
 }
 
 /// Lines a call wrote to stdout and stderr, each with the number of bytes dropped.
@@ -72,6 +113,8 @@ pub enum CallFailure {
     OutOfFuel,
     /// The guest called WASI `proc_exit` with this code.
     Exit(i32),
+    /// The guest broke ABI v1 (bad pointer, failed allocation, missing export).
+    Abi(String),
     /// The instance is already running (a re-entrant call).
     Busy,
 }
@@ -134,7 +177,19 @@ impl Instantiated {
                 reason: format!("_initialize failed: {}", e.message()),
             })?;
         }
+        let memory = instance.exports.get_memory("memory").ok().cloned();
+        let alloc = instance
+            .exports
+            .get_typed_function::<i32, i32>(&store, ALLOC_EXPORT)
+            .ok();
+        let free = instance
+            .exports
+            .get_typed_function::<(i32, i32), ()>(&store, FREE_EXPORT)
+            .ok();
         Ok(Self {
+            memory,
+            alloc,
+            free,
             label: label.to_string(),
             sha256,
             exports: runtime::exports(&module),
@@ -171,15 +226,100 @@ impl Instantiated {
         self.budget.arm();
         let result = function.call(&mut *store, params);
         let stop = self.budget.disarm();
-        result.map_err(|trap| match stop {
-            Stop::Interrupted => CallFailure::Interrupted,
-            Stop::OutOfFuel => CallFailure::OutOfFuel,
-            // `downcast` needs the only reference to the error, so no clone here.
-            Stop::NotUs => match trap.downcast::<ProcExit>() {
-                Ok(ProcExit(code)) => CallFailure::Exit(code),
-                Err(trap) => CallFailure::Trap(trap),
-            },
+        result.map_err(|trap| classify(stop, trap))
+    }
+
+    /// Call `function` with arguments that may travel through the module's memory (ABI v1):
+    /// bytes are copied into buffers from `plwasm_alloc`, a bytes result is read from the
+    /// `(ptr << 32) | len` the export returns and released with `plwasm_free` (when exported), as
+    /// are the argument buffers. All of it runs under one fuel budget, interruptible.
+    pub fn call_with_memory(
+        &self,
+        function: &Function,
+        args: &[WireArg<'_>],
+        bytes_result: bool,
+    ) -> Result<WireResult, CallFailure> {
+        let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
+        self.budget.arm();
+        let outcome = self.exchange(&mut store, function, args, bytes_result);
+        let stop = self.budget.disarm();
+        outcome.map_err(|failure| match failure {
+            Exchange::Trap(trap) => classify(stop, trap),
+            Exchange::Abi(message) => CallFailure::Abi(message),
         })
+    }
+
+    fn exchange(
+        &self,
+        store: &mut Store,
+        function: &Function,
+        args: &[WireArg<'_>],
+        bytes_result: bool,
+    ) -> Result<WireResult, Exchange> {
+        let memory = self
+            .memory
+            .as_ref()
+            .ok_or_else(|| Exchange::Abi("the module exports no memory".into()))?;
+        let mut params = Vec::with_capacity(args.len() * 2);
+        let mut buffers = Vec::new();
+        for arg in args {
+            match arg {
+                WireArg::Value(value) => params.push(value.clone()),
+                WireArg::Bytes(bytes) => {
+                    let alloc = self.alloc.as_ref().ok_or_else(|| {
+                        Exchange::Abi(format!("the module exports no {ALLOC_EXPORT}"))
+                    })?;
+                    let len = i32::try_from(bytes.len())
+                        .map_err(|_| Exchange::Abi("an argument is larger than 2GB".into()))?;
+                    let ptr = alloc.call(&mut *store, len).map_err(Exchange::Trap)?;
+                    if ptr == 0 && len > 0 {
+                        return Err(Exchange::Abi(format!(
+                            "{ALLOC_EXPORT}({len}) returned 0 (out of memory?)"
+                        )));
+                    }
+                    memory
+                        .view(&*store)
+                        .write(ptr as u32 as u64, bytes)
+                        .map_err(|_| {
+                            Exchange::Abi(format!(
+                                "{ALLOC_EXPORT}({len}) returned {ptr}, outside the module's memory"
+                            ))
+                        })?;
+                    buffers.push((ptr, len));
+                    params.extend([Value::I32(ptr), Value::I32(len)]);
+                }
+            }
+        }
+        let results = function
+            .call(&mut *store, &params)
+            .map_err(Exchange::Trap)?;
+        let out = if bytes_result {
+            let packed = results.first().and_then(Value::i64).unwrap_or_default() as u64;
+            let (ptr, len) = ((packed >> 32) as u32, packed as u32);
+            let view = memory.view(&*store);
+            if u64::from(ptr) + u64::from(len) > view.data_size() {
+                return Err(Exchange::Abi(format!(
+                    "returned (ptr {ptr}, len {len}), outside the module's memory of {} bytes",
+                    view.data_size()
+                )));
+            }
+            let mut bytes = vec![0u8; len as usize];
+            view.read(u64::from(ptr), &mut bytes)
+                .map_err(|e| Exchange::Abi(e.to_string()))?;
+            if let Some(free) = &self.free {
+                free.call(&mut *store, ptr as i32, len as i32)
+                    .map_err(Exchange::Trap)?;
+            }
+            WireResult::Bytes(bytes)
+        } else {
+            WireResult::Values(results)
+        };
+        if let Some(free) = &self.free {
+            for (ptr, len) in buffers {
+                free.call(&mut *store, ptr, len).map_err(Exchange::Trap)?;
+            }
+        }
+        Ok(out)
     }
 
     /// What the guest wrote to stdout and stderr during the last call (empties the buffers).

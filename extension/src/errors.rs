@@ -147,6 +147,40 @@ pub enum PlWasmError {
         code: i32,
     },
 
+    #[error("function {function}: argument {position} cannot be passed to wasm: {reason}")]
+    BadArgument {
+        function: String,
+        position: usize,
+        reason: String,
+    },
+
+    #[error("function {function} (module \"{module}\", export \"{export}\") returned an invalid value: {reason}")]
+    BadResult {
+        function: String,
+        module: String,
+        export: String,
+        reason: String,
+        /// Invalid text (UTF-8 or NUL): 22021 rather than 38000.
+        text: bool,
+    },
+
+    #[error(
+        "function {function} (module \"{module}\", export \"{export}\") broke ABI v1: {reason}"
+    )]
+    AbiViolation {
+        function: String,
+        module: String,
+        export: String,
+        reason: String,
+    },
+
+    #[error("function {function}: module \"{module}\" must export {what} (ABI v1, variable-length values)")]
+    AbiExportMissing {
+        function: String,
+        module: String,
+        what: String,
+    },
+
     #[error("permission denied to {action}: {reason}")]
     PermissionDenied { action: String, reason: String },
 
@@ -185,6 +219,12 @@ impl PlWasmError {
             }
             Self::StackExhausted { .. } => ERRCODE_STATEMENT_TOO_COMPLEX,
             Self::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::BadArgument { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::BadResult { text: true, .. } => ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            Self::BadResult { .. } | Self::AbiViolation { .. } => {
+                ERRCODE_EXTERNAL_ROUTINE_EXCEPTION
+            }
+            Self::AbiExportMissing { .. } => ERRCODE_INVALID_FUNCTION_DEFINITION,
             Self::Interrupted { .. } => ERRCODE_QUERY_CANCELED,
         }
     }

@@ -15,12 +15,13 @@ use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
 use wasmer::{Function, Value};
 
-use crate::abi::SqlSignature;
+use crate::abi::{SqlSignature, SqlType};
 use crate::binding;
-use crate::cache::{self, CallFailure, GuestOutput, Instantiated};
+use crate::cache::{self, CallFailure, GuestOutput, Instantiated, WireArg, WireResult};
 use crate::catalog::{self, SqlFunction};
 use crate::errors::{OrReport, PlWasmError};
 use crate::target::FunctionTarget;
+use crate::values::{self, ValueError};
 
 /// Everything a call needs, resolved once per call site.
 struct CallSite {
@@ -32,6 +33,8 @@ struct CallSite {
     /// Catalog generation this site was resolved at; `None` for inline modules (their code is
     /// the function body itself, fixed for the life of the FmgrInfo).
     generation: Option<u64>,
+    /// Whether any value travels through the module's memory (ABI v1 variable-length values).
+    uses_memory: bool,
     params: Vec<Value>,
 }
 
@@ -56,6 +59,7 @@ impl CallSite {
             function: f.display,
             export: target.export().to_string(),
             params: Vec::with_capacity(signature.args.len()),
+            uses_memory: signature.uses_memory(),
             signature,
             instance,
             export_fn,
@@ -76,26 +80,39 @@ impl CallSite {
     unsafe fn call(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
         let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
-        self.params.clear();
-        for (i, (arg, ty)) in args.iter().zip(&self.signature.args).enumerate() {
-            if arg.isnull {
-                PlWasmError::NullArgument {
-                    function: self.function.clone(),
-                    position: i + 1,
-                }
-                .report();
+        if let Some(position) = args.iter().position(|arg| arg.isnull) {
+            PlWasmError::NullArgument {
+                function: self.function.clone(),
+                position: position + 1,
             }
-            // SAFETY: the argument is non-NULL and of type `ty` (checked at resolution).
-            self.params.push(unsafe { ty.to_wasm(arg.value) });
+            .report();
         }
         // A cancel that arrived before the call is handled before wasm starts.
         pgrx::check_for_interrupts!();
-        let outcome = self.instance.call(&self.export_fn, &self.params);
+        let outcome = if self.uses_memory {
+            // SAFETY: non-NULL arguments of the resolved types.
+            let wire = unsafe { self.wire_args(args) };
+            let bytes_result = self.signature.result.is_some_and(SqlType::is_bytes);
+            self.instance
+                .call_with_memory(&self.export_fn, &wire, bytes_result)
+        } else {
+            // The scalar fast path: no allocation beyond Wasmer's result slice.
+            self.params.clear();
+            for (arg, ty) in args.iter().zip(&self.signature.args) {
+                if let SqlType::Scalar(scalar) = ty {
+                    // SAFETY: the argument is non-NULL and of type `scalar`.
+                    self.params.push(unsafe { scalar.to_wasm(arg.value) });
+                }
+            }
+            self.instance
+                .call(&self.export_fn, &self.params)
+                .map(WireResult::Values)
+        };
         if let Some(output) = self.instance.take_output() {
             self.report_output(output);
         }
-        let results = match outcome {
-            Ok(results) => results,
+        let result = match outcome {
+            Ok(result) => result,
             Err(CallFailure::Exit(0)) => {
                 // proc_exit(0) ends the call normally; there is no result value.
                 self.instance.discard();
@@ -107,19 +124,58 @@ impl CallSite {
         };
         // SAFETY: fcinfo is valid.
         unsafe { (*fcinfo).isnull = false };
-        match self.signature.result {
-            None => pg_sys::Datum::from(0usize),
-            Some(ty) => ty.from_wasm(&results[0]).unwrap_or_else(|value| {
-                PlWasmError::ResultOutOfRange {
-                    function: self.function.clone(),
-                    module: self.instance.label.clone(),
-                    export: self.export.clone(),
-                    value,
-                    type_name: ty.sql_name().to_string(),
-                }
-                .report()
-            }),
+        match (self.signature.result, result) {
+            (None, _) => pg_sys::Datum::from(0usize),
+            (Some(SqlType::Scalar(ty)), WireResult::Values(values)) => {
+                ty.from_wasm(&values[0]).unwrap_or_else(|value| {
+                    PlWasmError::ResultOutOfRange {
+                        function: self.function.clone(),
+                        module: self.instance.label.clone(),
+                        export: self.export.clone(),
+                        value,
+                        type_name: ty.sql_name().to_string(),
+                    }
+                    .report()
+                })
+            }
+            (Some(SqlType::Bytes(ty)), WireResult::Bytes(bytes)) => values::from_bytes(ty, &bytes)
+                .unwrap_or_else(|reason| {
+                    PlWasmError::BadResult {
+                        function: self.function.clone(),
+                        module: self.instance.label.clone(),
+                        export: self.export.clone(),
+                        text: matches!(reason, ValueError::InvalidUtf8(_) | ValueError::Nul),
+                        reason: reason.to_string(),
+                    }
+                    .report()
+                }),
+            _ => unreachable!("the result's form follows the signature"),
         }
+    }
+
+    /// The arguments as they travel to the guest (ABI v1 with memory).
+    ///
+    /// # Safety
+    /// Non-NULL datums of this site's argument types.
+    unsafe fn wire_args<'a>(&self, args: &'a [pg_sys::NullableDatum]) -> Vec<WireArg<'a>> {
+        args.iter()
+            .zip(&self.signature.args)
+            .enumerate()
+            .map(|(i, (arg, ty))| match ty {
+                // SAFETY: caller's contract.
+                SqlType::Scalar(scalar) => WireArg::Value(unsafe { scalar.to_wasm(arg.value) }),
+                // SAFETY: caller's contract.
+                SqlType::Bytes(bytes) => match unsafe { values::to_bytes(*bytes, arg.value) } {
+                    Ok(data) => WireArg::Bytes(data),
+                    Err(reason) => PlWasmError::BadArgument {
+                        function: self.function.clone(),
+                        position: i + 1,
+                        reason: reason.to_string(),
+                    }
+                    .report(),
+                },
+            })
+            .collect()
     }
 }
 
@@ -155,6 +211,13 @@ impl CallSite {
         }
         match failure {
             CallFailure::Busy => PlWasmError::Reentrant { function, module }.report(),
+            CallFailure::Abi(reason) => PlWasmError::AbiViolation {
+                function,
+                module,
+                export,
+                reason,
+            }
+            .report(),
             CallFailure::Exit(code) => PlWasmError::Exit {
                 function,
                 module,

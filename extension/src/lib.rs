@@ -4,7 +4,7 @@
 //! `wasm.unload` / `wasm.wat`, and the trusted procedural language `wasm`. Each concern has its
 //! own module:
 //!
-//! - [`abi`]: the SQL ↔ wasm type mapping (ABI v1 scalar fast path);
+//! - [`abi`]: the SQL ↔ wasm type mapping (ABI v1); [`values`]: variable-length values as bytes;
 //! - [`target`]: parsing a function body (`module:export`, `module`, inline `(module ...)`);
 //! - [`runtime`]: the Wasmer engine, compiling, exports;
 //! - [`instrument`]: compile-time fuel and interrupt checks injected into every module;
@@ -36,6 +36,7 @@ pub mod privileges;
 pub mod runtime;
 pub mod target;
 pub mod validator;
+pub mod values;
 pub mod wasi;
 
 #[cfg(any(test, feature = "pg_test"))]

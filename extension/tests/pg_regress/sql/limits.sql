@@ -12,6 +12,13 @@ SELECT wasm.load('limits', wasm.wat($$
                        (call $fib (i32.sub (local.get 0) (i32.const 2)))))))
     (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
     (func (export "pages") (result i32) memory.size)
+    (func (export "churn") (result i32)
+      (drop (memory.grow (i32.const 255)))
+      (loop $l
+        (memory.fill (i32.const 0) (i32.const 7) (i32.const 16777216))
+        (memory.copy (i32.const 0) (i32.const 8388608) (i32.const 8388608))
+        br $l)
+      i32.const 0)
     (func (export "count") (param i64) (result i64) (local $i i64)
       (loop $l
         local.get $i i64.const 1 i64.add local.tee $i
@@ -24,6 +31,7 @@ CREATE FUNCTION fib(int) RETURNS int8 LANGUAGE wasm AS 'limits';
 CREATE FUNCTION grow(int) RETURNS int LANGUAGE wasm AS 'limits';
 CREATE FUNCTION pages() RETURNS int LANGUAGE wasm AS 'limits';
 CREATE FUNCTION count_to(int8) RETURNS int8 LANGUAGE wasm AS 'limits:count';
+CREATE FUNCTION churn() RETURNS int LANGUAGE wasm AS 'limits';
 
 -- The settings (they exist once the library is loaded: here by wasm.load above).
 SELECT name, setting, unit, context, short_desc FROM pg_settings WHERE name LIKE 'wasm.%' ORDER BY name;
@@ -35,6 +43,8 @@ SET statement_timeout = '200ms';
 SELECT spin();
 -- ... and deep, exponential recursion.
 SELECT fib(60);
+-- ... and endless bulk memory work (16MB memory.fill and 8MB memory.copy per iteration).
+SELECT churn();
 RESET statement_timeout;
 SELECT fib(20) AS healthy;
 
