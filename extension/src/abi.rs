@@ -71,6 +71,16 @@ impl SqlScalar {
         }
     }
 
+    /// The zero value of this type's wasm representation (what a NULL argument carries).
+    pub fn zero(self) -> Value {
+        match self.wasm_type() {
+            WasmType::I64 => Value::I64(0),
+            WasmType::F32 => Value::F32(0.0),
+            WasmType::F64 => Value::F64(0.0),
+            _ => Value::I32(0),
+        }
+    }
+
     /// Convert a non-NULL argument datum of this type to a wasm value.
     ///
     /// # Safety

@@ -25,10 +25,12 @@ use wasmer::{
 use crate::catalog;
 use crate::errors::PlWasmError;
 use crate::gucs;
+use crate::guest::GuestCtx;
+use crate::host_api::{self, GuestRaised};
 use crate::limits::{self, Budget, Stop};
 use crate::privileges;
 use crate::runtime::{self, Export};
-use crate::wasi::{self, ProcExit, WasiCtx};
+use crate::wasi::{self, ProcExit};
 
 /// A verified generation no catalog generation equals: the entry must be checked again.
 const UNVERIFIED: u64 = u64::MAX;
@@ -48,8 +50,10 @@ pub struct Instantiated {
     /// The instance's fuel counter and interrupt flag (declared after `store` and `instance`
     /// are kept alive by this struct, which owns all three).
     budget: Budget,
-    /// WASI state (captured output), for modules that import WASI.
-    wasi: Option<FunctionEnv<WasiCtx>>,
+    /// State for the guest's imports (WASI, host API), for modules that import anything.
+    guest: Option<FunctionEnv<GuestCtx>>,
+    /// The module imports `plwasm.arg_is_null`: it may be called with NULL arguments.
+    pub null_aware: bool,
     /// ABI v1 memory exports: `memory`, `plwasm_alloc(i32) -> i32`, `plwasm_free(i32, i32)`.
     memory: Option<Memory>,
     alloc: Option<TypedFunction<i32, i32>>,
@@ -70,6 +74,8 @@ pub const FREE_EXPORT: &str = "plwasm_free";
 pub enum WireArg<'a> {
     Value(Value),
     Bytes(std::borrow::Cow<'a, [u8]>),
+    /// A NULL variable-length argument: `(0, 0)`, nothing allocated.
+    Null,
 }
 
 /// What a call returned: wasm values, or the bytes a variable-length result pointed at.
@@ -92,15 +98,21 @@ fn classify(stop: Stop, trap: RuntimeError) -> CallFailure {
         // `downcast` needs the only reference to the error, so no clone here.
         Stop::NotUs => match trap.downcast::<ProcExit>() {
             Ok(ProcExit(code)) => CallFailure::Exit(code),
-            Err(trap) => CallFailure::Trap(trap),
+            Err(trap) => match trap.downcast::<GuestRaised>() {
+                Ok(raised) => CallFailure::Raised(raised),
+                Err(trap) => CallFailure::Trap(trap),
+            },
         },
     }
 }
 
-/// Lines a call wrote to stdout and stderr, each with the number of bytes dropped.
+/// What a call reported: stdout and stderr lines (each with the number of bytes dropped),
+/// `plwasm.log` messages, and whether it asked to return NULL.
 pub struct GuestOutput {
     pub stdout: (Vec<String>, usize),
     pub stderr: (Vec<String>, usize),
+    pub logs: Vec<(i32, String)>,
+    pub return_null: bool,
 }
 
 /// Why a call did not return normally.
@@ -115,6 +127,8 @@ pub enum CallFailure {
     Exit(i32),
     /// The guest broke ABI v1 (bad pointer, failed allocation, missing export).
     Abi(String),
+    /// The guest raised an ERROR through `plwasm.error` / `plwasm.error_code`.
+    Raised(GuestRaised),
     /// The instance is already running (a re-entrant call).
     Busy,
 }
@@ -135,12 +149,16 @@ impl Instantiated {
         }
         let mut store = Store::new(runtime::engine());
         let memory_cap = limits::prepare_memory_cap();
-        let (imports, wasi) = if module.imports().next().is_some() {
-            let (imports, env) = wasi::imports(&mut store, &module);
-            (imports, Some(env))
+        let mut imports = wasmer::imports! {};
+        let guest = if module.imports().next().is_some() {
+            let env = FunctionEnv::new(&mut store, GuestCtx::default());
+            wasi::add_imports(&mut store, &env, &module, &mut imports);
+            host_api::add_imports(&mut store, &env, &module, &mut imports);
+            Some(env)
         } else {
-            (wasmer::imports! {}, None)
+            None
         };
+        let null_aware = host_api::is_null_aware(&module);
         let instance =
             Instance::new(&mut store, &module, &imports).map_err(
                 |e| match limits::memory_refused() {
@@ -162,9 +180,8 @@ impl Instantiated {
             module: label.to_string(),
             reason: "the module was compiled without plwasm's instrumentation".into(),
         })?;
-        if let Some(env) = &wasi {
-            let memory = instance.exports.get_memory("memory").ok().cloned();
-            wasi::attach_memory(&mut store, env, memory);
+        if let Some(env) = &guest {
+            env.as_mut(&mut store).memory = instance.exports.get_memory("memory").ok().cloned();
         }
         // A WASI reactor (e.g. C built with -mexec-model=reactor) initialises its libc here.
         if let Ok(initialize) = instance.exports.get_function("_initialize") {
@@ -197,7 +214,8 @@ impl Instantiated {
             store: RefCell::new(store),
             instance,
             budget,
-            wasi,
+            guest,
+            null_aware,
             memory_cap,
             role: privileges::current_user(),
             verified_generation: Cell::new(UNVERIFIED),
@@ -265,6 +283,7 @@ impl Instantiated {
         for arg in args {
             match arg {
                 WireArg::Value(value) => params.push(value.clone()),
+                WireArg::Null => params.extend([Value::I32(0), Value::I32(0)]),
                 WireArg::Bytes(bytes) => {
                     let alloc = self.alloc.as_ref().ok_or_else(|| {
                         Exchange::Abi(format!("the module exports no {ALLOC_EXPORT}"))
@@ -322,17 +341,30 @@ impl Instantiated {
         Ok(out)
     }
 
-    /// What the guest wrote to stdout and stderr during the last call (empties the buffers).
+    /// Tell the host API which arguments of the next call are NULL.
+    pub fn set_null_args(&self, nulls: &[bool]) {
+        if let (Some(env), Ok(mut store)) = (&self.guest, self.store.try_borrow_mut()) {
+            let ctx = env.as_mut(&mut *store);
+            ctx.null_args.clear();
+            ctx.null_args.extend_from_slice(nulls);
+            ctx.return_null = false;
+        }
+    }
+
+    /// What the guest reported during the last call (empties the buffers).
     pub fn take_output(&self) -> Option<GuestOutput> {
-        let env = self.wasi.as_ref()?;
+        let env = self.guest.as_ref()?;
         let mut store = self.store.try_borrow_mut().ok()?;
         let ctx = env.as_mut(&mut *store);
-        if ctx.stdout.is_empty() && ctx.stderr.is_empty() {
+        let return_null = std::mem::take(&mut ctx.return_null);
+        if ctx.stdout.is_empty() && ctx.stderr.is_empty() && ctx.logs.is_empty() && !return_null {
             return None;
         }
         Some(GuestOutput {
             stdout: ctx.stdout.take_lines(),
             stderr: ctx.stderr.take_lines(),
+            logs: std::mem::take(&mut ctx.logs),
+            return_null,
         })
     }
 

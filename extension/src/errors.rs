@@ -181,6 +181,16 @@ pub enum PlWasmError {
         what: String,
     },
 
+    #[error("{message}")]
+    GuestError {
+        function: String,
+        message: String,
+        /// The SQLSTATE the guest chose (packed), if valid and known to Postgres.
+        sqlstate: Option<i32>,
+        /// A SQLSTATE the guest asked for that was not valid.
+        rejected_sqlstate: Option<String>,
+    },
+
     #[error("permission denied to {action}: {reason}")]
     PermissionDenied { action: String, reason: String },
 
@@ -219,6 +229,9 @@ impl PlWasmError {
             }
             Self::StackExhausted { .. } => ERRCODE_STATEMENT_TOO_COMPLEX,
             Self::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::GuestError { sqlstate, .. } => {
+                sqlstate.map_or(ERRCODE_RAISE_EXCEPTION, PgSqlErrorCode::from)
+            }
             Self::BadArgument { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::BadResult { text: true, .. } => ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
             Self::BadResult { .. } | Self::AbiViolation { .. } => {
@@ -231,6 +244,16 @@ impl PlWasmError {
 
     fn detail(&self) -> Option<String> {
         match self {
+            Self::GuestError {
+                function,
+                rejected_sqlstate,
+                ..
+            } => Some(match rejected_sqlstate {
+                Some(code) => format!(
+                    "raised by {function}; it asked for SQLSTATE \"{code}\", which is not a valid Postgres SQLSTATE"
+                ),
+                None => format!("raised by {function}"),
+            }),
             Self::Trap { trace, .. } if !trace.is_empty() => {
                 Some(format!("wasm backtrace:\n{trace}"))
             }

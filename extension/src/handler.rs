@@ -80,12 +80,19 @@ impl CallSite {
     unsafe fn call(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
         let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
-        if let Some(position) = args.iter().position(|arg| arg.isnull) {
+        let any_null = args.iter().any(|arg| arg.isnull);
+        if any_null && !self.instance.null_aware {
+            // Only modules that import plwasm.arg_is_null can tell a NULL from a zero.
+            let position = args.iter().position(|arg| arg.isnull).unwrap_or(0);
             PlWasmError::NullArgument {
                 function: self.function.clone(),
                 position: position + 1,
             }
             .report();
+        }
+        if self.instance.null_aware {
+            let nulls: Vec<bool> = args.iter().map(|arg| arg.isnull).collect();
+            self.instance.set_null_args(&nulls);
         }
         // A cancel that arrived before the call is handled before wasm starts.
         pgrx::check_for_interrupts!();
@@ -100,15 +107,21 @@ impl CallSite {
             self.params.clear();
             for (arg, ty) in args.iter().zip(&self.signature.args) {
                 if let SqlType::Scalar(scalar) = ty {
-                    // SAFETY: the argument is non-NULL and of type `scalar`.
-                    self.params.push(unsafe { scalar.to_wasm(arg.value) });
+                    self.params.push(if arg.isnull {
+                        scalar.zero()
+                    } else {
+                        // SAFETY: the argument is non-NULL and of type `scalar`.
+                        unsafe { scalar.to_wasm(arg.value) }
+                    });
                 }
             }
             self.instance
                 .call(&self.export_fn, &self.params)
                 .map(WireResult::Values)
         };
+        let mut return_null = false;
         if let Some(output) = self.instance.take_output() {
+            return_null = output.return_null;
             self.report_output(output);
         }
         let result = match outcome {
@@ -122,6 +135,12 @@ impl CallSite {
             }
             Err(failure) => self.fail(failure),
         };
+        if return_null && self.signature.result.is_some() {
+            // The guest called plwasm.return_null: its wasm result is ignored.
+            // SAFETY: fcinfo is valid.
+            unsafe { (*fcinfo).isnull = true };
+            return pg_sys::Datum::from(0usize);
+        }
         // SAFETY: fcinfo is valid.
         unsafe { (*fcinfo).isnull = false };
         match (self.signature.result, result) {
@@ -156,12 +175,16 @@ impl CallSite {
     /// The arguments as they travel to the guest (ABI v1 with memory).
     ///
     /// # Safety
-    /// Non-NULL datums of this site's argument types.
+    /// Datums of this site's argument types (NULLs only for null-aware modules).
     unsafe fn wire_args<'a>(&self, args: &'a [pg_sys::NullableDatum]) -> Vec<WireArg<'a>> {
         args.iter()
             .zip(&self.signature.args)
             .enumerate()
             .map(|(i, (arg, ty))| match ty {
+                _ if arg.isnull => match ty {
+                    SqlType::Scalar(scalar) => WireArg::Value(scalar.zero()),
+                    SqlType::Bytes(_) => WireArg::Null,
+                },
                 // SAFETY: caller's contract.
                 SqlType::Scalar(scalar) => WireArg::Value(unsafe { scalar.to_wasm(arg.value) }),
                 // SAFETY: caller's contract.
@@ -180,8 +203,18 @@ impl CallSite {
 }
 
 impl CallSite {
-    /// Report what the guest wrote: stdout as NOTICE, stderr as LOG. After the call returned.
+    /// Report what the guest wrote: `plwasm.log` messages at their level, stdout as NOTICE,
+    /// stderr as LOG. After the call returned.
     fn report_output(&self, output: GuestOutput) {
+        for (level, message) in &output.logs {
+            match level {
+                i32::MIN..=0 => pgrx::debug1!("{message}"),
+                1 => pgrx::log!("{message}"),
+                2 => pgrx::info!("{message}"),
+                3 => pgrx::notice!("{message}"),
+                _ => pgrx::warning!("{message}"),
+            }
+        }
         let (stdout, stdout_dropped) = output.stdout;
         let (stderr, stderr_dropped) = output.stderr;
         for line in stdout {
@@ -211,6 +244,24 @@ impl CallSite {
         }
         match failure {
             CallFailure::Busy => PlWasmError::Reentrant { function, module }.report(),
+            CallFailure::Raised(raised) => {
+                // Postgres knows the SQLSTATEs of its errcodes table; others are refused.
+                let packed = raised.sqlstate.map(crate::host_api::packed_sqlstate);
+                let known = packed.filter(|p| pgrx::PgSqlErrorCode::from(*p) as i32 == *p);
+                let rejected = raised
+                    .bad_sqlstate
+                    .or_else(|| match (raised.sqlstate, known) {
+                        (Some(code), None) => Some(String::from_utf8_lossy(&code).into_owned()),
+                        _ => None,
+                    });
+                PlWasmError::GuestError {
+                    function,
+                    message: raised.message,
+                    sqlstate: known,
+                    rejected_sqlstate: rejected,
+                }
+                .report()
+            }
             CallFailure::Abi(reason) => PlWasmError::AbiViolation {
                 function,
                 module,

@@ -10,7 +10,8 @@
 //! - [`instrument`]: compile-time fuel and interrupt checks injected into every module;
 //! - [`limits`]: memory cap, fuel and Postgres interrupts while wasm runs;
 //! - [`gucs`]: the `wasm.*` settings;
-//! - [`wasi`], [`guest_output`]: WASI preview 1, deny by default; captured stdout/stderr;
+//! - [`wasi`], [`host_api`], [`guest`], [`guest_output`]: the guest's imports (WASI preview 1,
+//!   deny by default; the `plwasm` host API), their per-instance state, captured output;
 //! - [`catalog`]: the module catalog and cross-backend change notification;
 //! - [`cache`]: per-backend compiled modules and instances;
 //! - [`binding`]: does an export implement a SQL function?
@@ -28,8 +29,10 @@ pub mod cache;
 pub mod catalog;
 pub mod errors;
 pub mod gucs;
+pub mod guest;
 pub mod guest_output;
 pub mod handler;
+pub mod host_api;
 pub mod instrument;
 pub mod limits;
 pub mod privileges;

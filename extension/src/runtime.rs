@@ -92,12 +92,16 @@ pub fn compile(bytes: &[u8]) -> Result<Module, String> {
 
 /// Imports of `module` that the host does not provide, as `"module"."name"` strings.
 ///
-/// plwasm provides WASI preview 1 functions (with their exact signatures) and nothing else yet.
+/// plwasm provides WASI preview 1 functions and its own `plwasm` host API (with their exact
+/// signatures), and nothing else.
 pub fn unsupported_imports(module: &Module) -> Vec<String> {
     module
         .imports()
         .filter(|i| match i.ty() {
-            ExternType::Function(ty) => !crate::wasi::provides(i.module(), i.name(), ty),
+            ExternType::Function(ty) => {
+                !crate::wasi::provides(i.module(), i.name(), ty)
+                    && !crate::host_api::provides(i.module(), i.name(), ty)
+            }
             _ => true,
         })
         .map(|i| format!("\"{}\".\"{}\"", i.module(), i.name()))

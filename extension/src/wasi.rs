@@ -14,19 +14,19 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use wasmer::{
-    Exports, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Memory, Module,
-    RuntimeError, Store, Type, Value,
+    Exports, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError,
+    Store, Type, Value,
 };
 
-use crate::guest_output::Captured;
+use crate::guest::{
+    arg_i32, view_read, view_write, write_u32s, write_u64, GuestCtx, EFAULT, SUCCESS,
+};
 
 /// The WASI import module name.
 pub const MODULE: &str = "wasi_snapshot_preview1";
 
-// WASI errno values.
-const SUCCESS: i32 = 0;
+// WASI errno values (SUCCESS and EFAULT are in guest.rs).
 const EBADF: i32 = 8;
-const EFAULT: i32 = 21;
 const EINVAL: i32 = 28;
 const ENOTSUP: i32 = 58;
 const ESPIPE: i32 = 70;
@@ -108,18 +108,13 @@ pub fn provides(module: &str, name: &str, ty: &FunctionType) -> bool {
 #[error("proc_exit({0})")]
 pub struct ProcExit(pub i32);
 
-/// Per-instance WASI state.
-#[derive(Default)]
-pub struct WasiCtx {
-    memory: Option<Memory>,
-    pub stdout: Captured,
-    pub stderr: Captured,
-}
-
-/// The imports for `module` (only WASI ones; callers check first that there are no others), and
-/// the environment to finish with [`attach_memory`] once the instance exists.
-pub fn imports(store: &mut Store, module: &Module) -> (Imports, FunctionEnv<WasiCtx>) {
-    let env = FunctionEnv::new(store, WasiCtx::default());
+/// Add the WASI functions `module` imports to `imports`.
+pub fn add_imports(
+    store: &mut Store,
+    env: &FunctionEnv<GuestCtx>,
+    module: &Module,
+    imports: &mut Imports,
+) {
     let mut namespace = Exports::new();
     for import in module.imports() {
         if import.module() != MODULE {
@@ -131,31 +126,16 @@ pub fn imports(store: &mut Store, module: &Module) -> (Imports, FunctionEnv<Wasi
         };
         let ty = FunctionType::new(params.to_vec(), results.to_vec());
         let function =
-            Function::new_with_env(store, &env, ty, move |env, args| call(name, env, args));
+            Function::new_with_env(store, env, ty, move |env, args| call(name, env, args));
         namespace.insert(name, function);
     }
-    let mut imports = Imports::new();
     imports.register_namespace(MODULE, namespace);
-    (imports, env)
-}
-
-/// Give the WASI functions the instance's exported memory (named `memory`, as WASI requires).
-pub fn attach_memory(store: &mut Store, env: &FunctionEnv<WasiCtx>, memory: Option<Memory>) {
-    env.as_mut(store).memory = memory;
-}
-
-fn arg_i32(args: &[Value], i: usize) -> i32 {
-    args.get(i).and_then(Value::i32).unwrap_or_default()
-}
-
-fn arg_i64(args: &[Value], i: usize) -> i64 {
-    args.get(i).and_then(Value::i64).unwrap_or_default()
 }
 
 /// Dispatch one WASI call. Returns the errno (or nothing, for `proc_exit`'s unwinding).
 fn call(
     name: &str,
-    mut env: FunctionEnvMut<WasiCtx>,
+    mut env: FunctionEnvMut<GuestCtx>,
     args: &[Value],
 ) -> Result<Vec<Value>, RuntimeError> {
     if name == "proc_exit" {
@@ -193,7 +173,6 @@ fn call(
         // and no descriptors beyond 0, 1 and 2.
         _ => EBADF,
     };
-    let _ = arg_i64; // (64-bit arguments are only ever ignored: offsets and rights of denied calls)
     Ok(vec![Value::I32(errno)])
 }
 
@@ -203,36 +182,6 @@ fn stdio_or_badf(fd: i32, errno: i32) -> i32 {
     } else {
         EBADF
     }
-}
-
-fn view_write(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: i32, bytes: &[u8]) -> i32 {
-    let Some(memory) = &ctx.memory else {
-        return EFAULT;
-    };
-    match memory.view(store).write(ptr as u32 as u64, bytes) {
-        Ok(()) => SUCCESS,
-        Err(_) => EFAULT,
-    }
-}
-
-fn view_read(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: u32, buf: &mut [u8]) -> bool {
-    ctx.memory
-        .as_ref()
-        .is_some_and(|memory| memory.view(store).read(ptr as u64, buf).is_ok())
-}
-
-fn write_u32s(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, values: &[(i32, u32)]) -> i32 {
-    for &(ptr, value) in values {
-        let errno = view_write(ctx, store, ptr, &value.to_le_bytes());
-        if errno != SUCCESS {
-            return errno;
-        }
-    }
-    SUCCESS
-}
-
-fn write_u64(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: i32, value: u64) -> i32 {
-    view_write(ctx, store, ptr, &value.to_le_bytes())
 }
 
 fn clock_resolution(id: i32) -> Option<u64> {
@@ -266,7 +215,7 @@ fn clock_now(id: i32) -> Option<u64> {
     }
 }
 
-fn random_get(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: i32, len: i32) -> i32 {
+fn random_get(ctx: &GuestCtx, store: &impl wasmer::AsStoreRef, ptr: i32, len: i32) -> i32 {
     let len = len as u32;
     if len > MAX_RANDOM_BYTES {
         return EINVAL;
@@ -285,7 +234,7 @@ fn random_get(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, ptr: i32, len: i32
     view_write(ctx, store, ptr, &buf)
 }
 
-fn fd_write(ctx: &mut WasiCtx, store: &impl wasmer::AsStoreRef, args: &[Value]) -> i32 {
+fn fd_write(ctx: &mut GuestCtx, store: &impl wasmer::AsStoreRef, args: &[Value]) -> i32 {
     let (fd, iovs, iovs_len, nwritten_ptr) = (
         arg_i32(args, 0),
         arg_i32(args, 1) as u32,
@@ -317,7 +266,7 @@ fn fd_write(ctx: &mut WasiCtx, store: &impl wasmer::AsStoreRef, args: &[Value]) 
     write_u32s(ctx, store, &[(nwritten_ptr, written)])
 }
 
-fn fd_fdstat_get(ctx: &WasiCtx, store: &impl wasmer::AsStoreRef, fd: i32, ptr: i32) -> i32 {
+fn fd_fdstat_get(ctx: &GuestCtx, store: &impl wasmer::AsStoreRef, fd: i32, ptr: i32) -> i32 {
     const CHARACTER_DEVICE: u8 = 2;
     const RIGHT_FD_READ: u64 = 1 << 1;
     const RIGHT_FD_WRITE: u64 = 1 << 6;

@@ -1,0 +1,73 @@
+//! What the host keeps per instance for the guest's imports (WASI and the `plwasm` host API):
+//! the instance's memory, captured stdout/stderr and log messages, and the current call's NULL
+//! flags. Host functions run while wasm frames are live, so they only touch this state; it is
+//! reported to Postgres after the call has returned.
+
+use wasmer::{AsStoreRef, Memory, Value};
+
+use crate::guest_output::Captured;
+
+/// errno / status: success.
+pub const SUCCESS: i32 = 0;
+/// errno / status: the guest passed a bad pointer.
+pub const EFAULT: i32 = 21;
+
+/// Longest log or error message kept from a guest, in bytes.
+pub const MAX_MESSAGE_BYTES: u32 = 8192;
+
+/// Per-instance host state for the guest's imports.
+#[derive(Default)]
+pub struct GuestCtx {
+    pub memory: Option<Memory>,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    /// `plwasm.log` messages of the current call: (level, text).
+    pub logs: Vec<(i32, String)>,
+    /// Which arguments of the current call are NULL (`plwasm.arg_is_null`).
+    pub null_args: Vec<bool>,
+    /// Set by `plwasm.return_null` during the current call.
+    pub return_null: bool,
+}
+
+pub fn arg_i32(args: &[Value], i: usize) -> i32 {
+    args.get(i).and_then(Value::i32).unwrap_or_default()
+}
+
+/// Write `bytes` at `ptr` in the guest's memory; `EFAULT` if out of bounds or no memory.
+pub fn view_write(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: i32, bytes: &[u8]) -> i32 {
+    let Some(memory) = &ctx.memory else {
+        return EFAULT;
+    };
+    match memory.view(store).write(ptr as u32 as u64, bytes) {
+        Ok(()) => SUCCESS,
+        Err(_) => EFAULT,
+    }
+}
+
+/// Read `buf.len()` bytes at `ptr`; false if out of bounds or no memory.
+pub fn view_read(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: u32, buf: &mut [u8]) -> bool {
+    ctx.memory
+        .as_ref()
+        .is_some_and(|memory| memory.view(store).read(ptr as u64, buf).is_ok())
+}
+
+/// Read a guest string of `len` bytes at `ptr` (lossy UTF-8, cut at [`MAX_MESSAGE_BYTES`]).
+pub fn read_message(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: i32, len: i32) -> Option<String> {
+    let len = (len as u32).min(MAX_MESSAGE_BYTES);
+    let mut buf = vec![0u8; len as usize];
+    view_read(ctx, store, ptr as u32, &mut buf).then(|| String::from_utf8_lossy(&buf).into_owned())
+}
+
+pub fn write_u32s(ctx: &GuestCtx, store: &impl AsStoreRef, values: &[(i32, u32)]) -> i32 {
+    for &(ptr, value) in values {
+        let errno = view_write(ctx, store, ptr, &value.to_le_bytes());
+        if errno != SUCCESS {
+            return errno;
+        }
+    }
+    SUCCESS
+}
+
+pub fn write_u64(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: i32, value: u64) -> i32 {
+    view_write(ctx, store, ptr, &value.to_le_bytes())
+}

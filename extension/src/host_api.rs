@@ -1,0 +1,201 @@
+//! The `plwasm` host API (ABI v1): what a module may import from module `plwasm`.
+//!
+//! | import | signature | effect |
+//! |---|---|---|
+//! | `arg_is_null(index)` | `(i32) -> i32` | 1 if argument `index` (from 0) of this call is NULL |
+//! | `return_null()` | `() -> ()` | this call returns NULL (its wasm result is ignored) |
+//! | `log(level, ptr, len)` | `(i32, i32, i32) -> ()` | a message: 0 DEBUG, 1 LOG, 2 INFO, 3 NOTICE, 4 WARNING |
+//! | `error(ptr, len)` | `(i32, i32) -> ()` | ends the call with an ERROR carrying the message (P0001) |
+//! | `error_code(code_ptr, code_len, ptr, len)` | `(i32, i32, i32, i32) -> ()` | the same, with a chosen SQLSTATE |
+//!
+//! Like WASI, these only record state ([`GuestCtx`]) or unwind the guest: messages are reported
+//! and errors raised after the call has returned, never while wasm frames are live.
+
+use wasmer::{
+    Exports, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError,
+    Store, Type, Value,
+};
+
+use crate::guest::{arg_i32, read_message, GuestCtx};
+
+/// The host API's import module name.
+pub const MODULE: &str = "plwasm";
+
+use Type::I32;
+
+const FUNCTIONS: &[(&str, &[Type], &[Type])] = &[
+    ("arg_is_null", &[I32], &[I32]),
+    ("return_null", &[], &[]),
+    ("log", &[I32, I32, I32], &[]),
+    ("error", &[I32, I32], &[]),
+    ("error_code", &[I32, I32, I32, I32], &[]),
+];
+
+/// Whether the host API provides `module`.`name` with signature `ty`.
+pub fn provides(module: &str, name: &str, ty: &FunctionType) -> bool {
+    module == MODULE
+        && FUNCTIONS.iter().any(|(n, params, results)| {
+            *n == name && ty.params() == *params && ty.results() == *results
+        })
+}
+
+/// Whether `module` can see NULL arguments (it imports `plwasm.arg_is_null`).
+pub fn is_null_aware(module: &Module) -> bool {
+    module
+        .imports()
+        .any(|i| i.module() == MODULE && i.name() == "arg_is_null")
+}
+
+/// An ERROR the guest raised through `plwasm.error` / `plwasm.error_code`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct GuestRaised {
+    /// A valid SQLSTATE, or None for the default (P0001).
+    pub sqlstate: Option<[u8; 5]>,
+    pub message: String,
+    /// Set when the guest asked for an invalid SQLSTATE.
+    pub bad_sqlstate: Option<String>,
+}
+
+/// Add the host API functions `module` imports to `imports`.
+pub fn add_imports(
+    store: &mut Store,
+    env: &FunctionEnv<GuestCtx>,
+    module: &Module,
+    imports: &mut Imports,
+) {
+    let mut namespace = Exports::new();
+    for import in module.imports() {
+        if import.module() != MODULE {
+            continue;
+        }
+        let Some(&(name, params, results)) = FUNCTIONS.iter().find(|(n, _, _)| *n == import.name())
+        else {
+            continue;
+        };
+        let ty = FunctionType::new(params.to_vec(), results.to_vec());
+        let function =
+            Function::new_with_env(store, env, ty, move |env, args| call(name, env, args));
+        namespace.insert(name, function);
+    }
+    imports.register_namespace(MODULE, namespace);
+}
+
+fn call(
+    name: &str,
+    mut env: FunctionEnvMut<GuestCtx>,
+    args: &[Value],
+) -> Result<Vec<Value>, RuntimeError> {
+    let (ctx, store) = env.data_and_store_mut();
+    match name {
+        "arg_is_null" => {
+            let index = arg_i32(args, 0);
+            let null = usize::try_from(index)
+                .ok()
+                .and_then(|i| ctx.null_args.get(i).copied())
+                .unwrap_or(false);
+            Ok(vec![Value::I32(null as i32)])
+        }
+        "return_null" => {
+            ctx.return_null = true;
+            Ok(vec![])
+        }
+        "log" => {
+            let text = read_message(ctx, &store, arg_i32(args, 1), arg_i32(args, 2))
+                .unwrap_or_else(|| "<log message outside the module's memory>".into());
+            // Bounded: at most 1000 messages per call are kept.
+            if ctx.logs.len() < 1000 {
+                ctx.logs.push((arg_i32(args, 0), text));
+            }
+            Ok(vec![])
+        }
+        "error" | "error_code" => {
+            let (code, message) = if name == "error" {
+                (
+                    None,
+                    read_message(ctx, &store, arg_i32(args, 0), arg_i32(args, 1)),
+                )
+            } else {
+                (
+                    read_message(ctx, &store, arg_i32(args, 0), arg_i32(args, 1)),
+                    read_message(ctx, &store, arg_i32(args, 2), arg_i32(args, 3)),
+                )
+            };
+            let message =
+                message.unwrap_or_else(|| "<error message outside the module's memory>".into());
+            let (sqlstate, bad_sqlstate) = match code {
+                None => (None, None),
+                Some(code) => match valid_sqlstate(&code) {
+                    Some(state) => (Some(state), None),
+                    None => (None, Some(code)),
+                },
+            };
+            Err(RuntimeError::user(Box::new(GuestRaised {
+                sqlstate,
+                message,
+                bad_sqlstate,
+            })))
+        }
+        _ => unreachable!("only listed functions are imported"),
+    }
+}
+
+/// Five characters from `0-9A-Z`, not a success or warning class (`00`, `01`, `02`).
+pub fn valid_sqlstate(code: &str) -> Option<[u8; 5]> {
+    let bytes: [u8; 5] = code.as_bytes().try_into().ok()?;
+    let ok = bytes
+        .iter()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        && !matches!(&bytes[..2], b"00" | b"01" | b"02");
+    ok.then_some(bytes)
+}
+
+/// Postgres's packed form of a SQLSTATE (`MAKE_SQLSTATE`).
+pub fn packed_sqlstate(code: [u8; 5]) -> i32 {
+    code.iter()
+        .enumerate()
+        .map(|(i, c)| (((*c as i32) - ('0' as i32)) & 0x3F) << (6 * i))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates() {
+        assert_eq!(valid_sqlstate("22012"), Some(*b"22012"));
+        assert_eq!(valid_sqlstate("P0001"), Some(*b"P0001"));
+        assert_eq!(valid_sqlstate("00000"), None);
+        assert_eq!(valid_sqlstate("01000"), None);
+        assert_eq!(valid_sqlstate("2201"), None);
+        assert_eq!(valid_sqlstate("2201a"), None);
+    }
+
+    #[test]
+    fn packs_like_make_sqlstate() {
+        assert_eq!(
+            packed_sqlstate(*b"22012"),
+            pgrx::PgSqlErrorCode::ERRCODE_DIVISION_BY_ZERO as i32
+        );
+    }
+
+    #[test]
+    fn provides_exact_signatures_only() {
+        assert!(provides(
+            MODULE,
+            "log",
+            &FunctionType::new(vec![I32, I32, I32], vec![])
+        ));
+        assert!(!provides(
+            MODULE,
+            "log",
+            &FunctionType::new(vec![I32, I32], vec![])
+        ));
+        assert!(!provides(
+            "env",
+            "log",
+            &FunctionType::new(vec![I32, I32, I32], vec![])
+        ));
+    }
+}
