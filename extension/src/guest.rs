@@ -3,7 +3,10 @@
 //! flags. Host functions run while wasm frames are live, so they only touch this state; it is
 //! reported to Postgres after the call has returned.
 
-use wasmer::{AsStoreRef, Memory, Value};
+use wasmer::{
+    AsStoreRef, Exports, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Memory,
+    Module, RuntimeError, Store, Type, Value,
+};
 
 use crate::guest_output::Captured;
 
@@ -70,4 +73,52 @@ pub fn write_u32s(ctx: &GuestCtx, store: &impl AsStoreRef, values: &[(i32, u32)]
 
 pub fn write_u64(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: i32, value: u64) -> i32 {
     view_write(ctx, store, ptr, &value.to_le_bytes())
+}
+
+/// A table of host functions one import module provides: name, parameters, results.
+pub type HostTable = &'static [(&'static str, &'static [Type], &'static [Type])];
+
+/// The dispatcher of one import module: (function name, environment, arguments) -> results.
+pub type Dispatch =
+    fn(&str, FunctionEnvMut<GuestCtx>, &[Value]) -> Result<Vec<Value>, RuntimeError>;
+
+/// Whether `table` (import module `namespace`) provides `module`.`name` with signature `ty`.
+pub fn provides(
+    table: HostTable,
+    namespace: &str,
+    module: &str,
+    name: &str,
+    ty: &FunctionType,
+) -> bool {
+    module == namespace
+        && table.iter().any(|(n, params, results)| {
+            *n == name && ty.params() == *params && ty.results() == *results
+        })
+}
+
+/// Register, under `namespace`, the functions of `table` that `module` imports.
+pub fn add_imports(
+    store: &mut Store,
+    env: &FunctionEnv<GuestCtx>,
+    module: &Module,
+    imports: &mut Imports,
+    namespace: &str,
+    table: HostTable,
+    dispatch: Dispatch,
+) {
+    let mut exports = Exports::new();
+    for import in module.imports() {
+        if import.module() != namespace {
+            continue;
+        }
+        let Some(&(name, params, results)) = table.iter().find(|(n, _, _)| *n == import.name())
+        else {
+            continue;
+        };
+        let ty = FunctionType::new(params.to_vec(), results.to_vec());
+        let function =
+            Function::new_with_env(store, env, ty, move |env, args| dispatch(name, env, args));
+        exports.insert(name, function);
+    }
+    imports.register_namespace(namespace, exports);
 }

@@ -12,18 +12,17 @@
 //! and errors raised after the call has returned, never while wasm frames are live.
 
 use wasmer::{
-    Exports, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError,
-    Store, Type, Value,
+    FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError, Store, Type, Value,
 };
 
-use crate::guest::{arg_i32, read_message, GuestCtx};
+use crate::guest::{self, arg_i32, read_message, GuestCtx};
 
 /// The host API's import module name.
 pub const MODULE: &str = "plwasm";
 
 use Type::I32;
 
-const FUNCTIONS: &[(&str, &[Type], &[Type])] = &[
+const FUNCTIONS: guest::HostTable = &[
     ("arg_is_null", &[I32], &[I32]),
     ("return_null", &[], &[]),
     ("log", &[I32, I32, I32], &[]),
@@ -33,10 +32,7 @@ const FUNCTIONS: &[(&str, &[Type], &[Type])] = &[
 
 /// Whether the host API provides `module`.`name` with signature `ty`.
 pub fn provides(module: &str, name: &str, ty: &FunctionType) -> bool {
-    module == MODULE
-        && FUNCTIONS.iter().any(|(n, params, results)| {
-            *n == name && ty.params() == *params && ty.results() == *results
-        })
+    guest::provides(FUNCTIONS, MODULE, module, name, ty)
 }
 
 /// Whether `module` can see NULL arguments (it imports `plwasm.arg_is_null`).
@@ -64,21 +60,7 @@ pub fn add_imports(
     module: &Module,
     imports: &mut Imports,
 ) {
-    let mut namespace = Exports::new();
-    for import in module.imports() {
-        if import.module() != MODULE {
-            continue;
-        }
-        let Some(&(name, params, results)) = FUNCTIONS.iter().find(|(n, _, _)| *n == import.name())
-        else {
-            continue;
-        };
-        let ty = FunctionType::new(params.to_vec(), results.to_vec());
-        let function =
-            Function::new_with_env(store, env, ty, move |env, args| call(name, env, args));
-        namespace.insert(name, function);
-    }
-    imports.register_namespace(MODULE, namespace);
+    guest::add_imports(store, env, module, imports, MODULE, FUNCTIONS, call);
 }
 
 fn call(

@@ -140,6 +140,21 @@ fn utf8(bytes: &[u8]) -> Result<&str, ValueError> {
     Ok(text)
 }
 
+/// An array datum from packed little-endian elements of `N` bytes (`bytes.len()` is a multiple).
+fn packed<const N: usize, T: IntoDatum>(
+    bytes: &[u8],
+    decode: fn([u8; N]) -> T,
+) -> Option<pg_sys::Datum>
+where
+    Vec<T>: IntoDatum,
+{
+    bytes
+        .chunks_exact(N)
+        .map(|chunk| decode(chunk.try_into().expect("N bytes")))
+        .collect::<Vec<T>>()
+        .into_datum()
+}
+
 /// The datum for bytes a guest returned as a value of `ty`.
 pub fn from_bytes(ty: BytesType, bytes: &[u8]) -> Result<pg_sys::Datum, ValueError> {
     let datum = match ty {
@@ -173,29 +188,13 @@ pub fn from_bytes(ty: BytesType, bytes: &[u8]) -> Result<pg_sys::Datum, ValueErr
                     element: size,
                 });
             }
-            let chunks = bytes.chunks_exact(size);
             match scalar {
-                SqlScalar::Bool => chunks.map(|c| c[0] != 0).collect::<Vec<_>>().into_datum(),
-                SqlScalar::Int2 => chunks
-                    .map(|c| i16::from_le_bytes(c.try_into().expect("2 bytes")))
-                    .collect::<Vec<_>>()
-                    .into_datum(),
-                SqlScalar::Int4 => chunks
-                    .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect::<Vec<_>>()
-                    .into_datum(),
-                SqlScalar::Int8 => chunks
-                    .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-                    .collect::<Vec<_>>()
-                    .into_datum(),
-                SqlScalar::Float4 => chunks
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect::<Vec<_>>()
-                    .into_datum(),
-                SqlScalar::Float8 => chunks
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                    .collect::<Vec<_>>()
-                    .into_datum(),
+                SqlScalar::Bool => packed(bytes, |[b]: [u8; 1]| b != 0),
+                SqlScalar::Int2 => packed(bytes, i16::from_le_bytes),
+                SqlScalar::Int4 => packed(bytes, i32::from_le_bytes),
+                SqlScalar::Int8 => packed(bytes, i64::from_le_bytes),
+                SqlScalar::Float4 => packed(bytes, f32::from_le_bytes),
+                SqlScalar::Float8 => packed(bytes, f64::from_le_bytes),
             }
         }
     };

@@ -14,12 +14,11 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use wasmer::{
-    Exports, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError,
-    Store, Type, Value,
+    FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError, Store, Type, Value,
 };
 
 use crate::guest::{
-    arg_i32, view_read, view_write, write_u32s, write_u64, GuestCtx, EFAULT, SUCCESS,
+    self, arg_i32, view_read, view_write, write_u32s, write_u64, GuestCtx, EFAULT, SUCCESS,
 };
 
 /// The WASI import module name.
@@ -38,7 +37,7 @@ const MAX_RANDOM_BYTES: u32 = 1024 * 1024;
 use Type::{I32, I64};
 
 /// Every preview 1 function: name, parameters, results.
-const PREVIEW1: &[(&str, &[Type], &[Type])] = &[
+const PREVIEW1: guest::HostTable = &[
     ("args_get", &[I32, I32], &[I32]),
     ("args_sizes_get", &[I32, I32], &[I32]),
     ("environ_get", &[I32, I32], &[I32]),
@@ -97,10 +96,7 @@ const PREVIEW1: &[(&str, &[Type], &[Type])] = &[
 
 /// Whether plwasm provides `module`.`name` with signature `ty`.
 pub fn provides(module: &str, name: &str, ty: &FunctionType) -> bool {
-    module == MODULE
-        && PREVIEW1.iter().any(|(n, params, results)| {
-            *n == name && ty.params() == *params && ty.results() == *results
-        })
+    guest::provides(PREVIEW1, MODULE, module, name, ty)
 }
 
 /// A guest's call of `proc_exit`: ends the call (unwinding the guest) with this code.
@@ -115,21 +111,7 @@ pub fn add_imports(
     module: &Module,
     imports: &mut Imports,
 ) {
-    let mut namespace = Exports::new();
-    for import in module.imports() {
-        if import.module() != MODULE {
-            continue;
-        }
-        let Some(&(name, params, results)) = PREVIEW1.iter().find(|(n, _, _)| *n == import.name())
-        else {
-            continue;
-        };
-        let ty = FunctionType::new(params.to_vec(), results.to_vec());
-        let function =
-            Function::new_with_env(store, env, ty, move |env, args| call(name, env, args));
-        namespace.insert(name, function);
-    }
-    imports.register_namespace(MODULE, namespace);
+    guest::add_imports(store, env, module, imports, MODULE, PREVIEW1, call);
 }
 
 /// Dispatch one WASI call. Returns the errno (or nothing, for `proc_exit`'s unwinding).
