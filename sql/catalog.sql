@@ -38,3 +38,19 @@ COMMENT ON VIEW wasm.modules IS 'Loaded WebAssembly modules: size, SHA-256 and e
 GRANT USAGE ON SCHEMA wasm TO PUBLIC;
 GRANT SELECT ON wasm.modules TO PUBLIC;
 REVOKE ALL ON wasm.module_store FROM PUBLIC;
+
+-- SQL functions bound to WebAssembly (inline modules have module NULL).
+CREATE VIEW wasm.functions AS
+SELECT p.oid::regprocedure AS function,
+       CASE WHEN src LIKE '(module%' THEN NULL
+            ELSE split_part(src, ':', 1) END AS module,
+       CASE WHEN src LIKE '(module%' OR position(':' IN src) = 0 THEN p.proname::text
+            ELSE substr(src, position(':' IN src) + 1) END AS export,
+       src LIKE '(module%' AS inline,
+       pg_catalog.pg_get_userbyid(p.proowner) AS owner
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_language l ON l.oid = p.prolang,
+       LATERAL (SELECT regexp_replace(p.prosrc, '^\s+|\s+$', '', 'g') AS src) s
+ WHERE l.lanname = 'wasm';
+COMMENT ON VIEW wasm.functions IS 'SQL functions written in LANGUAGE wasm, with their module and export';
+GRANT SELECT ON wasm.functions TO PUBLIC;

@@ -41,6 +41,10 @@ mkdir -p "$wasm_dir"
 bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/tests/wasi/c_hello.c" "$wasm_dir/c_hello.wasm"
 CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
     "$ROOT/tests/wasi/rust-hello" "$wasm_dir/rust_hello.wasm"
+for example in text-udfs vector-udfs; do
+    CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
+        "$ROOT/examples/rust/$example" "$wasm_dir/${example//-/_}.wasm" wasm32-unknown-unknown
+done
 chmod -R a+rX "$wasm_dir"
 
 # shellcheck source=scripts/cluster.sh

@@ -2,9 +2,11 @@
 # The whole plwasm test suite. CI runs exactly this (through .ci/run).
 #
 #   1. cargo fmt --check and cargo clippy -D warnings
-#   2. cargo pgrx test   — #[pg_test] in-backend tests and plain unit tests, in a real PostgreSQL
-#   3. tests/regress.sh  — extension/tests/pg_regress SQL files against expected output
-#   4. the demo (scripts/demo.sh) — the README's first command, end to end
+#   2. the Rust SDK's and the examples' native tests (cargo test)
+#   3. cargo pgrx test   — #[pg_test] in-backend tests and plain unit tests, in a real PostgreSQL
+#   4. tests/regress.sh  — extension/tests/pg_regress SQL files against expected output (builds
+#      the WASI and SDK example modules to wasm first)
+#   5. the demo (scripts/demo.sh) — the README's first command, end to end
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -45,6 +47,13 @@ stage() {
 
 stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets --features "plwasm/pg$PG plwasm/pg_test" -- -D warnings
+sdk_tests() {
+    cargo test -p plwasm-udf -p plwasm-udf-macros &&
+        for example in examples/rust/*/; do
+            CARGO_TARGET_DIR=$WORK/examples-target cargo test --manifest-path "$example/Cargo.toml" || return 1
+        done
+}
+stage sdk sdk_tests
 stage pg_test cargo pgrx test "pg$PG" "${runas[@]}" --pgdata "$WORK/test-data" \
     --manifest-path extension/Cargo.toml
 stage regress bash tests/regress.sh

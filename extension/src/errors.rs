@@ -191,6 +191,9 @@ pub enum PlWasmError {
         rejected_sqlstate: Option<String>,
     },
 
+    #[error("module \"{module}\" does not describe its functions: {reason}")]
+    BadDescription { module: String, reason: String },
+
     #[error("permission denied to {action}: {reason}")]
     PermissionDenied { action: String, reason: String },
 
@@ -229,6 +232,7 @@ impl PlWasmError {
             }
             Self::StackExhausted { .. } => ERRCODE_STATEMENT_TOO_COMPLEX,
             Self::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::BadDescription { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::GuestError { sqlstate, .. } => {
                 sqlstate.map_or(ERRCODE_RAISE_EXCEPTION, PgSqlErrorCode::from)
             }

@@ -16,7 +16,8 @@
 //! - [`cache`]: per-backend compiled modules and instances;
 //! - [`binding`]: does an export implement a SQL function?
 //! - [`handler`] / [`validator`]: the language's call handler and validator;
-//! - [`api`]: `wasm.load`, `wasm.unload`, `wasm.wat`;
+//! - [`api`]: `wasm.load`, `wasm.unload`, `wasm.wat`; [`udfs`]: `wasm.create_functions` from a
+//!   module's `plwasm.udfs` self-description;
 //! - [`privileges`]: who may load, replace and unload; plwasm's own catalog access;
 //! - [`errors`]: every error, with its SQLSTATE.
 
@@ -38,6 +39,7 @@ pub mod limits;
 pub mod privileges;
 pub mod runtime;
 pub mod target;
+pub mod udfs;
 pub mod validator;
 pub mod values;
 pub mod wasi;

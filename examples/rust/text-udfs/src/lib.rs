@@ -1,0 +1,77 @@
+//! Text functions for plwasm, written with the Rust SDK.
+
+use plwasm_udf::{notice, udf};
+
+/// A URL slug: lower-case ASCII letters and digits, words joined by '-'.
+#[udf(immutable)]
+fn slugify(title: &str) -> String {
+    let mut slug = String::with_capacity(title.len());
+    for word in title
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.push_str(&word.to_ascii_lowercase());
+    }
+    slug
+}
+
+/// Levenshtein edit distance between two strings (by characters).
+#[udf(immutable)]
+fn levenshtein(a: &str, b: &str) -> i32 {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            current[j + 1] = (previous[j] + cost)
+                .min(previous[j + 1] + 1)
+                .min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()] as i32
+}
+
+/// The first `n` characters of `s`, or NULL when `s` is NULL; n < 0 is an error.
+#[udf(immutable)]
+fn left_chars(s: Option<&str>, n: i32) -> Result<Option<String>, String> {
+    if n < 0 {
+        return Err(format!("n must not be negative, got {n}"));
+    }
+    Ok(s.map(|s| s.chars().take(n as usize).collect()))
+}
+
+/// Says hello through the plwasm host API (a NOTICE after the call).
+#[udf]
+fn greet(name: &str) -> i32 {
+    notice!("hello, {name}!");
+    name.chars().count() as i32
+}
+
+/// Panics: the panic message becomes the SQL ERROR.
+#[udf]
+fn boom(message: &str) -> i32 {
+    panic!("{message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Hello, World! 2024"), "hello-world-2024");
+        assert_eq!(slugify("  "), "");
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("héllo", "hello"), 1);
+    }
+}

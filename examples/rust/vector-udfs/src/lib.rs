@@ -1,0 +1,59 @@
+//! Vector maths for plwasm over float8[] and float4[], written with the Rust SDK.
+
+use plwasm_udf::udf;
+
+fn check_lengths(a: usize, b: usize) -> Result<(), String> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(format!("vectors have different lengths: {a} and {b}"))
+    }
+}
+
+/// Cosine similarity of two float8 vectors; NULL if either has zero length or magnitude.
+#[udf(immutable)]
+fn cosine_similarity(a: Vec<f64>, b: Vec<f64>) -> Result<Option<f64>, String> {
+    check_lengths(a.len(), b.len())?;
+    let (mut dot, mut na, mut nb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(&b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    Ok((na > 0.0 && nb > 0.0).then(|| dot / (na.sqrt() * nb.sqrt())))
+}
+
+/// Cosine similarity of two float4 vectors (as float8).
+#[udf(name = "cosine_similarity_f4", immutable)]
+fn cosine_similarity_f32(a: Vec<f32>, b: Vec<f32>) -> Result<Option<f64>, String> {
+    cosine_similarity(
+        a.into_iter().map(f64::from).collect(),
+        b.into_iter().map(f64::from).collect(),
+    )
+}
+
+/// Element-wise sum of two float8 vectors.
+#[udf(immutable)]
+fn vector_add(a: Vec<f64>, b: Vec<f64>) -> Result<Vec<f64>, String> {
+    check_lengths(a.len(), b.len())?;
+    Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine() {
+        assert_eq!(
+            cosine_similarity(vec![1.0, 0.0], vec![2.0, 0.0]),
+            Ok(Some(1.0))
+        );
+        assert_eq!(
+            cosine_similarity(vec![1.0, 0.0], vec![0.0, 3.0]),
+            Ok(Some(0.0))
+        );
+        assert_eq!(cosine_similarity(vec![], vec![]), Ok(None));
+        assert!(cosine_similarity(vec![1.0], vec![]).is_err());
+    }
+}

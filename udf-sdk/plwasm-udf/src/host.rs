@@ -1,0 +1,137 @@
+//! The plwasm host API and the ABI v1 memory exports, for the guest side.
+//!
+//! On wasm32 these call the host's `plwasm` imports. On other targets (for `cargo test` of UDF
+//! crates) they record into thread-locals instead, so functions can be unit-tested natively.
+
+#[cfg(target_arch = "wasm32")]
+mod imports {
+    #[link(wasm_import_module = "plwasm")]
+    unsafe extern "C" {
+        pub fn arg_is_null(index: i32) -> i32;
+        pub fn return_null();
+        pub fn log(level: i32, ptr: i32, len: i32);
+        pub fn error(ptr: i32, len: i32);
+    }
+}
+
+/// Whether argument `index` of the current call is NULL.
+#[cfg(target_arch = "wasm32")]
+pub fn arg_is_null(index: i32) -> bool {
+    // SAFETY: a host import without memory effects.
+    unsafe { imports::arg_is_null(index) != 0 }
+}
+
+/// Make the current call return NULL.
+#[cfg(target_arch = "wasm32")]
+pub fn return_null() {
+    // SAFETY: a host import without memory effects.
+    unsafe { imports::return_null() }
+}
+
+/// Send a message at `level` (see [`crate::level`]); reported after the call returns.
+#[cfg(target_arch = "wasm32")]
+pub fn log(level: i32, message: &str) {
+    // SAFETY: the host reads `len` bytes at `ptr` from our memory.
+    unsafe { imports::log(level, message.as_ptr() as i32, message.len() as i32) }
+}
+
+/// End the call with an ERROR carrying `message`. Does not return.
+#[cfg(target_arch = "wasm32")]
+pub fn raise_error(message: &str) -> ! {
+    // SAFETY: the host reads the message, then unwinds this call.
+    unsafe { imports::error(message.as_ptr() as i32, message.len() as i32) };
+    unreachable!("plwasm.error does not return")
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::cell::RefCell;
+    thread_local! {
+        pub static NULL_ARGS: RefCell<Vec<bool>> = const { RefCell::new(Vec::new()) };
+        pub static LOGS: RefCell<Vec<(i32, String)>> = const { RefCell::new(Vec::new()) };
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn arg_is_null(index: i32) -> bool {
+    native::NULL_ARGS.with(|n| n.borrow().get(index as usize).copied().unwrap_or(false))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn return_null() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn log(level: i32, message: &str) {
+    native::LOGS.with(|l| l.borrow_mut().push((level, message.to_string())));
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn raise_error(message: &str) -> ! {
+    panic!("{message}")
+}
+
+/// Turn panics into ERRORs with the panic message (installed once, by the first call).
+pub fn set_panic_hook() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let message = match info.payload().downcast_ref::<&str>() {
+                    Some(s) => (*s).to_string(),
+                    None => match info.payload().downcast_ref::<String>() {
+                        Some(s) => s.clone(),
+                        None => "panic".to_string(),
+                    },
+                };
+                let location = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                raise_error(&format!("panic: {message}{location}"));
+            }));
+        });
+    }
+}
+
+/// ABI v1: memory for arguments the host passes (`plwasm_alloc`), released with `plwasm_free`.
+/// Blocks carry their size so `plwasm_free` can rebuild the allocation's layout.
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+pub extern "C" fn plwasm_alloc(len: i32) -> i32 {
+    let len = len.max(0) as usize;
+    let layout = match std::alloc::Layout::from_size_align(len.max(1), 8) {
+        Ok(layout) => layout,
+        Err(_) => return 0,
+    };
+    // SAFETY: a non-zero-sized layout.
+    unsafe { std::alloc::alloc(layout) as i32 }
+}
+
+/// ABI v1: release a buffer from [`plwasm_alloc`] or a result buffer this crate leaked.
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+pub extern "C" fn plwasm_free(ptr: i32, len: i32) {
+    if ptr == 0 {
+        return;
+    }
+    let layout = std::alloc::Layout::from_size_align((len.max(0) as usize).max(1), 8)
+        .expect("the layout plwasm_alloc used");
+    // SAFETY: `ptr` came from plwasm_alloc (or a result buffer allocated with this layout).
+    unsafe { std::alloc::dealloc(ptr as *mut u8, layout) }
+}
+
+/// Native stand-ins so UDF crates can be unit-tested with `cargo test`.
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod testing {
+    /// Pretend the next call's arguments have these NULL flags.
+    pub fn set_null_args(nulls: &[bool]) {
+        super::native::NULL_ARGS.with(|n| *n.borrow_mut() = nulls.to_vec());
+    }
+
+    /// Messages logged so far (and clear them).
+    pub fn take_logs() -> Vec<(i32, String)> {
+        super::native::LOGS.with(|l| std::mem::take(&mut *l.borrow_mut()))
+    }
+}

@@ -1,0 +1,87 @@
+//! `#[udf]` accepts every supported signature and leaves the function callable natively (the
+//! wasm export and metadata are generated for wasm32 only).
+
+use plwasm_udf::udf;
+
+#[udf(immutable)]
+fn add(a: i32, b: i32) -> i32 {
+    a + b
+}
+
+#[udf(name = "shout_sql", stable)]
+fn shout(s: &str, times: i16) -> String {
+    s.to_uppercase().repeat(times as usize)
+}
+
+#[udf]
+fn scalars(a: i64, b: f32, c: f64, d: bool) -> f64 {
+    a as f64 + b as f64 + c + d as i32 as f64
+}
+
+#[udf]
+fn bytes(a: &[u8], b: Vec<u8>) -> Vec<u8> {
+    [a, &b].concat()
+}
+
+#[udf]
+fn arrays(
+    a: Vec<f64>,
+    b: Vec<i32>,
+    c: Vec<bool>,
+    d: Vec<i16>,
+    e: Vec<i64>,
+    f: Vec<f32>,
+) -> Vec<f64> {
+    let n = (b.len() + c.len() + d.len() + e.len() + f.len()) as f64;
+    a.into_iter().map(|x| x * n).collect()
+}
+
+#[udf]
+fn json(v: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "wrapped": v })
+}
+
+#[udf]
+fn nullable(a: Option<i32>, b: Option<String>) -> Option<String> {
+    Some(format!("{a:?} {b:?}"))
+}
+
+#[udf]
+fn fallible(n: i32) -> Result<i32, String> {
+    if n < 0 {
+        Err("negative".into())
+    } else {
+        Ok(n)
+    }
+}
+
+#[udf]
+fn nothing(_n: i32) {}
+
+#[test]
+fn functions_stay_callable() {
+    assert_eq!(add(2, 3), 5);
+    assert_eq!(shout("ab", 2), "ABAB");
+    assert_eq!(scalars(1, 0.5, 0.25, true), 2.75);
+    assert_eq!(bytes(b"a", b"b".to_vec()), b"ab");
+    assert_eq!(
+        arrays(vec![1.0], vec![1], vec![], vec![], vec![], vec![]),
+        vec![1.0]
+    );
+    assert_eq!(json(serde_json::json!(1))["wrapped"], 1);
+    assert_eq!(
+        nullable(None, Some("x".into())).as_deref(),
+        Some("None Some(\"x\")")
+    );
+    assert_eq!(fallible(-1), Err("negative".to_string()));
+    nothing(1);
+}
+
+#[test]
+fn logging_is_recorded_natively() {
+    plwasm_udf::notice!("n = {}", 1);
+    assert_eq!(
+        plwasm_udf::testing::take_logs(),
+        vec![(3, "n = 1".to_string())]
+    );
+}
