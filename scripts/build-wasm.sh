@@ -34,7 +34,8 @@ rust)
     cp "$target_dir/$target/release/$name.wasm" "$out"
     ;;
 c)
-    clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wl,--strip-all \
+    clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wl,--strip-debug \
+        -I "$(dirname "${BASH_SOURCE[0]}")/../udf-sdk/c" \
         -o "$out" "$src"
     ;;
 *)

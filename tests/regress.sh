@@ -39,9 +39,10 @@ bash "$ROOT/scripts/setup.sh" --wasm-toolchains
 wasm_dir=$WORK/wasm
 mkdir -p "$wasm_dir"
 bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/tests/wasi/c_hello.c" "$wasm_dir/c_hello.wasm"
+bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/examples/c/c_udfs.c" "$wasm_dir/c_udfs.wasm"
 CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
     "$ROOT/tests/wasi/rust-hello" "$wasm_dir/rust_hello.wasm"
-for example in text-udfs vector-udfs; do
+for example in text-udfs vector-udfs json-udfs; do
     CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
         "$ROOT/examples/rust/$example" "$wasm_dir/${example//-/_}.wasm" wasm32-unknown-unknown
 done

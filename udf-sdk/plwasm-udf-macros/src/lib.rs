@@ -77,6 +77,8 @@ enum Kind {
     },
     /// Bytes in memory.
     Bytes { sql: &'static str },
+    /// Any other type: jsonb through serde (needs `T: Serialize + DeserializeOwned`).
+    Json,
 }
 
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
@@ -112,7 +114,8 @@ fn classify(ty: &Type) -> syn::Result<Kind> {
         syn::Error::new(
             ty.span(),
             "#[udf] does not support this type; use i16, i32, i64, f32, f64, bool, &str, String, \
-             &[u8], Vec<u8>, Vec<i16|i32|i64|f32|f64|bool>, serde_json::Value, or Option of those",
+             &[u8], Vec<u8>, Vec<i16|i32|i64|f32|f64|bool>, serde_json::Value, a \
+             Serialize + DeserializeOwned type, or Option of those",
         )
     };
     if let Type::Reference(reference) = ty {
@@ -152,7 +155,8 @@ fn classify(ty: &Type) -> syn::Result<Kind> {
             };
             Ok(Kind::Bytes { sql })
         }
-        _ => Err(unsupported()),
+        // Any other named type travels as jsonb through serde.
+        _ => Ok(Kind::Json),
     }
 }
 
@@ -253,6 +257,7 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
         let value = format_ident!("a{}", index);
         let idx = index as i32;
         let convert = match &kind {
+            Kind::Json => quote!(),
             Kind::Scalar { wire, .. } => {
                 params.push(quote!(#value: #wire));
                 quote_spanned!(ty.span()=> <#ty as ::plwasm_udf::__private::FromWireScalar>::from_wire(#value))
@@ -271,6 +276,22 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
                 })
             }
         };
+        let convert = match &kind {
+            Kind::Json => {
+                let ptr = format_ident!("a{}_ptr", index);
+                let len = format_ident!("a{}_len", index);
+                params.push(quote!(#ptr: i32, #len: i32));
+                quote_spanned!(ty.span()=> {
+                    // SAFETY: the host wrote this argument's bytes for this call.
+                    let bytes = unsafe { ::plwasm_udf::__private::arg_bytes(#ptr, #len) };
+                    match ::plwasm_udf::__private::json_arg::<#ty>(bytes) {
+                        ::core::result::Result::Ok(v) => v,
+                        ::core::result::Result::Err(e) => ::plwasm_udf::__private::raise_error(&e),
+                    }
+                })
+            }
+            _ => convert,
+        };
         conversions.push(if nullable {
             quote!(let #value = if ::plwasm_udf::__private::arg_is_null(#idx) {
                 ::core::option::Option::None
@@ -283,6 +304,7 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
         call_args.push(quote!(#value));
         let sql = match kind {
             Kind::Scalar { sql, .. } | Kind::Bytes { sql } => sql,
+            Kind::Json => "jsonb",
         };
         sql_args.push(format!(
             "{{\"name\":{},\"type\":{}}}",
@@ -305,6 +327,12 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
             quote!(::plwasm_udf::__private::WireResult::into_packed(r)),
             quote!(0i64),
             *sql,
+        ),
+        Some(Kind::Json) => (
+            quote!(-> i64),
+            quote!(::plwasm_udf::__private::json_result(&r)),
+            quote!(0i64),
+            "jsonb",
         ),
     };
     let mut body = convert_result;

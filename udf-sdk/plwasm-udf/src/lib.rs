@@ -29,6 +29,7 @@
 //! | `&[u8]`, `Vec<u8>` | `bytea` |
 //! | `Vec<i16>`, `Vec<i32>`, `Vec<i64>`, `Vec<f32>`, `Vec<f64>`, `Vec<bool>` | `smallint[]` ... `boolean[]` (one dimension, no NULLs) |
 //! | `serde_json::Value` (feature `json`, on by default) | `jsonb` |
+//! | any other `T: Serialize + DeserializeOwned` (feature `json`) | `jsonb` |
 //! | `Option<T>` | `T`, NULL as `None` (the function is then not STRICT) |
 //! | `Result<T, E: Display>` (results) | `T`; `Err(e)` is an ERROR with `e`'s message |
 //! | `()` (result) | `void` |
@@ -47,6 +48,8 @@ pub mod __private {
     pub use crate::wire::{
         arg_bytes, FromWireBytes, FromWireScalar, IntoWireBytes, IntoWireScalar, WireResult,
     };
+    #[cfg(feature = "json")]
+    pub use crate::wire::{json_arg, json_result};
 }
 
 mod host;

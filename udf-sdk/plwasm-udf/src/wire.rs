@@ -158,21 +158,41 @@ pub trait WireResult {
 
 impl<T: IntoWireBytes> WireResult for T {
     fn into_packed(self) -> i64 {
-        let bytes = self.into_wire();
-        let len = bytes.len();
-        let layout =
-            std::alloc::Layout::from_size_align(len.max(1), 8).expect("a valid result layout");
-        // SAFETY: a non-zero-sized layout; `plwasm_free(ptr, len)` deallocates with the same one.
-        let ptr = unsafe {
-            let ptr = std::alloc::alloc(layout);
-            if ptr.is_null() {
-                std::alloc::handle_alloc_error(layout);
-            }
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, len);
-            ptr
-        };
-        ((ptr as usize as u64) << 32 | len as u64) as i64
+        pack(&self.into_wire())
     }
+}
+
+/// Any deserializable type from a jsonb argument.
+#[cfg(feature = "json")]
+pub fn json_arg<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| format!("argument does not match the expected JSON: {e}"))
+}
+
+/// Any serializable value as a jsonb result.
+#[cfg(feature = "json")]
+pub fn json_result<T: serde::Serialize>(value: &T) -> i64 {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => pack(&bytes),
+        Err(e) => crate::host::raise_error(&format!("result cannot be serialized to JSON: {e}")),
+    }
+}
+
+/// Copy `bytes` into a fresh buffer the host releases with `plwasm_free`; `(ptr << 32) | len`.
+fn pack(bytes: &[u8]) -> i64 {
+    let len = bytes.len();
+    let layout = std::alloc::Layout::from_size_align(len.max(1), 8).expect("a valid result layout");
+    // SAFETY: a non-zero-sized layout; `plwasm_free(ptr, len)` deallocates with the same one.
+    let ptr = unsafe {
+        let ptr = std::alloc::alloc(layout);
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, len);
+        ptr
+    };
+    // wasm32 addresses fit in 32 bits.
+    ((ptr as usize as u64) << 32 | len as u64) as i64
 }
 
 /// The bytes of an argument `(ptr, len)` (empty when `len` is 0, whatever `ptr` is).

@@ -85,3 +85,25 @@ fn logging_is_recorded_natively() {
         vec![(3, "n = 1".to_string())]
     );
 }
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+/// Any Serialize + DeserializeOwned type travels as jsonb.
+#[udf(immutable)]
+fn mirror(p: Point, q: Option<Point>) -> Point {
+    let q = q.unwrap_or(Point { x: 0.0, y: 0.0 });
+    Point {
+        x: -p.x + q.x,
+        y: -p.y + q.y,
+    }
+}
+
+#[test]
+fn serde_types_stay_callable() {
+    let m = mirror(Point { x: 1.0, y: 2.0 }, None);
+    assert_eq!((m.x, m.y), (-1.0, -2.0));
+}

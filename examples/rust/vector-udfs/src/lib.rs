@@ -39,6 +39,28 @@ fn vector_add(a: Vec<f64>, b: Vec<f64>) -> Result<Vec<f64>, String> {
     Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect())
 }
 
+/// Aggregate state transition for a sample standard deviation (Welford's method).
+/// The state is `[count, mean, m2]`; use with `initcond = '{0,0,0}'`.
+#[udf(immutable)]
+fn stddev_accum(state: Vec<f64>, x: f64) -> Result<Vec<f64>, String> {
+    let [count, mean, m2]: [f64; 3] = state
+        .try_into()
+        .map_err(|_| "the state must have 3 elements".to_string())?;
+    let count = count + 1.0;
+    let delta = x - mean;
+    let mean = mean + delta / count;
+    Ok(vec![count, mean, m2 + delta * (x - mean)])
+}
+
+/// Aggregate final function: the sample standard deviation, NULL below two values.
+#[udf(immutable)]
+fn stddev_final(state: Vec<f64>) -> Option<f64> {
+    match state.as_slice() {
+        [count, _, m2] if *count >= 2.0 => Some((m2 / (count - 1.0)).sqrt()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +77,15 @@ mod tests {
         );
         assert_eq!(cosine_similarity(vec![], vec![]), Ok(None));
         assert!(cosine_similarity(vec![1.0], vec![]).is_err());
+    }
+
+    #[test]
+    fn stddev() {
+        let state = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]
+            .into_iter()
+            .fold(vec![0.0, 0.0, 0.0], |s, x| stddev_accum(s, x).unwrap());
+        let sd = stddev_final(state).unwrap();
+        assert!((sd - 2.138089935299395).abs() < 1e-12);
+        assert_eq!(stddev_final(vec![1.0, 3.0, 0.0]), None);
     }
 }

@@ -4,10 +4,12 @@
 SET client_min_messages = notice;
 SELECT wasm.load('text_udfs', pg_read_binary_file(:'wasmdir' || '/text_udfs.wasm'));
 SELECT wasm.load('vector_udfs', pg_read_binary_file(:'wasmdir' || '/vector_udfs.wasm'));
+SELECT wasm.load('json_udfs', pg_read_binary_file(:'wasmdir' || '/json_udfs.wasm'));
 CREATE SCHEMA sdk;
 SELECT * FROM wasm.create_functions('text_udfs', 'sdk') ORDER BY 1;
 SELECT * FROM wasm.create_functions('vector_udfs', 'sdk') ORDER BY 1;
-SELECT function, module, export, inline FROM wasm.functions WHERE module IN ('text_udfs', 'vector_udfs') ORDER BY 1::text;
+SELECT * FROM wasm.create_functions('json_udfs', 'sdk') ORDER BY 1;
+SELECT function, module, export, inline FROM wasm.functions WHERE module IN ('text_udfs', 'vector_udfs', 'json_udfs') ORDER BY 1::text;
 SELECT p.proname, p.proisstrict, p.provolatile, pg_get_function_arguments(p.oid) AS args,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p WHERE p.pronamespace = 'sdk'::regnamespace ORDER BY 1, 4;
@@ -27,6 +29,30 @@ SELECT round(sdk.cosine_similarity(ARRAY[1, 2, 3], ARRAY[2, 4, 6])::numeric, 6) 
        round(sdk.cosine_similarity_f4('{1,1}'::float4[], '{1,0}'::float4[])::numeric, 6) AS f4;
 SELECT sdk.vector_add(ARRAY[1.5, 2], ARRAY[0.5, 1]) AS added;
 SELECT sqlstate_of($$SELECT sdk.vector_add(ARRAY[1.0], ARRAY[1.0, 2.0])$$) AS err;
+
+-- An aggregate over wasm state transition and final functions (state: float8[]).
+CREATE AGGREGATE sdk.wasm_stddev(float8) (
+    sfunc = sdk.stddev_accum, stype = float8[], initcond = '{0,0,0}', finalfunc = sdk.stddev_final);
+SELECT round(sdk.wasm_stddev(x)::numeric, 9) AS wasm, round(stddev_samp(x)::numeric, 9) AS builtin
+  FROM (VALUES (2), (4), (4), (4), (5), (5), (7), (9)) v(x);
+SELECT g, round(sdk.wasm_stddev(x)::numeric, 6) AS wasm, round(stddev_samp(x)::numeric, 6) AS builtin
+  FROM generate_series(1, 3000) x, LATERAL (SELECT x % 3 AS g) k GROUP BY g ORDER BY g;
+SELECT sdk.wasm_stddev(x) IS NULL AS one_value_is_null FROM (VALUES (1.0)) v(x);
+
+-- jsonb through serde structs.
+SELECT sdk.order_summary('{"id": 7, "items": [{"sku": "a", "qty": 2, "unit_price": 1.5},
+                                              {"sku": "b", "qty": 1, "unit_price": 10}],
+                           "coupon": "TENOFF"}') AS summary;
+SELECT sqlstate_of($$SELECT sdk.order_summary('{"id": "seven"}')$$) AS mismatch;
+SELECT sdk.normalize_tags('{"title": "x", "tags": ["SQL", "wasm", "sql", "Rust"]}') AS normalized;
+
+-- C, with udf-sdk/c/plwasm.h (examples/c/c_udfs.c): the same ABI, self-description and host API.
+SELECT wasm.load('c_udfs', pg_read_binary_file(:'wasmdir' || '/c_udfs.wasm'));
+SELECT * FROM wasm.create_functions('c_udfs', 'sdk') ORDER BY 1;
+SELECT sdk.c_mean(ARRAY[1, 2, 3, 4]) AS mean, sdk.c_mean('{}') IS NULL AS empty_is_null,
+       sdk.c_reverse('plwasm') AS reversed, sdk.c_clamp(5, 0, 10) AS inside;
+SELECT sdk.c_clamp(50, 0, 10) AS clamped;
+SELECT sqlstate_of($$SELECT sdk.c_reverse('héllo')$$) AS non_ascii;
 
 -- Replacing existing functions needs replace => true.
 SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('text_udfs', 'sdk')$$) AS again;

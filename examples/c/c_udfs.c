@@ -1,0 +1,36 @@
+/* plwasm functions in C (udf-sdk/c/plwasm.h). Built and called by the test suite (test sdk). */
+#define PLWASM_IMPLEMENTATION
+#include "plwasm.h"
+
+/* c_mean(float8[]) -> float8: the mean of a packed float8 array; NULL when empty. */
+PLWASM_EXPORT(c_mean) double c_mean(const double *xs, int32_t len) {
+    int32_t n = len / (int32_t)sizeof(double);
+    if (n == 0) {
+        plwasm_return_null();
+        return 0;
+    }
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += xs[i];
+    return sum / n;
+}
+PLWASM_DESCRIBE("{\"name\":\"c_mean\",\"export\":\"c_mean\",\"args\":[{\"name\":\"xs\",\"type\":\"double precision[]\"}],\"returns\":\"double precision\",\"strict\":true,\"volatility\":\"immutable\"}\n");
+
+/* c_reverse(text) -> text: reverses the bytes of ASCII text; other text is an ERROR 22021. */
+PLWASM_EXPORT(c_reverse) int64_t c_reverse(const char *s, int32_t len) {
+    char *out = malloc(len ? (size_t)len : 1);
+    for (int32_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] >= 0x80) plwasm_error_code("22021", "c_reverse takes ASCII text only");
+        out[len - 1 - i] = s[i];
+    }
+    int64_t result = plwasm_result_copy(out, (size_t)len);
+    free(out);
+    return result;
+}
+PLWASM_DESCRIBE("{\"name\":\"c_reverse\",\"export\":\"c_reverse\",\"args\":[{\"name\":\"s\",\"type\":\"text\"}],\"returns\":\"text\",\"strict\":true,\"volatility\":\"immutable\"}\n");
+
+/* c_clamp(int4, int4, int4) -> int4, logging a NOTICE when it clamps. */
+PLWASM_EXPORT(c_clamp) int32_t c_clamp(int32_t x, int32_t lo, int32_t hi) {
+    if (x < lo || x > hi) plwasm_log(PLWASM_NOTICE, "c_clamp: value clamped");
+    return x < lo ? lo : x > hi ? hi : x;
+}
+PLWASM_DESCRIBE("{\"name\":\"c_clamp\",\"export\":\"c_clamp\",\"args\":[{\"name\":\"x\",\"type\":\"integer\"},{\"name\":\"lo\",\"type\":\"integer\"},{\"name\":\"hi\",\"type\":\"integer\"}],\"returns\":\"integer\",\"strict\":true,\"volatility\":\"immutable\"}\n");

@@ -1,0 +1,80 @@
+/*
+ * plwasm.h — write plwasm functions (ABI v1, docs/abi.md) in C.
+ *
+ * Build a module with clang and wasi-libc (for malloc), as a reactor:
+ *     clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -I udf-sdk/c \
+ *           -o mine.wasm mine.c
+ * (or scripts/build-wasm.sh c mine.c mine.wasm). In exactly one file, before including:
+ *     #define PLWASM_IMPLEMENTATION
+ * to define the plwasm_alloc / plwasm_free exports.
+ *
+ * Arguments: scalars as C scalars (int32_t, int64_t, float, double; smallint and boolean as
+ * int32_t); text, bytea, json(b) and packed arrays as a pointer and a byte length. Results:
+ * scalars as C scalars, everything else as the int64_t from plwasm_result_copy().
+ */
+#ifndef PLWASM_H
+#define PLWASM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PLWASM_EXPORT(name) __attribute__((export_name(#name)))
+#define PLWASM_IMPORT(name) __attribute__((import_module("plwasm"), import_name(#name)))
+
+/* Host API (import module "plwasm"). */
+PLWASM_IMPORT(arg_is_null) int32_t plwasm_arg_is_null(int32_t index);
+PLWASM_IMPORT(return_null) void plwasm_return_null(void);
+PLWASM_IMPORT(log) void plwasm_log_bytes(int32_t level, const char *ptr, int32_t len);
+PLWASM_IMPORT(error) void plwasm_error_bytes(const char *ptr, int32_t len);
+PLWASM_IMPORT(error_code)
+void plwasm_error_code_bytes(const char *code, int32_t code_len, const char *ptr, int32_t len);
+
+enum { PLWASM_DEBUG = 0, PLWASM_LOG = 1, PLWASM_INFO = 2, PLWASM_NOTICE = 3, PLWASM_WARNING = 4 };
+
+/* A message at `level`, reported when the call returns. */
+static inline void plwasm_log(int32_t level, const char *message) {
+    plwasm_log_bytes(level, message, (int32_t)strlen(message));
+}
+
+/* End the call with an ERROR (SQLSTATE P0001, or `sqlstate` such as "22012"). */
+__attribute__((noreturn)) static inline void plwasm_error(const char *message) {
+    plwasm_error_bytes(message, (int32_t)strlen(message));
+    __builtin_unreachable();
+}
+__attribute__((noreturn)) static inline void plwasm_error_code(const char *sqlstate, const char *message) {
+    plwasm_error_code_bytes(sqlstate, (int32_t)strlen(sqlstate), message, (int32_t)strlen(message));
+    __builtin_unreachable();
+}
+
+/* A variable-length result: copies `len` bytes into a buffer the host frees with plwasm_free. */
+static inline int64_t plwasm_result_copy(const void *data, size_t len) {
+    char *buffer = malloc(len ? len : 1);
+    if (!buffer) plwasm_error_code("53200", "out of memory in the module");
+    if (len) memcpy(buffer, data, len);
+    return (int64_t)((uint64_t)(uintptr_t)buffer << 32 | (uint32_t)len);
+}
+
+/*
+ * Self-description for wasm.create_functions: one JSON object per function, as ONE string
+ * literal ending in "\n" (it is stringized into an assembler directive, so no concatenation of
+ * adjacent literals), at file scope:
+ *     PLWASM_DESCRIBE("{\"name\":\"c_mean\",\"export\":\"c_mean\",\"args\":[...],...}\n");
+ * It goes into the custom section "plwasm.udfs" (clang places data sections into DATA, so this
+ * uses the assembler's custom-section directive instead of __attribute__((section))).
+ */
+#define PLWASM_DESCRIBE(json_literal) \
+    __asm__(".section .custom_section.plwasm.udfs,\"\",@\n.ascii " #json_literal "\n.text\n")
+
+#ifdef PLWASM_IMPLEMENTATION
+PLWASM_EXPORT(plwasm_alloc) int32_t plwasm_alloc(int32_t len) {
+    return (int32_t)(uintptr_t)malloc(len > 0 ? (size_t)len : 1);
+}
+PLWASM_EXPORT(plwasm_free) void plwasm_free(int32_t ptr, int32_t len) {
+    (void)len;
+    free((void *)(uintptr_t)ptr);
+}
+#endif
+
+#endif /* PLWASM_H */
