@@ -58,6 +58,15 @@ SELECT sqlstate_of($$SELECT sdk.c_reverse('héllo')$$) AS non_ascii;
 SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('text_udfs', 'sdk')$$) AS again;
 SELECT count(*) AS replaced FROM wasm.create_functions('text_udfs', 'sdk', replace => true);
 
+-- Without a schema, the functions go to the current schema.
+CREATE SCHEMA sdk_default;
+SET search_path = sdk_default, public;
+SELECT * FROM wasm.create_functions('json_udfs') ORDER BY 1;
+SELECT pronamespace::regnamespace AS schema, count(*) FROM pg_proc
+ WHERE proname IN ('order_summary', 'normalize_tags') GROUP BY 1 ORDER BY 1::text;
+RESET search_path;
+DROP SCHEMA sdk_default CASCADE;
+
 -- A module without a description, and one that does not exist.
 SELECT wasm.load('plain', wasm.wat('(module (func (export "f")))'));
 SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('plain')$$);
