@@ -263,6 +263,8 @@ impl SqlType {
 pub struct SqlSignature {
     pub args: Vec<SqlType>,
     pub result: Option<SqlType>,
+    /// `RETURNS SETOF result`: the export returns nothing and emits rows through the host API.
+    pub set_returning: bool,
 }
 
 impl SqlSignature {
@@ -276,6 +278,7 @@ impl SqlSignature {
             }
         }
         let results = match self.result {
+            _ if self.set_returning => vec![],
             None => vec![],
             Some(SqlType::Scalar(s)) => vec![s.wasm_type()],
             Some(SqlType::Bytes(_)) => vec![WasmType::I64],
@@ -290,7 +293,13 @@ impl SqlSignature {
 
     /// Whether any value travels through memory (the module must export `memory`).
     pub fn uses_memory(&self) -> bool {
+        // Set-returning functions' bytes rows are read from memory too (plwasm.emit_bytes).
         self.has_bytes_args() || self.result.is_some_and(SqlType::is_bytes)
+    }
+
+    /// Whether the result comes back as `(ptr << 32) | len` (not for set-returning functions).
+    pub fn bytes_result(&self) -> bool {
+        !self.set_returning && self.result.is_some_and(SqlType::is_bytes)
     }
 }
 
@@ -318,7 +327,7 @@ pub fn sql_signature(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if returns_set {
+    if returns_set && result_type == pg_sys::VOIDOID {
         return Err(UnsupportedType {
             position: "the result (SETOF)".into(),
             type_oid: result_type,
@@ -332,7 +341,11 @@ pub fn sql_signature(
             type_oid: result_type,
         })?)
     };
-    Ok(SqlSignature { args, result })
+    Ok(SqlSignature {
+        args,
+        result,
+        set_returning: returns_set,
+    })
 }
 
 #[cfg(test)]
@@ -378,7 +391,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.position, "argument 2");
-        let err = sql_signature(&[], pg_sys::INT4OID, true).unwrap_err();
+        let err = sql_signature(&[], pg_sys::VOIDOID, true).unwrap_err();
         assert_eq!(err.position, "the result (SETOF)");
+        let setof = sql_signature(&[pg_sys::TEXTOID], pg_sys::TEXTOID, true).unwrap();
+        assert_eq!(setof.wasm().results, vec![]);
+        assert!(setof.uses_memory() && !setof.bytes_result());
     }
 }

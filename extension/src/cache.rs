@@ -112,6 +112,7 @@ pub struct GuestOutput {
     pub stdout: (Vec<String>, usize),
     pub stderr: (Vec<String>, usize),
     pub logs: Vec<(i32, String)>,
+    pub rows: Vec<crate::guest::Emitted>,
     pub return_null: bool,
 }
 
@@ -357,13 +358,20 @@ impl Instantiated {
         let mut store = self.store.try_borrow_mut().ok()?;
         let ctx = env.as_mut(&mut *store);
         let return_null = std::mem::take(&mut ctx.return_null);
-        if ctx.stdout.is_empty() && ctx.stderr.is_empty() && ctx.logs.is_empty() && !return_null {
+        if ctx.stdout.is_empty()
+            && ctx.stderr.is_empty()
+            && ctx.logs.is_empty()
+            && ctx.rows.is_empty()
+            && !return_null
+        {
             return None;
         }
+        ctx.row_bytes = 0;
         Some(GuestOutput {
             stdout: ctx.stdout.take_lines(),
             stderr: ctx.stderr.take_lines(),
             logs: std::mem::take(&mut ctx.logs),
+            rows: std::mem::take(&mut ctx.rows),
             return_null,
         })
     }

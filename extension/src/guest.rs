@@ -30,7 +30,23 @@ pub struct GuestCtx {
     pub null_args: Vec<bool>,
     /// Set by `plwasm.return_null` during the current call.
     pub return_null: bool,
+    /// Rows a set-returning call emitted (`plwasm.emit_*`), and their total size in bytes.
+    pub rows: Vec<Emitted>,
+    pub row_bytes: usize,
 }
+
+/// One row value a set-returning function emitted.
+#[derive(Debug)]
+pub enum Emitted {
+    Value(Value),
+    Bytes(Vec<u8>),
+    Null,
+}
+
+/// Most rows one call may emit, and most bytes (they are held in host memory until the call
+/// returns, then written to a tuplestore, which spills to disk).
+pub const MAX_ROWS: usize = 10_000_000;
+pub const MAX_ROW_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn arg_i32(args: &[Value], i: usize) -> i32 {
     args.get(i).and_then(Value::i32).unwrap_or_default()

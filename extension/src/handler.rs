@@ -35,6 +35,8 @@ struct CallSite {
     generation: Option<u64>,
     /// Whether any value travels through the module's memory (ABI v1 variable-length values).
     uses_memory: bool,
+    /// The SQL result type (for a set-returning function's tuple descriptor).
+    result_type: pg_sys::Oid,
     params: Vec<Value>,
 }
 
@@ -60,6 +62,7 @@ impl CallSite {
             export: target.export().to_string(),
             params: Vec::with_capacity(signature.args.len()),
             uses_memory: signature.uses_memory(),
+            result_type: f.result_type,
             signature,
             instance,
             export_fn,
@@ -99,7 +102,7 @@ impl CallSite {
         let outcome = if self.uses_memory {
             // SAFETY: non-NULL arguments of the resolved types.
             let wire = unsafe { self.wire_args(args) };
-            let bytes_result = self.signature.result.is_some_and(SqlType::is_bytes);
+            let bytes_result = self.signature.bytes_result();
             self.instance
                 .call_with_memory(&self.export_fn, &wire, bytes_result)
         } else {
@@ -120,8 +123,10 @@ impl CallSite {
                 .map(WireResult::Values)
         };
         let mut return_null = false;
-        if let Some(output) = self.instance.take_output() {
+        let mut rows = Vec::new();
+        if let Some(mut output) = self.instance.take_output() {
             return_null = output.return_null;
+            rows = std::mem::take(&mut output.rows);
             self.report_output(output);
         }
         let result = match outcome {
@@ -135,6 +140,10 @@ impl CallSite {
             }
             Err(failure) => self.fail(failure),
         };
+        if self.signature.set_returning {
+            // SAFETY: fcinfo is valid; the rows were emitted by this call.
+            return unsafe { self.materialize(fcinfo, rows) };
+        }
         if return_null && self.signature.result.is_some() {
             // The guest called plwasm.return_null: its wasm result is ignored.
             // SAFETY: fcinfo is valid.
@@ -169,6 +178,88 @@ impl CallSite {
                     .report()
                 }),
             _ => unreachable!("the result's form follows the signature"),
+        }
+    }
+
+    /// Return the rows a set-returning call emitted, in materialize mode (a tuplestore).
+    ///
+    /// # Safety
+    /// `fcinfo` is this call's valid FunctionCallInfo.
+    unsafe fn materialize(
+        &self,
+        fcinfo: pg_sys::FunctionCallInfo,
+        rows: Vec<crate::guest::Emitted>,
+    ) -> pg_sys::Datum {
+        use crate::guest::Emitted;
+        // SAFETY: Postgres passes a ReturnSetInfo for set-returning calls (checked below).
+        unsafe {
+            let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+            if rsinfo.is_null()
+                || (*rsinfo).type_ != pg_sys::NodeTag::T_ReturnSetInfo
+                || ((*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32)
+                    == 0
+            {
+                pgrx::error!(
+                    "set-valued function {} called in context that cannot accept a set",
+                    self.function
+                );
+            }
+            let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
+            let old = pg_sys::MemoryContextSwitchTo(per_query);
+            let tupdesc = pg_sys::CreateTemplateTupleDesc(1);
+            pg_sys::TupleDescInitEntry(tupdesc, 1, c"value".as_ptr(), self.result_type, -1, 0);
+            let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
+            pg_sys::MemoryContextSwitchTo(old);
+            let ty = self.signature.result.expect("SETOF has a type");
+            for row in rows {
+                let (mut datum, mut isnull) = match (ty, row) {
+                    (_, Emitted::Null) => (pg_sys::Datum::from(0usize), true),
+                    (SqlType::Scalar(scalar), Emitted::Value(value))
+                        if crate::abi::WasmType::from(value.ty()) == scalar.wasm_type() =>
+                    {
+                        match scalar.from_wasm(&value) {
+                            Ok(datum) => (datum, false),
+                            Err(value) => PlWasmError::ResultOutOfRange {
+                                function: self.function.clone(),
+                                module: self.instance.label.clone(),
+                                export: self.export.clone(),
+                                value,
+                                type_name: scalar.sql_name().to_string(),
+                            }
+                            .report(),
+                        }
+                    }
+                    (SqlType::Bytes(bytes_type), Emitted::Bytes(bytes)) => {
+                        match values::from_bytes(bytes_type, &bytes) {
+                            Ok(datum) => (datum, false),
+                            Err(reason) => PlWasmError::BadResult {
+                                function: self.function.clone(),
+                                module: self.instance.label.clone(),
+                                export: self.export.clone(),
+                                text: matches!(
+                                    reason,
+                                    ValueError::InvalidUtf8(_) | ValueError::Nul
+                                ),
+                                reason: reason.to_string(),
+                            }
+                            .report(),
+                        }
+                    }
+                    (_, row) => PlWasmError::AbiViolation {
+                        function: self.function.clone(),
+                        module: self.instance.label.clone(),
+                        export: self.export.clone(),
+                        reason: format!("emitted {row:?}, which does not fit the SETOF type"),
+                    }
+                    .report(),
+                };
+                pg_sys::tuplestore_putvalues(store, tupdesc, &mut datum, &mut isnull);
+            }
+            (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+            (*rsinfo).setResult = store;
+            (*rsinfo).setDesc = tupdesc;
+            (*fcinfo).isnull = true;
+            pg_sys::Datum::from(0usize)
         }
     }
 

@@ -7,6 +7,7 @@
 //! | `log(level, ptr, len)` | `(i32, i32, i32) -> ()` | a message: 0 DEBUG, 1 LOG, 2 INFO, 3 NOTICE, 4 WARNING |
 //! | `error(ptr, len)` | `(i32, i32) -> ()` | ends the call with an ERROR carrying the message (P0001) |
 //! | `error_code(code_ptr, code_len, ptr, len)` | `(i32, i32, i32, i32) -> ()` | the same, with a chosen SQLSTATE |
+//! | `emit_i32/i64/f32/f64(v)`, `emit_bytes(ptr, len)`, `emit_null()` | | one row of a `RETURNS SETOF` function |
 //!
 //! Like WASI, these only record state ([`GuestCtx`]) or unwind the guest: messages are reported
 //! and errors raised after the call has returned, never while wasm frames are live.
@@ -15,7 +16,9 @@ use wasmer::{
     FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError, Store, Type, Value,
 };
 
-use crate::guest::{self, arg_i32, read_message, GuestCtx};
+use crate::guest::{
+    self, arg_i32, read_message, view_read, Emitted, GuestCtx, MAX_ROWS, MAX_ROW_BYTES,
+};
 
 /// The host API's import module name.
 pub const MODULE: &str = "plwasm";
@@ -23,6 +26,12 @@ pub const MODULE: &str = "plwasm";
 use Type::I32;
 
 const FUNCTIONS: guest::HostTable = &[
+    ("emit_i32", &[I32], &[]),
+    ("emit_i64", &[Type::I64], &[]),
+    ("emit_f32", &[Type::F32], &[]),
+    ("emit_f64", &[Type::F64], &[]),
+    ("emit_bytes", &[I32, I32], &[]),
+    ("emit_null", &[], &[]),
     ("arg_is_null", &[I32], &[I32]),
     ("return_null", &[], &[]),
     ("log", &[I32, I32, I32], &[]),
@@ -69,6 +78,33 @@ fn call(
     args: &[Value],
 ) -> Result<Vec<Value>, RuntimeError> {
     let (ctx, store) = env.data_and_store_mut();
+    if let Some(kind) = name.strip_prefix("emit_") {
+        let row = match kind {
+            "bytes" => {
+                let (ptr, len) = (arg_i32(args, 0) as u32, arg_i32(args, 1).max(0) as usize);
+                if ctx.row_bytes + len > MAX_ROW_BYTES {
+                    return Err(too_large());
+                }
+                let mut bytes = vec![0u8; len];
+                if !view_read(ctx, &store, ptr, &mut bytes) {
+                    return Err(RuntimeError::user(Box::new(GuestRaised {
+                        sqlstate: Some(*b"38000"),
+                        message: "emit_bytes: the row is outside the module's memory".into(),
+                        bad_sqlstate: None,
+                    })));
+                }
+                ctx.row_bytes += len;
+                Emitted::Bytes(bytes)
+            }
+            "null" => Emitted::Null,
+            _ => Emitted::Value(args.first().cloned().unwrap_or(Value::I32(0))),
+        };
+        if ctx.rows.len() >= MAX_ROWS {
+            return Err(too_large());
+        }
+        ctx.rows.push(row);
+        return Ok(vec![]);
+    }
     match name {
         "arg_is_null" => {
             let index = arg_i32(args, 0);
@@ -120,6 +156,16 @@ fn call(
         }
         _ => unreachable!("only listed functions are imported"),
     }
+}
+
+fn too_large() -> RuntimeError {
+    RuntimeError::user(Box::new(GuestRaised {
+        sqlstate: Some(*b"54000"),
+        message: format!(
+            "a set-returning call emitted more than {MAX_ROWS} rows or {MAX_ROW_BYTES} bytes"
+        ),
+        bad_sqlstate: None,
+    }))
 }
 
 /// Five characters from `0-9A-Z`, not a success or warning class (`00`, `01`, `02`).

@@ -1,5 +1,5 @@
 //! Self-describing modules: the `plwasm.udfs` custom section the Rust SDK writes (one JSON object
-//! per line: name, export, args [{name, type}], returns, strict, volatility), and
+//! per line: name, export, args [{name, type}], returns, setof, strict, volatility), and
 //! `wasm.create_functions`, which declares SQL functions from it.
 //!
 //! The section comes from an untrusted module, so nothing from it reaches SQL unchecked: types and
@@ -44,6 +44,8 @@ pub struct Description {
     pub export: String,
     pub args: Vec<(String, String)>,
     pub returns: String,
+    /// `RETURNS SETOF returns`.
+    pub setof: bool,
     pub strict: bool,
     pub volatility: String,
 }
@@ -118,6 +120,7 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
                 export,
                 args,
                 returns: checked_type(string("returns")?)?,
+                setof: v.get("setof").and_then(Value::as_bool).unwrap_or(false),
                 strict: v.get("strict").and_then(Value::as_bool).unwrap_or(true),
                 volatility,
             })
@@ -140,10 +143,11 @@ pub fn create_statement(module: &str, schema: &str, d: &Description, replace: bo
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "CREATE {}FUNCTION {}.{}({args}) RETURNS {} LANGUAGE wasm {} {} AS {}",
+        "CREATE {}FUNCTION {}.{}({args}) RETURNS {}{} LANGUAGE wasm {} {} AS {}",
         if replace { "OR REPLACE " } else { "" },
         quote_identifier(schema),
         quote_identifier(&d.name),
+        if d.setof { "SETOF " } else { "" },
         d.returns,
         if d.strict {
             "STRICT"

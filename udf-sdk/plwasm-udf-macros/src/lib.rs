@@ -16,7 +16,8 @@
 //! static __PLWASM_UDF_SHOUT: [u8; N] = *b"{\"name\":\"shout\",...}\n";
 //! ```
 //!
-//! Options: `name = "sql_name"`, and one of `immutable`, `stable`, `volatile` (the default).
+//! Options: `name = "sql_name"`, one of `immutable`, `stable`, `volatile` (the default), and
+//! `setof` (a `Vec<T>` result is then a set of rows, as `impl Iterator<Item = T>` always is).
 //! A function is STRICT unless a parameter is an `Option`.
 
 use proc_macro::TokenStream;
@@ -39,12 +40,14 @@ pub fn udf(attr: TokenStream, item: TokenStream) -> TokenStream {
 struct Options {
     name: Option<String>,
     volatility: &'static str,
+    setof: bool,
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
     let mut options = Options {
         name: None,
         volatility: "volatile",
+        setof: false,
     };
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
@@ -56,9 +59,11 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
             options.volatility = "stable";
         } else if meta.path.is_ident("volatile") {
             options.volatility = "volatile";
+        } else if meta.path.is_ident("setof") {
+            options.setof = true;
         } else {
             return Err(meta.error(
-                "unknown #[udf] option; expected name = \"...\", immutable, stable or volatile",
+                "unknown #[udf] option; expected name = \"...\", immutable, stable, volatile or setof",
             ));
         }
         Ok(())
@@ -165,15 +170,41 @@ struct ResultShape {
     fallible: bool,
     nullable: bool,
     kind: Option<Kind>,
+    /// Set-returning: the rows' item type (from `impl Iterator<Item = T>` or `#[udf(setof)] Vec<T>`).
+    setof: Option<Type>,
 }
 
-fn result_shape(output: &ReturnType) -> syn::Result<ResultShape> {
+/// `T` of `impl Iterator<Item = T>`.
+fn iterator_item(ty: &Type) -> Option<Type> {
+    let Type::ImplTrait(imp) = ty else {
+        return None;
+    };
+    imp.bounds.iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        let segment = t.path.segments.last()?;
+        if segment.ident != "Iterator" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &segment.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|a| match a {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(assoc.ty.clone()),
+            _ => None,
+        })
+    })
+}
+
+fn result_shape(output: &ReturnType, setof: bool) -> syn::Result<ResultShape> {
     let mut ty = match output {
         ReturnType::Default => {
             return Ok(ResultShape {
                 fallible: false,
                 nullable: false,
                 kind: None,
+                setof: None,
             })
         }
         ReturnType::Type(_, ty) => &**ty,
@@ -185,6 +216,28 @@ fn result_shape(output: &ReturnType) -> syn::Result<ResultShape> {
             ty = generic_arg(segment, 0)
                 .ok_or_else(|| syn::Error::new(segment.span(), "Result<T, E> expected"))?;
         }
+    }
+    let item = iterator_item(ty).or_else(|| {
+        let segment = last_segment(ty)?;
+        (setof && segment.ident == "Vec")
+            .then(|| generic_arg(segment, 0).cloned())
+            .flatten()
+    });
+    if let Some(item) = item {
+        // Rows may be NULL (Option<T>); their SQL type is T's.
+        let row = option_inner(&item).unwrap_or(&item);
+        return Ok(ResultShape {
+            fallible,
+            nullable: false,
+            kind: Some(classify(row)?),
+            setof: Some(item.clone()),
+        });
+    }
+    if setof {
+        return Err(syn::Error::new(
+            ty.span(),
+            "#[udf(setof)] needs a Vec<T> (or impl Iterator<Item = T>) result",
+        ));
     }
     let mut nullable = false;
     if let Some(inner) = option_inner(ty) {
@@ -199,6 +252,7 @@ fn result_shape(output: &ReturnType) -> syn::Result<ResultShape> {
         fallible,
         nullable,
         kind,
+        setof: None,
     })
 }
 
@@ -313,8 +367,19 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
         ));
     }
 
-    let shape = result_shape(&function.sig.output)?;
+    let shape = result_shape(&function.sig.output, options.setof)?;
     let (ret_type, convert_result, zero, sql_ret) = match &shape.kind {
+        Some(kind) if shape.setof.is_some() => {
+            let emit = match kind {
+                Kind::Json => quote!(::plwasm_udf::__private::emit_json(&row);),
+                _ => quote!(::plwasm_udf::__private::EmitRow::emit(row);),
+            };
+            let sql = match kind {
+                Kind::Scalar { sql, .. } | Kind::Bytes { sql } => *sql,
+                Kind::Json => "jsonb",
+            };
+            (quote!(), quote!(for row in r { #emit }), quote!(), sql)
+        }
         None => (quote!(), quote!(let _ = r;), quote!(), "void"),
         Some(Kind::Scalar { wire, sql }) => (
             quote!(-> #wire),
@@ -350,11 +415,12 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
     }
 
     let meta = format!(
-        "{{\"name\":{},\"export\":{},\"args\":[{}],\"returns\":{},\"strict\":{},\"volatility\":{}}}\n",
+        "{{\"name\":{},\"export\":{},\"args\":[{}],\"returns\":{},\"setof\":{},\"strict\":{},\"volatility\":{}}}\n",
         json_string(&sql_name),
         json_string(&sql_name),
         sql_args.join(","),
         json_string(sql_ret),
+        shape.setof.is_some(),
         strict,
         json_string(options.volatility)
     );

@@ -11,6 +11,39 @@ mod imports {
         pub fn return_null();
         pub fn log(level: i32, ptr: i32, len: i32);
         pub fn error(ptr: i32, len: i32);
+        pub fn emit_i32(v: i32);
+        pub fn emit_i64(v: i64);
+        pub fn emit_f32(v: f32);
+        pub fn emit_f64(v: f64);
+        pub fn emit_bytes(ptr: i32, len: i32);
+        pub fn emit_null();
+    }
+}
+
+/// One row of a set-returning function, as the host API's `emit_*` calls.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub enum Row<'a> {
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+    Bytes(&'a [u8]),
+    Null,
+}
+
+/// Emit one row of a set-returning function.
+#[cfg(target_arch = "wasm32")]
+pub fn emit(row: Row<'_>) {
+    // SAFETY: host imports; emit_bytes reads `len` bytes at `ptr` from our memory.
+    unsafe {
+        match row {
+            Row::I32(v) => imports::emit_i32(v),
+            Row::I64(v) => imports::emit_i64(v),
+            Row::F32(v) => imports::emit_f32(v),
+            Row::F64(v) => imports::emit_f64(v),
+            Row::Bytes(b) => imports::emit_bytes(b.as_ptr() as i32, b.len() as i32),
+            Row::Null => imports::emit_null(),
+        }
     }
 }
 
@@ -59,6 +92,9 @@ pub fn arg_is_null(index: i32) -> bool {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn return_null() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn emit(_row: Row<'_>) {}
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn log(level: i32, message: &str) {

@@ -246,3 +246,67 @@ mod tests {
         assert_eq!(v.into_wire(), br#"{"a":[1]}"#);
     }
 }
+
+/// A Rust value that can be one row of a set-returning function.
+pub trait EmitRow {
+    fn emit(self);
+}
+
+macro_rules! emit_scalar {
+    ($($t:ty => $variant:ident as $wire:ty),*) => {$(
+        impl EmitRow for $t {
+            fn emit(self) {
+                crate::host::emit(crate::host::Row::$variant(self as $wire));
+            }
+        }
+    )*};
+}
+emit_scalar!(i16 => I32 as i32, i32 => I32 as i32, i64 => I64 as i64, f32 => F32 as f32, f64 => F64 as f64);
+
+impl EmitRow for bool {
+    fn emit(self) {
+        crate::host::emit(crate::host::Row::I32(self as i32));
+    }
+}
+
+macro_rules! emit_bytes {
+    ($($t:ty),*) => {$(
+        impl EmitRow for $t {
+            fn emit(self) {
+                crate::host::emit(crate::host::Row::Bytes(&IntoWireBytes::into_wire(self)));
+            }
+        }
+    )*};
+}
+emit_bytes!(
+    String,
+    &str,
+    Vec<u8>,
+    &[u8],
+    Vec<i16>,
+    Vec<i32>,
+    Vec<i64>,
+    Vec<f32>,
+    Vec<f64>,
+    Vec<bool>
+);
+#[cfg(feature = "json")]
+emit_bytes!(serde_json::Value);
+
+impl<T: EmitRow> EmitRow for Option<T> {
+    fn emit(self) {
+        match self {
+            Some(v) => v.emit(),
+            None => crate::host::emit(crate::host::Row::Null),
+        }
+    }
+}
+
+/// Emit any serializable value as one jsonb row.
+#[cfg(feature = "json")]
+pub fn emit_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => crate::host::emit(crate::host::Row::Bytes(&bytes)),
+        Err(e) => crate::host::raise_error(&format!("row cannot be serialized to JSON: {e}")),
+    }
+}

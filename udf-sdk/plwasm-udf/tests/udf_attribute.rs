@@ -107,3 +107,30 @@ fn serde_types_stay_callable() {
     let m = mirror(Point { x: 1.0, y: 2.0 }, None);
     assert_eq!((m.x, m.y), (-1.0, -2.0));
 }
+
+#[udf]
+fn evens(n: i32) -> impl Iterator<Item = i32> {
+    (0..n).filter(|i| i % 2 == 0)
+}
+
+#[udf(setof)]
+fn maybe_words(s: &str) -> Vec<Option<String>> {
+    s.split(' ')
+        .map(|w| (!w.is_empty()).then(|| w.to_string()))
+        .collect()
+}
+
+#[udf]
+fn points(n: i32) -> impl Iterator<Item = Point> {
+    (0..n).map(|i| Point {
+        x: i as f64,
+        y: 0.0,
+    })
+}
+
+#[test]
+fn set_returning_functions_stay_callable() {
+    assert_eq!(evens(5).collect::<Vec<_>>(), vec![0, 2, 4]);
+    assert_eq!(maybe_words("a  b").len(), 3);
+    assert_eq!(points(2).count(), 2);
+}

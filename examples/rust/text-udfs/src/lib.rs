@@ -45,6 +45,22 @@ fn left_chars(s: Option<&str>, n: i32) -> Result<Option<String>, String> {
     Ok(s.map(|s| s.chars().take(n as usize).collect()))
 }
 
+/// Split text into lower-case word tokens: a set-returning function (one row per token).
+#[udf(immutable)]
+fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// Word lengths, as a set of integers (a `Vec` with `setof`).
+#[udf(immutable, setof)]
+fn word_lengths(text: &str) -> Vec<i32> {
+    text.split_whitespace()
+        .map(|w| w.chars().count() as i32)
+        .collect()
+}
+
 /// Says hello through the plwasm host API (a NOTICE after the call).
 #[udf]
 fn greet(name: &str) -> i32 {
@@ -66,6 +82,15 @@ mod tests {
     fn slugs() {
         assert_eq!(slugify("Hello, World! 2024"), "hello-world-2024");
         assert_eq!(slugify("  "), "");
+    }
+
+    #[test]
+    fn tokenizes() {
+        assert_eq!(
+            tokens("Hello, wasm-World!").collect::<Vec<_>>(),
+            ["hello", "wasm", "world"]
+        );
+        assert_eq!(word_lengths("ab  c"), vec![2, 1]);
     }
 
     #[test]

@@ -22,6 +22,12 @@ SELECT sdk.greet('plwasm') AS chars;
 SELECT sqlstate_of($$SELECT sdk.boom('something broke')$$) AS panic;
 SELECT sdk.slugify(title) FROM (VALUES ('A B'), ('C  D!')) t(title);
 
+-- Set-returning: a tokenizer (impl Iterator<Item = String>) and #[udf(setof)] over a Vec<i32>.
+SELECT * FROM sdk.tokens('Hello, wasm-World! Hello again.');
+SELECT token, count(*) FROM sdk.tokens('to be or not to be') token GROUP BY token ORDER BY 2 DESC, 1;
+SELECT sdk.word_lengths('a bb  ccc') AS lengths;
+SELECT count(*) AS no_tokens FROM sdk.tokens(' ,.; ');
+
 -- Vectors (float8[] and float4[] packed).
 SELECT round(sdk.cosine_similarity(ARRAY[1, 2, 3], ARRAY[2, 4, 6])::numeric, 6) AS same_direction,
        sdk.cosine_similarity(ARRAY[1, 0], ARRAY[0, 1]) AS orthogonal,
