@@ -24,8 +24,15 @@ rust)
             --target-dir "$target_dir"
     else
         # Debian's toolchain: full std for wasm, built from rust-web-src.
+        # Its wasm targets link with rust-lld, which the package does not always ship: use
+        # lld-22's wasm-ld (the same linker) when rust-lld is not on PATH.
         flags=""
-        [[ $target == wasm32-wasip1 ]] && flags="-L /usr/lib/wasm32-wasi"
+        if ! command -v rust-lld >/dev/null; then
+            linker=$(command -v wasm-ld-22 || command -v wasm-ld || true)
+            [[ -n $linker ]] || { echo "no wasm linker: install lld-22 (scripts/setup.sh --wasm-toolchains)" >&2; exit 1; }
+            flags="-C linker=$linker"
+        fi
+        [[ $target == wasm32-wasip1 ]] && flags="$flags -L /usr/lib/wasm32-wasi"
         RUSTFLAGS="$flags" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --quiet \
             --release --manifest-path "$src/Cargo.toml" --target "$target" \
             --target-dir "$target_dir" -Zbuild-std=std,panic_abort
