@@ -11,10 +11,10 @@
 //! | void (result)  | —    |                         | the export returns nothing           |
 //!
 //! Variable-length values (see `docs/abi.md`): text, varchar, bpchar, name (UTF-8), bytea (raw),
-//! json, jsonb (JSON text) and one-dimensional arrays without NULLs of int2, int4, int8, float4,
-//! float8, bool (packed little-endian elements) travel through the module's memory: an argument
-//! as two i32 parameters `(ptr, len)`, a result as one i64 `(ptr << 32) | len`. Their conversions
-//! are in `values.rs`.
+//! json, jsonb (JSON text), one-dimensional arrays without NULLs of int2, int4, int8, float4,
+//! float8, bool (packed little-endian elements) and every other type (its JSON form) travel
+//! through the module's memory: an argument as two i32 parameters `(ptr, len)`, a result as one
+//! i64 `(ptr << 32) | len`. Their conversions are in `values.rs` and `json_form.rs`.
 //!
 //! This module owns the mapping, the expected wasm signature of a SQL signature, and the
 //! conversions between `Datum` and `wasmer::Value`. It knows nothing about catalogs or caches.
@@ -218,6 +218,8 @@ pub enum BytesType {
     Jsonb,
     /// A one-dimensional array without NULLs of this scalar: packed little-endian elements.
     Array(SqlScalar),
+    /// Any other type (this OID): its JSON form (`json_form.rs`).
+    JsonForm(pg_sys::Oid),
 }
 
 impl BytesType {
@@ -247,10 +249,13 @@ pub enum SqlType {
 }
 
 impl SqlType {
-    pub fn from_oid(oid: pg_sys::Oid) -> Option<Self> {
+    /// How values of `oid` travel; `json_form(oid)` says whether a type without a native
+    /// encoding may travel in JSON form.
+    pub fn from_oid(oid: pg_sys::Oid, json_form: &dyn Fn(pg_sys::Oid) -> bool) -> Option<Self> {
         SqlScalar::from_oid(oid)
             .map(Self::Scalar)
             .or_else(|| BytesType::from_oid(oid).map(Self::Bytes))
+            .or_else(|| json_form(oid).then_some(Self::Bytes(BytesType::JsonForm(oid))))
     }
 
     pub fn is_bytes(self) -> bool {
@@ -311,17 +316,19 @@ pub struct UnsupportedType {
     pub type_oid: pg_sys::Oid,
 }
 
-/// Map a SQL signature (argument type OIDs, result type OID) onto the scalar ABI.
+/// Map a SQL signature (argument type OIDs, result type OID) onto ABI v1; `json_form` says which
+/// other types may travel in JSON form.
 pub fn sql_signature(
     arg_types: &[pg_sys::Oid],
     result_type: pg_sys::Oid,
     returns_set: bool,
+    json_form: &dyn Fn(pg_sys::Oid) -> bool,
 ) -> Result<SqlSignature, UnsupportedType> {
     let args = arg_types
         .iter()
         .enumerate()
         .map(|(i, oid)| {
-            SqlType::from_oid(*oid).ok_or(UnsupportedType {
+            SqlType::from_oid(*oid, json_form).ok_or(UnsupportedType {
                 position: format!("argument {}", i + 1),
                 type_oid: *oid,
             })
@@ -336,10 +343,12 @@ pub fn sql_signature(
     let result = if result_type == pg_sys::VOIDOID {
         None
     } else {
-        Some(SqlType::from_oid(result_type).ok_or(UnsupportedType {
-            position: "the result".into(),
-            type_oid: result_type,
-        })?)
+        Some(
+            SqlType::from_oid(result_type, json_form).ok_or(UnsupportedType {
+                position: "the result".into(),
+                type_oid: result_type,
+            })?,
+        )
     };
     Ok(SqlSignature {
         args,
@@ -354,7 +363,7 @@ mod tests {
     use WasmType::{F64, I32, I64};
 
     fn wasm_of(args: &[pg_sys::Oid], result: pg_sys::Oid) -> WasmSignature {
-        sql_signature(args, result, false)
+        sql_signature(args, result, false, &|_| false)
             .expect("supported")
             .wasm()
     }
@@ -372,28 +381,34 @@ mod tests {
         let sig = wasm_of(&[pg_sys::TEXTOID, pg_sys::INT4OID], pg_sys::TEXTOID);
         assert_eq!(sig.params, vec![I32, I32, I32]);
         assert_eq!(sig.results, vec![I64]);
-        let arrays = sql_signature(&[pg_sys::FLOAT8ARRAYOID], pg_sys::JSONBOID, false).unwrap();
+        let arrays = sql_signature(&[pg_sys::FLOAT8ARRAYOID], pg_sys::JSONBOID, false, &|_| {
+            false
+        })
+        .unwrap();
         assert!(arrays.has_bytes_args() && arrays.uses_memory());
         assert_eq!(
             arrays.args,
             vec![SqlType::Bytes(BytesType::Array(SqlScalar::Float8))]
         );
-        let only_result = sql_signature(&[pg_sys::INT4OID], pg_sys::BYTEAOID, false).unwrap();
+        let only_result =
+            sql_signature(&[pg_sys::INT4OID], pg_sys::BYTEAOID, false, &|_| false).unwrap();
         assert!(!only_result.has_bytes_args() && only_result.uses_memory());
     }
 
     #[test]
     fn unsupported_types_name_their_position() {
+        let numeric_only = |oid| oid == pg_sys::NUMERICOID;
         let err = sql_signature(
-            &[pg_sys::INT4OID, pg_sys::NUMERICOID],
+            &[pg_sys::INT4OID, pg_sys::NUMERICOID, pg_sys::INTERNALOID],
             pg_sys::INT4OID,
             false,
+            &numeric_only,
         )
         .unwrap_err();
-        assert_eq!(err.position, "argument 2");
-        let err = sql_signature(&[], pg_sys::VOIDOID, true).unwrap_err();
+        assert_eq!(err.position, "argument 3");
+        let err = sql_signature(&[], pg_sys::VOIDOID, true, &numeric_only).unwrap_err();
         assert_eq!(err.position, "the result (SETOF)");
-        let setof = sql_signature(&[pg_sys::TEXTOID], pg_sys::TEXTOID, true).unwrap();
+        let setof = sql_signature(&[pg_sys::TEXTOID], pg_sys::TEXTOID, true, &|_| false).unwrap();
         assert_eq!(setof.wasm().results, vec![]);
         assert!(setof.uses_memory() && !setof.bytes_result());
     }

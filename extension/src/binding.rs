@@ -14,18 +14,28 @@ use crate::target::FunctionTarget;
 
 /// A SQL function's signature under ABI v1, or why it has none.
 pub fn sql_signature(f: &SqlFunction) -> Result<SqlSignature, PlWasmError> {
-    let sig = abi::sql_signature(&f.arg_types, f.result_type, f.returns_set).map_err(|u| {
-        PlWasmError::UnsupportedType {
-            function: f.display.clone(),
-            position: u.position,
-            type_name: type_name(u.type_oid),
-        }
+    let sig = abi::sql_signature(
+        &f.arg_types,
+        f.result_type,
+        f.returns_set,
+        &crate::json_form::eligible,
+    )
+    .map_err(|u| PlWasmError::UnsupportedType {
+        function: f.display.clone(),
+        position: u.position,
+        type_name: type_name(u.type_oid),
     })?;
     // Text travels as UTF-8 and is stored unconverted: only UTF8 databases can pass it.
     let textual = |t: &SqlType| {
         matches!(
             t,
-            SqlType::Bytes(BytesType::Text | BytesType::Name | BytesType::Json | BytesType::Jsonb)
+            SqlType::Bytes(
+                BytesType::Text
+                    | BytesType::Name
+                    | BytesType::Json
+                    | BytesType::Jsonb
+                    | BytesType::JsonForm(_)
+            )
         )
     };
     // SAFETY: reads the database encoding.

@@ -65,7 +65,7 @@ pub enum PlWasmError {
         actual: String,
     },
 
-    #[error("function {function}: {position} has type {type_name}, which LANGUAGE wasm does not support yet")]
+    #[error("function {function}: {position} has type {type_name}, which LANGUAGE wasm does not support")]
     UnsupportedType {
         function: String,
         position: String,
@@ -164,6 +164,14 @@ pub enum PlWasmError {
         text: bool,
     },
 
+    #[error("function {function} (module \"{module}\", export \"{export}\") returned a value that does not fit its result type: {reason}")]
+    ResultMismatch {
+        function: String,
+        module: String,
+        export: String,
+        reason: String,
+    },
+
     #[error(
         "function {function} (module \"{module}\", export \"{export}\") broke ABI v1: {reason}"
     )]
@@ -242,6 +250,7 @@ impl PlWasmError {
                 ERRCODE_EXTERNAL_ROUTINE_EXCEPTION
             }
             Self::AbiExportMissing { .. } => ERRCODE_INVALID_FUNCTION_DEFINITION,
+            Self::ResultMismatch { .. } => ERRCODE_DATATYPE_MISMATCH,
             Self::Interrupted { .. } => ERRCODE_QUERY_CANCELED,
         }
     }

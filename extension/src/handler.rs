@@ -15,11 +15,12 @@ use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
 use wasmer::{Function, Value};
 
-use crate::abi::{SqlSignature, SqlType};
+use crate::abi::{BytesType, SqlSignature, SqlType};
 use crate::binding;
 use crate::cache::{self, CallFailure, GuestOutput, Instantiated, WireArg, WireResult};
 use crate::catalog::{self, SqlFunction};
 use crate::errors::{OrReport, PlWasmError};
+use crate::json_form::{self, JsonDecoder};
 use crate::target::FunctionTarget;
 use crate::values::{self, ValueError};
 
@@ -38,6 +39,9 @@ struct CallSite {
     /// The SQL result type (for a set-returning function's tuple descriptor).
     result_type: pg_sys::Oid,
     params: Vec<Value>,
+    /// Parses JSON-form results; made at the first call that needs it (a row type's descriptor
+    /// may come from the call's context).
+    decoder: Option<JsonDecoder>,
 }
 
 impl CallSite {
@@ -67,7 +71,55 @@ impl CallSite {
             instance,
             export_fn,
             generation,
+            decoder: None,
         })
+    }
+
+    /// The JSON-form result decoder, made on first use.
+    ///
+    /// # Safety
+    /// `fcinfo` is this call's valid FunctionCallInfo.
+    unsafe fn decoder(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> &JsonDecoder {
+        if self.decoder.is_none() {
+            let context = format!(
+                "function {} (module \"{}\", export \"{}\")",
+                self.function, self.instance.label, self.export
+            );
+            let decoder = if json_form::is_row_type(self.result_type) {
+                let mut tupdesc: pg_sys::TupleDesc = std::ptr::null_mut();
+                // SAFETY: fcinfo is valid (caller's contract).
+                let class = unsafe {
+                    pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut tupdesc)
+                };
+                if class != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE || tupdesc.is_null() {
+                    pgrx::ereport!(
+                        ERROR,
+                        pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                        format!(
+                            "function {} returns record and was called in a context that cannot accept type record",
+                            self.function
+                        ),
+                        "Declare OUT parameters or RETURNS TABLE (...), or give a column definition list."
+                    );
+                }
+                // SAFETY: a valid descriptor from get_call_result_type.
+                unsafe { JsonDecoder::for_row(tupdesc, context) }
+            } else {
+                JsonDecoder::for_value(self.result_type, context)
+            };
+            self.decoder = Some(decoder);
+        }
+        self.decoder.as_ref().expect("made above")
+    }
+
+    fn mismatch(&self, reason: json_form::DecodeError) -> ! {
+        PlWasmError::ResultMismatch {
+            function: self.function.clone(),
+            module: self.instance.label.clone(),
+            export: self.export.clone(),
+            reason: reason.to_string(),
+        }
+        .report()
     }
 
     #[inline]
@@ -150,6 +202,17 @@ impl CallSite {
             unsafe { (*fcinfo).isnull = true };
             return pg_sys::Datum::from(0usize);
         }
+        if let (Some(SqlType::Bytes(BytesType::JsonForm(_))), WireResult::Bytes(bytes)) =
+            (self.signature.result, &result)
+        {
+            let json = values::utf8(bytes).unwrap_or_else(|reason| self.bad_result(reason));
+            // SAFETY: fcinfo is valid.
+            let decoded = unsafe { self.decoder(fcinfo) }.decode_datum(json);
+            let datum = decoded.unwrap_or_else(|reason| self.mismatch(reason));
+            // SAFETY: fcinfo is valid.
+            unsafe { (*fcinfo).isnull = datum.is_none() };
+            return datum.unwrap_or(pg_sys::Datum::from(0usize));
+        }
         // SAFETY: fcinfo is valid.
         unsafe { (*fcinfo).isnull = false };
         match (self.signature.result, result) {
@@ -166,17 +229,9 @@ impl CallSite {
                     .report()
                 })
             }
-            (Some(SqlType::Bytes(ty)), WireResult::Bytes(bytes)) => values::from_bytes(ty, &bytes)
-                .unwrap_or_else(|reason| {
-                    PlWasmError::BadResult {
-                        function: self.function.clone(),
-                        module: self.instance.label.clone(),
-                        export: self.export.clone(),
-                        text: matches!(reason, ValueError::InvalidUtf8(_) | ValueError::Nul),
-                        reason: reason.to_string(),
-                    }
-                    .report()
-                }),
+            (Some(SqlType::Bytes(ty)), WireResult::Bytes(bytes)) => {
+                values::from_bytes(ty, &bytes).unwrap_or_else(|reason| self.bad_result(reason))
+            }
             _ => unreachable!("the result's form follows the signature"),
         }
     }
@@ -186,7 +241,7 @@ impl CallSite {
     /// # Safety
     /// `fcinfo` is this call's valid FunctionCallInfo.
     unsafe fn materialize(
-        &self,
+        &mut self,
         fcinfo: pg_sys::FunctionCallInfo,
         rows: Vec<crate::guest::Emitted>,
     ) -> pg_sys::Datum {
@@ -204,21 +259,62 @@ impl CallSite {
                     self.function
                 );
             }
+            let ty = self.signature.result.expect("SETOF has a type");
+            let json = matches!(ty, SqlType::Bytes(BytesType::JsonForm(_)));
+            // Rows of a composite type (SETOF t, RETURNS TABLE) have the decoder's descriptor.
+            let row_desc = if json {
+                self.decoder(fcinfo).tupdesc()
+            } else {
+                None
+            };
             let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
             let old = pg_sys::MemoryContextSwitchTo(per_query);
-            let tupdesc = pg_sys::CreateTemplateTupleDesc(1);
-            pg_sys::TupleDescInitEntry(tupdesc, 1, c"value".as_ptr(), self.result_type, -1, 0);
+            // The executor frees setDesc after use: always hand it a fresh copy.
+            let set_desc = match row_desc {
+                Some(desc) => pg_sys::CreateTupleDescCopy(desc),
+                None => {
+                    let desc = pg_sys::CreateTemplateTupleDesc(1);
+                    pg_sys::TupleDescInitEntry(desc, 1, c"value".as_ptr(), self.result_type, -1, 0);
+                    desc
+                }
+            };
             let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
             pg_sys::MemoryContextSwitchTo(old);
-            let ty = self.signature.result.expect("SETOF has a type");
+            let put_desc = row_desc.unwrap_or(set_desc);
+            let width = (*put_desc).natts as usize;
+            // Each row's datums live only until the tuplestore has copied them.
+            let row_memory = PgMemoryContexts::new("plwasm SETOF row");
+            let mut values = Vec::with_capacity(width);
+            let mut nulls = Vec::with_capacity(width);
             for row in rows {
-                let (mut datum, mut isnull) = match (ty, row) {
-                    (_, Emitted::Null) => (pg_sys::Datum::from(0usize), true),
+                let old = pg_sys::MemoryContextSwitchTo(row_memory.value());
+                values.clear();
+                nulls.clear();
+                match (ty, row) {
+                    (_, Emitted::Null) => {
+                        values.resize(width, pg_sys::Datum::from(0usize));
+                        nulls.resize(width, true);
+                    }
+                    (SqlType::Bytes(BytesType::JsonForm(_)), Emitted::Bytes(bytes)) => {
+                        let json =
+                            values::utf8(&bytes).unwrap_or_else(|reason| self.bad_result(reason));
+                        let decoded = self.decoder.as_ref().expect("made above").decode(
+                            json,
+                            &mut values,
+                            &mut nulls,
+                        );
+                        if let Err(reason) = decoded {
+                            self.mismatch(reason);
+                        }
+                    }
                     (SqlType::Scalar(scalar), Emitted::Value(value))
                         if crate::abi::WasmType::from(value.ty()) == scalar.wasm_type() =>
                     {
                         match scalar.from_wasm(&value) {
-                            Ok(datum) => (datum, false),
+                            Ok(datum) => {
+                                values.push(datum);
+                                nulls.push(false);
+                            }
                             Err(value) => PlWasmError::ResultOutOfRange {
                                 function: self.function.clone(),
                                 module: self.instance.label.clone(),
@@ -231,18 +327,11 @@ impl CallSite {
                     }
                     (SqlType::Bytes(bytes_type), Emitted::Bytes(bytes)) => {
                         match values::from_bytes(bytes_type, &bytes) {
-                            Ok(datum) => (datum, false),
-                            Err(reason) => PlWasmError::BadResult {
-                                function: self.function.clone(),
-                                module: self.instance.label.clone(),
-                                export: self.export.clone(),
-                                text: matches!(
-                                    reason,
-                                    ValueError::InvalidUtf8(_) | ValueError::Nul
-                                ),
-                                reason: reason.to_string(),
+                            Ok(datum) => {
+                                values.push(datum);
+                                nulls.push(false);
                             }
-                            .report(),
+                            Err(reason) => self.bad_result(reason),
                         }
                     }
                     (_, row) => PlWasmError::AbiViolation {
@@ -253,14 +342,32 @@ impl CallSite {
                     }
                     .report(),
                 };
-                pg_sys::tuplestore_putvalues(store, tupdesc, &mut datum, &mut isnull);
+                pg_sys::tuplestore_putvalues(
+                    store,
+                    put_desc,
+                    values.as_mut_ptr(),
+                    nulls.as_mut_ptr(),
+                );
+                pg_sys::MemoryContextSwitchTo(old);
+                pg_sys::MemoryContextReset(row_memory.value());
             }
             (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
             (*rsinfo).setResult = store;
-            (*rsinfo).setDesc = tupdesc;
+            (*rsinfo).setDesc = set_desc;
             (*fcinfo).isnull = true;
             pg_sys::Datum::from(0usize)
         }
+    }
+
+    fn bad_result(&self, reason: ValueError) -> ! {
+        PlWasmError::BadResult {
+            function: self.function.clone(),
+            module: self.instance.label.clone(),
+            export: self.export.clone(),
+            text: matches!(reason, ValueError::InvalidUtf8(_) | ValueError::Nul),
+            reason: reason.to_string(),
+        }
+        .report()
     }
 
     /// The arguments as they travel to the guest (ABI v1 with memory).

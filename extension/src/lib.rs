@@ -35,6 +35,7 @@ pub mod guest_output;
 pub mod handler;
 pub mod host_api;
 pub mod instrument;
+pub mod json_form;
 pub mod limits;
 pub mod privileges;
 pub mod runtime;

@@ -1,10 +1,12 @@
 //! Self-describing modules: the `plwasm.udfs` custom section the Rust SDK writes (one JSON object
-//! per line: name, export, args [{name, type}], returns, setof, strict, volatility), and
+//! per line: name, export, args [{name, type}], returns, setof, table [{name, type}], strict,
+//! volatility), and
 //! `wasm.create_functions`, which declares SQL functions from it.
 //!
-//! The section comes from an untrusted module, so nothing from it reaches SQL unchecked: types and
-//! volatility must be from fixed lists, names are quoted as identifiers, the body as a literal, and
-//! each CREATE FUNCTION runs as the caller (needing CREATE on the schema) through the validator.
+//! The section comes from an untrusted module, so nothing from it reaches SQL unchecked: each type
+//! name is resolved through `regtype` and replaced by Postgres's own spelling, volatility must be
+//! from a fixed list, names are quoted as identifiers, the body as a literal, and each CREATE
+//! FUNCTION runs as the caller (needing CREATE on the schema) through the validator.
 
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal};
@@ -16,26 +18,8 @@ use crate::errors::{OrReport, PlWasmError};
 /// The custom section's name.
 pub const SECTION: &str = "plwasm.udfs";
 
-/// SQL types a description may use (ABI v1 today).
-const TYPES: &[&str] = &[
-    "smallint",
-    "integer",
-    "bigint",
-    "real",
-    "double precision",
-    "boolean",
-    "text",
-    "bytea",
-    "json",
-    "jsonb",
-    "smallint[]",
-    "integer[]",
-    "bigint[]",
-    "real[]",
-    "double precision[]",
-    "boolean[]",
-    "void",
-];
+/// The longest type name a description may use.
+const MAX_TYPE_NAME: usize = 200;
 
 /// One function a module describes.
 #[derive(Debug, PartialEq)]
@@ -44,6 +28,8 @@ pub struct Description {
     pub export: String,
     pub args: Vec<(String, String)>,
     pub returns: String,
+    /// `RETURNS TABLE (name type, ...)` when not empty (then `returns` and `setof` are ignored).
+    pub table: Vec<(String, String)>,
     /// `RETURNS SETOF returns`.
     pub setof: bool,
     pub strict: bool,
@@ -80,32 +66,49 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
                     .map(str::to_string)
                     .ok_or_else(|| format!("missing \"{key}\" in {line}"))
             };
+            // Type names only need to be plausible here: `create_functions` resolves each one
+            // through regtype and splices Postgres's own spelling of it, never this text.
             let checked_type = |t: String| {
-                if TYPES.contains(&t.as_str()) {
+                if !t.trim().is_empty() && t.len() <= MAX_TYPE_NAME {
                     Ok(t)
                 } else {
-                    Err(format!("unsupported type \"{t}\" in {line}"))
+                    Err(format!("bad type name \"{t}\" in {line}"))
                 }
             };
-            let args = v
-                .get("args")
-                .and_then(Value::as_array)
-                .ok_or_else(|| format!("missing \"args\" in {line}"))?
-                .iter()
-                .map(|a| {
-                    let name = a
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
-                    let ty = a
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
-                    Ok((name, checked_type(ty)?))
-                })
-                .collect::<Result<Vec<_>, String>>()?;
+            let columns = |key: &str, required: bool| -> Result<Vec<(String, String)>, String> {
+                let Some(list) = v.get(key) else {
+                    return if required {
+                        Err(format!("missing \"{key}\" in {line}"))
+                    } else {
+                        Ok(Vec::new())
+                    };
+                };
+                list.as_array()
+                    .ok_or_else(|| format!("\"{key}\" is not a list in {line}"))?
+                    .iter()
+                    .map(|a| {
+                        let name = a
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        let ty = a
+                            .get("type")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        if name.len() > 63 {
+                            return Err(format!("name \"{name}\" is too long in {line}"));
+                        }
+                        Ok((name, checked_type(ty)?))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            };
+            let args = columns("args", true)?;
+            let table = columns("table", false)?;
+            if table.iter().any(|(name, _)| name.is_empty()) {
+                return Err(format!("a \"table\" column has no name in {line}"));
+            }
             let volatility = string("volatility")?;
             if !matches!(volatility.as_str(), "immutable" | "stable" | "volatile") {
                 return Err(format!("unknown volatility \"{volatility}\" in {line}"));
@@ -120,6 +123,7 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
                 export,
                 args,
                 returns: checked_type(string("returns")?)?,
+                table,
                 setof: v.get("setof").and_then(Value::as_bool).unwrap_or(false),
                 strict: v.get("strict").and_then(Value::as_bool).unwrap_or(true),
                 volatility,
@@ -128,10 +132,10 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
         .collect()
 }
 
-/// The CREATE FUNCTION statement for one description.
-pub fn create_statement(module: &str, schema: &str, d: &Description, replace: bool) -> String {
-    let args = d
-        .args
+/// `name type, ...` (unnamed entries are just the type); types are spliced as given, so callers
+/// pass canonical names (see [`canonical_types`]).
+fn column_list(columns: &[(String, String)]) -> String {
+    columns
         .iter()
         .map(|(name, ty)| {
             if name.is_empty() {
@@ -141,14 +145,24 @@ pub fn create_statement(module: &str, schema: &str, d: &Description, replace: bo
             }
         })
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// The CREATE FUNCTION statement for one description whose types are canonical.
+pub fn create_statement(module: &str, schema: &str, d: &Description, replace: bool) -> String {
+    let args = column_list(&d.args);
+    let returns = if !d.table.is_empty() {
+        format!("TABLE({})", column_list(&d.table))
+    } else if d.setof {
+        format!("SETOF {}", d.returns)
+    } else {
+        d.returns.clone()
+    };
     format!(
-        "CREATE {}FUNCTION {}.{}({args}) RETURNS {}{} LANGUAGE wasm {} {} AS {}",
+        "CREATE {}FUNCTION {}.{}({args}) RETURNS {returns} LANGUAGE wasm {} {} AS {}",
         if replace { "OR REPLACE " } else { "" },
         quote_identifier(schema),
         quote_identifier(&d.name),
-        if d.setof { "SETOF " } else { "" },
-        d.returns,
         if d.strict {
             "STRICT"
         } else {
@@ -186,7 +200,7 @@ fn create_functions(
             ))
         })
         .or_report();
-    let descriptions = parse(&section).map_err(bad).or_report();
+    let mut descriptions = parse(&section).map_err(bad).or_report();
     let schema = match schema {
         Some(schema) => schema.to_string(),
         None => Spi::get_one::<String>("SELECT current_schema()::text")
@@ -194,6 +208,9 @@ fn create_functions(
             .flatten()
             .unwrap_or_else(|| pgrx::error!("no current schema: pass schema => ...")),
     };
+    for d in &mut descriptions {
+        canonical_types(d, &schema);
+    }
     let mut created = Vec::new();
     for d in &descriptions {
         Spi::run(&create_statement(module, &schema, d, replace))
@@ -212,20 +229,50 @@ fn create_functions(
     SetOfIterator::new(created)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_and_checks_descriptions() {
-        let ok = br#"{"name":"f","export":"f","args":[{"name":"x","type":"text"}],"returns":"integer","strict":true,"volatility":"immutable"}
-"#;
-        let d = parse(ok).unwrap();
-        assert_eq!(d[0].args, vec![("x".to_string(), "text".to_string())]);
-        let injected = br#"{"name":"f","export":"f","args":[{"name":"x","type":"int); DROP TABLE t; --"}],"returns":"integer","strict":true,"volatility":"immutable"}"#;
-        assert!(parse(injected).unwrap_err().contains("unsupported type"));
-        let bad_volatility =
-            br#"{"name":"f","export":"f","args":[],"returns":"void","volatility":"leakproof"}"#;
-        assert!(parse(bad_volatility).is_err());
+/// Replace every type name of a description by Postgres's own spelling of the type it names
+/// (`regtype` input, then `format_type`): a name that is not exactly one existing type is an
+/// ERROR, and nothing from the module's text is spliced into SQL. Unqualified names are looked up
+/// in `schema` first, then along the search path (as the caller would see them).
+fn canonical_types(d: &mut Description, schema: &str) {
+    let mut names: Vec<&mut String> = d
+        .args
+        .iter_mut()
+        .chain(d.table.iter_mut())
+        .map(|(_, ty)| ty)
+        .collect();
+    names.push(&mut d.returns);
+    let spi_error = |e: pgrx::spi::Error| -> ! { pgrx::error!("{e}") };
+    let previous = Spi::get_one::<String>("SELECT pg_catalog.current_setting('search_path')")
+        .unwrap_or_else(|e| spi_error(e))
+        .unwrap_or_default();
+    let with_schema = format!("{}, {previous}", quote_identifier(schema));
+    let set_path = |path: &str| {
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.set_config('search_path', $1, true)",
+            &[path.into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+    };
+    set_path(&with_schema);
+    let oids: Vec<pg_sys::Oid> = names
+        .iter()
+        .map(|name| {
+            Spi::get_one_with_args::<pg_sys::Oid>(
+                "SELECT $1::pg_catalog.regtype::pg_catalog.oid",
+                &[name.as_str().into()],
+            )
+            .unwrap_or_else(|e| spi_error(e))
+            .unwrap_or_else(|| pgrx::error!("type \"{name}\" does not exist"))
+        })
+        .collect();
+    set_path(&previous);
+    for (name, oid) in names.into_iter().zip(oids) {
+        // Spelled for the caller's own search path (qualified where needed).
+        *name = Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.format_type($1, NULL)",
+            &[oid.into()],
+        )
+        .unwrap_or_else(|e| spi_error(e))
+        .unwrap_or_default();
     }
 }

@@ -79,6 +79,7 @@ pub unsafe fn to_bytes<'a>(
                 ))
             }
             BytesType::Jsonb => Ok(Cow::Owned(output_text(pg_sys::JSONBOID, datum))),
+            BytesType::JsonForm(oid) => Ok(Cow::Owned(crate::json_form::to_json(oid, datum))),
             BytesType::Array(scalar) => {
                 let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
                 let mut array = pgrx::array::RawArray::from_ptr(
@@ -132,7 +133,8 @@ fn input_text(type_oid: pg_sys::Oid, text: &str) -> pg_sys::Datum {
     }
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, ValueError> {
+/// Bytes as text Postgres can hold: UTF-8 without NUL.
+pub fn utf8(bytes: &[u8]) -> Result<&str, ValueError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ValueError::InvalidUtf8(e.valid_up_to()))?;
     if text.contains('\0') {
         return Err(ValueError::Nul);
@@ -155,9 +157,11 @@ where
         .into_datum()
 }
 
-/// The datum for bytes a guest returned as a value of `ty`.
+/// The datum for bytes a guest returned as a value of `ty` (not JSON form: a call site's
+/// [`crate::json_form::JsonDecoder`] parses those).
 pub fn from_bytes(ty: BytesType, bytes: &[u8]) -> Result<pg_sys::Datum, ValueError> {
     let datum = match ty {
+        BytesType::JsonForm(_) => unreachable!("JSON-form results go through a JsonDecoder"),
         // A text datum is also a valid varchar or bpchar datum (same representation).
         BytesType::Text => utf8(bytes)?.into_datum(),
         BytesType::Bytea => bytes.into_datum(),

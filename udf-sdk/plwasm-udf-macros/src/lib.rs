@@ -16,9 +16,13 @@
 //! static __PLWASM_UDF_SHOUT: [u8; N] = *b"{\"name\":\"shout\",...}\n";
 //! ```
 //!
-//! Options: `name = "sql_name"`, one of `immutable`, `stable`, `volatile` (the default), and
-//! `setof` (a `Vec<T>` result is then a set of rows, as `impl Iterator<Item = T>` always is).
-//! A function is STRICT unless a parameter is an `Option`.
+//! Options: `name = "sql_name"`, one of `immutable`, `stable`, `volatile` (the default),
+//! `setof` (a `Vec<T>` result is then a set of rows, as `impl Iterator<Item = T>` always is),
+//! `returns = "sql type"` (the result's SQL type) and `table(col = "sql type", ...)` (RETURNS
+//! TABLE: each row is a serde struct whose fields are the columns). A parameter's SQL type can
+//! be chosen with `#[sql("sql type")]` on it. A SQL type plwasm does not pass natively (numeric,
+//! date, a composite type, text[], ...) travels in its JSON form, so the Rust type must then be
+//! `Serialize`/`DeserializeOwned`. A function is STRICT unless a parameter is an `Option`.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -41,6 +45,8 @@ struct Options {
     name: Option<String>,
     volatility: &'static str,
     setof: bool,
+    returns: Option<syn::LitStr>,
+    table: Vec<(String, String)>,
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
@@ -48,6 +54,8 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         name: None,
         volatility: "volatile",
         setof: false,
+        returns: None,
+        table: Vec::new(),
     };
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
@@ -61,9 +69,23 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
             options.volatility = "volatile";
         } else if meta.path.is_ident("setof") {
             options.setof = true;
+        } else if meta.path.is_ident("returns") {
+            options.returns = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("table") {
+            meta.parse_nested_meta(|column| {
+                let name = column
+                    .path
+                    .get_ident()
+                    .ok_or_else(|| column.error("expected a column name"))?
+                    .to_string();
+                let ty: syn::LitStr = column.value()?.parse()?;
+                options.table.push((name, ty.value()));
+                Ok(())
+            })?;
         } else {
             return Err(meta.error(
-                "unknown #[udf] option; expected name = \"...\", immutable, stable, volatile or setof",
+                "unknown #[udf] option; expected name = \"...\", immutable, stable, volatile, \
+                 setof, returns = \"...\" or table(col = \"type\", ...)",
             ));
         }
         Ok(())
@@ -84,6 +106,85 @@ enum Kind {
     Bytes { sql: &'static str },
     /// Any other type: jsonb through serde (needs `T: Serialize + DeserializeOwned`).
     Json,
+}
+
+/// Whether plwasm passes this SQL type natively (as a wasm scalar, UTF-8, raw or packed bytes,
+/// or JSON text for json/jsonb); every other type travels in its JSON form.
+fn is_native(sql: &str) -> bool {
+    let lower = sql.trim().to_ascii_lowercase();
+    let (base, array) = match lower.strip_suffix("[]") {
+        Some(base) => (base.trim(), true),
+        None => (lower.as_str(), false),
+    };
+    // Drop a type modifier: varchar(20) is varchar.
+    let base = base.split('(').next().unwrap_or(base).trim();
+    const SCALARS: &[&str] = &[
+        "smallint",
+        "int2",
+        "integer",
+        "int",
+        "int4",
+        "bigint",
+        "int8",
+        "real",
+        "float4",
+        "double precision",
+        "float8",
+        "boolean",
+        "bool",
+    ];
+    const BYTES: &[&str] = &[
+        "text",
+        "varchar",
+        "character varying",
+        "bpchar",
+        "character",
+        "char",
+        "name",
+        "bytea",
+        "json",
+        "jsonb",
+    ];
+    SCALARS.contains(&base) || (!array && BYTES.contains(&base))
+}
+
+/// How a value of Rust type `ty` travels and its SQL type, given an explicit SQL type if any.
+fn resolve(ty: &Type, explicit: Option<&syn::LitStr>) -> syn::Result<(Kind, String)> {
+    let kind = classify(ty)?;
+    let default_sql = match &kind {
+        Kind::Scalar { sql, .. } | Kind::Bytes { sql } => sql.to_string(),
+        Kind::Json => "jsonb".to_string(),
+    };
+    let Some(explicit) = explicit else {
+        return Ok((kind, default_sql));
+    };
+    let sql = explicit.value();
+    if sql.trim().is_empty() {
+        return Err(syn::Error::new(explicit.span(), "empty SQL type"));
+    }
+    let json_text = matches!(sql.trim().to_ascii_lowercase().as_str(), "json" | "jsonb");
+    match kind {
+        // Native types keep their native form; the Rust type must match it.
+        _ if is_native(&sql) && !matches!(kind, Kind::Json) => Ok((kind, sql)),
+        Kind::Json if is_native(&sql) && !json_text => Err(syn::Error::new(
+            explicit.span(),
+            format!("{sql} is passed natively (not as JSON): use the Rust type #[udf] maps to it"),
+        )),
+        // Everything else travels as JSON through serde.
+        _ => Ok((Kind::Json, sql)),
+    }
+}
+
+/// The `#[sql("type")]` attribute of a parameter, if any.
+fn sql_attribute(attrs: &[syn::Attribute]) -> syn::Result<Option<syn::LitStr>> {
+    let mut found = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("sql")) {
+        if found.is_some() {
+            return Err(syn::Error::new(attr.span(), "more than one #[sql(...)]"));
+        }
+        found = Some(attr.parse_args::<syn::LitStr>()?);
+    }
+    Ok(found)
 }
 
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
@@ -169,7 +270,8 @@ fn classify(ty: &Type) -> syn::Result<Kind> {
 struct ResultShape {
     fallible: bool,
     nullable: bool,
-    kind: Option<Kind>,
+    /// How the result (or each row) travels, and its SQL type.
+    kind: Option<(Kind, String)>,
     /// Set-returning: the rows' item type (from `impl Iterator<Item = T>` or `#[udf(setof)] Vec<T>`).
     setof: Option<Type>,
 }
@@ -197,7 +299,11 @@ fn iterator_item(ty: &Type) -> Option<Type> {
     })
 }
 
-fn result_shape(output: &ReturnType, setof: bool) -> syn::Result<ResultShape> {
+fn result_shape(
+    output: &ReturnType,
+    setof: bool,
+    explicit: Option<&syn::LitStr>,
+) -> syn::Result<ResultShape> {
     let mut ty = match output {
         ReturnType::Default => {
             return Ok(ResultShape {
@@ -229,7 +335,7 @@ fn result_shape(output: &ReturnType, setof: bool) -> syn::Result<ResultShape> {
         return Ok(ResultShape {
             fallible,
             nullable: false,
-            kind: Some(classify(row)?),
+            kind: Some(resolve(row, explicit)?),
             setof: Some(item.clone()),
         });
     }
@@ -246,7 +352,7 @@ fn result_shape(output: &ReturnType, setof: bool) -> syn::Result<ResultShape> {
     }
     let kind = match ty {
         Type::Tuple(t) if t.elems.is_empty() => None,
-        _ => Some(classify(ty)?),
+        _ => Some(resolve(ty, explicit)?),
     };
     Ok(ResultShape {
         fallible,
@@ -270,8 +376,18 @@ fn json_string(s: &str) -> String {
     out
 }
 
-fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
+fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2> {
     let options = parse_options(attr)?;
+    // #[sql("type")] on parameters is ours: read it, then drop it from the function we emit.
+    let mut explicit_types = Vec::new();
+    for input in function.sig.inputs.iter_mut() {
+        if let FnArg::Typed(typed) = input {
+            explicit_types.push(sql_attribute(&typed.attrs)?);
+            typed.attrs.retain(|a| !a.path().is_ident("sql"));
+        } else {
+            explicit_types.push(None);
+        }
+    }
     let rust_name = &function.sig.ident;
     if !function.sig.generics.params.is_empty() {
         return Err(syn::Error::new(
@@ -307,7 +423,7 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
             None => (false, &*typed.ty),
         };
         strict &= !nullable;
-        let kind = classify(ty)?;
+        let (kind, sql) = resolve(ty, explicit_types[index].as_ref())?;
         let value = format_ident!("a{}", index);
         let idx = index as i32;
         let convert = match &kind {
@@ -356,50 +472,76 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
             quote!(let #value = #convert;)
         });
         call_args.push(quote!(#value));
-        let sql = match kind {
-            Kind::Scalar { sql, .. } | Kind::Bytes { sql } => sql,
-            Kind::Json => "jsonb",
-        };
         sql_args.push(format!(
             "{{\"name\":{},\"type\":{}}}",
             json_string(&arg_name),
-            json_string(sql)
+            json_string(&sql)
         ));
     }
 
-    let shape = result_shape(&function.sig.output, options.setof)?;
+    let table = !options.table.is_empty();
+    if table && options.returns.is_some() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "#[udf] takes returns = \"...\" or table(...), not both",
+        ));
+    }
+    let shape = result_shape(
+        &function.sig.output,
+        options.setof || table,
+        options.returns.as_ref(),
+    )?;
+    if table && !matches!(shape.kind, Some((Kind::Json, _))) {
+        return Err(syn::Error::new(
+            function.sig.output.span(),
+            "#[udf(table(...))] rows must be a Serialize struct whose fields are the columns",
+        ));
+    }
     let (ret_type, convert_result, zero, sql_ret) = match &shape.kind {
-        Some(kind) if shape.setof.is_some() => {
+        Some((kind, sql)) if shape.setof.is_some() => {
             let emit = match kind {
                 Kind::Json => quote!(::plwasm_udf::__private::emit_json(&row);),
                 _ => quote!(::plwasm_udf::__private::EmitRow::emit(row);),
             };
-            let sql = match kind {
-                Kind::Scalar { sql, .. } | Kind::Bytes { sql } => *sql,
-                Kind::Json => "jsonb",
+            let sql = if table {
+                "record".to_string()
+            } else {
+                sql.clone()
             };
             (quote!(), quote!(for row in r { #emit }), quote!(), sql)
         }
-        None => (quote!(), quote!(let _ = r;), quote!(), "void"),
-        Some(Kind::Scalar { wire, sql }) => (
+        None => (quote!(), quote!(let _ = r;), quote!(), "void".to_string()),
+        Some((Kind::Scalar { wire, .. }, sql)) => (
             quote!(-> #wire),
             quote!(::plwasm_udf::__private::IntoWireScalar::into_wire(r)),
             quote!(<#wire as ::core::default::Default>::default()),
-            *sql,
+            sql.clone(),
         ),
-        Some(Kind::Bytes { sql }) => (
+        Some((Kind::Bytes { .. }, sql)) => (
             quote!(-> i64),
             quote!(::plwasm_udf::__private::WireResult::into_packed(r)),
             quote!(0i64),
-            *sql,
+            sql.clone(),
         ),
-        Some(Kind::Json) => (
+        Some((Kind::Json, sql)) => (
             quote!(-> i64),
             quote!(::plwasm_udf::__private::json_result(&r)),
             quote!(0i64),
-            "jsonb",
+            sql.clone(),
         ),
     };
+    let table_columns = options
+        .table
+        .iter()
+        .map(|(name, ty)| {
+            format!(
+                "{{\"name\":{},\"type\":{}}}",
+                json_string(name),
+                json_string(ty)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     let mut body = convert_result;
     if shape.nullable {
         body = quote!(match r {
@@ -415,11 +557,12 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
     }
 
     let meta = format!(
-        "{{\"name\":{},\"export\":{},\"args\":[{}],\"returns\":{},\"setof\":{},\"strict\":{},\"volatility\":{}}}\n",
+        "{{\"name\":{},\"export\":{},\"args\":[{}],\"returns\":{},\"table\":[{}],\"setof\":{},\"strict\":{},\"volatility\":{}}}\n",
         json_string(&sql_name),
         json_string(&sql_name),
         sql_args.join(","),
-        json_string(sql_ret),
+        json_string(&sql_ret),
+        table_columns,
         shape.setof.is_some(),
         strict,
         json_string(options.volatility)
@@ -446,4 +589,129 @@ fn expand(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
         #[used]
         static #meta_static: [u8; #meta_len] = *#meta_bytes;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `plwasm.udfs` line `#[udf(attr)] item` generates (as it appears in the tokens).
+    fn description(attr: TokenStream2, item: TokenStream2) -> syn::Result<String> {
+        let tokens = expand(attr, syn::parse2(item).expect("a function"))?.to_string();
+        let start = tokens.find("b\"{").expect("metadata literal");
+        let end = tokens[start..].find("\\n\"").expect("end of literal");
+        Ok(tokens[start + 2..start + end].replace("\\\"", "\""))
+    }
+
+    #[test]
+    fn explicit_types_are_described_and_not_emitted() {
+        let tokens = expand(
+            quote!(returns = "numeric"),
+            syn::parse_quote!(
+                fn f(#[sql("numeric")] x: f64, #[sql("varchar")] s: &str) -> f64 {
+                    x
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(!tokens.contains("# [sql"), "{tokens}");
+        let d = description(
+            quote!(returns = "numeric"),
+            quote!(
+                fn f(#[sql("numeric")] x: f64, #[sql("varchar")] s: &str) -> f64 {
+                    x
+                }
+            ),
+        )
+        .unwrap();
+        assert!(
+            d.contains(r#""args":[{"name":"x","type":"numeric"},{"name":"s","type":"varchar"}]"#),
+            "{d}"
+        );
+        assert!(d.contains(r#""returns":"numeric""#), "{d}");
+    }
+
+    #[test]
+    fn tables_are_described() {
+        let d = description(
+            quote!(table(word = "text", n = "integer")),
+            quote!(
+                fn f(s: &str) -> impl Iterator<Item = Row> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap();
+        assert!(d.contains(r#""returns":"record","table":[{"name":"word","type":"text"},{"name":"n","type":"integer"}],"setof":true"#), "{d}");
+    }
+
+    #[test]
+    fn mistakes_are_compile_errors() {
+        let error = |attr: TokenStream2, item: TokenStream2| {
+            description(attr, item).unwrap_err().to_string()
+        };
+        assert!(error(
+            quote!(),
+            quote!(
+                fn f(#[sql("integer[]")] p: Point) {}
+            )
+        )
+        .contains("natively"));
+        assert!(error(
+            quote!(table(a = "text"), returns = "x"),
+            quote!(
+                fn f() -> Vec<Row> {
+                    todo!()
+                }
+            )
+        )
+        .contains("not both"));
+        assert!(error(
+            quote!(table(a = "text")),
+            quote!(
+                fn f() -> Vec<i32> {
+                    todo!()
+                }
+            )
+        )
+        .contains("Serialize struct"));
+        assert!(error(
+            quote!(),
+            quote!(
+                fn f(#[sql("")] p: Point) {}
+            )
+        )
+        .contains("empty SQL type"));
+        assert!(error(
+            quote!(bogus),
+            quote!(
+                fn f() {}
+            )
+        )
+        .contains("unknown #[udf] option"));
+        assert!(error(
+            quote!(),
+            quote!(
+                fn f<T>(t: T) {}
+            )
+        )
+        .contains("generic"));
+    }
+
+    #[test]
+    fn native_types_are_recognised() {
+        for native in [
+            "integer",
+            "varchar(20)",
+            "double precision[]",
+            "JSONB",
+            "bool[]",
+        ] {
+            assert!(is_native(native), "{native}");
+        }
+        for other in ["numeric", "text[]", "date", "point2d", "jsonb[]"] {
+            assert!(!is_native(other), "{other}");
+        }
+    }
 }

@@ -134,3 +134,38 @@ fn set_returning_functions_stay_callable() {
     assert_eq!(maybe_words("a  b").len(), 3);
     assert_eq!(points(2).count(), 2);
 }
+
+/// SQL types without a native encoding travel as JSON: any serde type can take them.
+#[udf(immutable, returns = "numeric")]
+fn halve(#[sql("numeric")] x: f64, #[sql("date")] day: Option<String>) -> f64 {
+    let _ = day;
+    x / 2.0
+}
+
+/// A composite result (`returns = "point2d"`) and RETURNS TABLE rows are serde structs.
+#[udf(returns = "point2d")]
+fn origin() -> Point {
+    Point { x: 0.0, y: 0.0 }
+}
+
+#[udf(table(x = "double precision", y = "double precision"))]
+fn diagonal(n: i32) -> impl Iterator<Item = Point> {
+    (0..n).map(|i| Point {
+        x: i as f64,
+        y: i as f64,
+    })
+}
+
+/// varchar is passed natively, like text: `#[sql]` only renames the SQL type.
+#[udf(stable)]
+fn varchar_len(#[sql("varchar")] s: &str) -> i32 {
+    s.len() as i32
+}
+
+#[test]
+fn explicit_sql_types_stay_callable() {
+    assert_eq!(halve(3.0, None), 1.5);
+    assert_eq!(origin().x, 0.0);
+    assert_eq!(diagonal(3).count(), 3);
+    assert_eq!(varchar_len("abc"), 3);
+}

@@ -66,6 +66,53 @@ fn normalize_tags(mut doc: serde_json::Value) -> serde_json::Value {
     doc
 }
 
+/// One row of `order_lines`.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct Line {
+    pub sku: String,
+    pub qty: u32,
+    pub amount: f64,
+}
+
+/// The order's lines as rows: `RETURNS TABLE (sku text, qty integer, amount numeric)`. Each
+/// struct's fields are the columns; `amount` travels as a JSON number into numeric.
+#[udf(immutable, table(sku = "text", qty = "integer", amount = "numeric"))]
+fn order_lines(order: Order) -> impl Iterator<Item = Line> {
+    order.items.into_iter().map(|i| Line {
+        amount: (i.qty as f64 * i.unit_price * 100.0).round() / 100.0,
+        sku: i.sku,
+        qty: i.qty,
+    })
+}
+
+/// What `order_total` returns: the composite type
+/// `CREATE TYPE order_total AS (id bigint, units integer, total numeric)`, which must exist
+/// before `wasm.create_functions` declares the function.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct Total {
+    pub id: i64,
+    pub units: u32,
+    pub total: f64,
+}
+
+/// The order's total as a row of a composite type (`returns = "order_total"`).
+#[udf(immutable, returns = "order_total")]
+fn order_total(order: Order) -> Total {
+    let summary = order_summary(order);
+    Total {
+        id: summary.id,
+        units: summary.units,
+        total: summary.total,
+    }
+}
+
+/// A numeric price with a percentage off, rounded to cents: numeric travels as a JSON number
+/// (`#[sql("numeric")]`), here read as f64.
+#[udf(immutable, returns = "numeric")]
+fn discounted(#[sql("numeric")] price: f64, percent: i32) -> f64 {
+    (price * (100 - percent) as f64).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +132,25 @@ mod tests {
                 total: 2.7
             }
         );
+    }
+
+    #[test]
+    fn lines_and_totals() {
+        let order = || -> Order {
+            serde_json::from_str(
+                r#"{"id": 1, "items": [{"sku": "a", "qty": 3, "unit_price": 0.1}]}"#,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            order_lines(order()).collect::<Vec<_>>(),
+            vec![Line {
+                sku: "a".into(),
+                qty: 3,
+                amount: 0.3
+            }]
+        );
+        assert_eq!(order_total(order()).units, 3);
+        assert_eq!(discounted(19.99, 10), 17.99);
     }
 }

@@ -76,8 +76,9 @@ SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS int LANGUAGE wasm AS 'types:
 SELECT sqlstate_of($$CREATE FUNCTION v(int, int) RETURNS int8 LANGUAGE wasm AS 'types:add'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(float4) RETURNS float4 LANGUAGE wasm AS 'types:id_f64'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v() RETURNS void LANGUAGE wasm AS 'types:seven'$$);
-SELECT sqlstate_of($$CREATE FUNCTION v(numeric) RETURNS int LANGUAGE wasm AS 'types:add'$$);
-SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS numeric LANGUAGE wasm AS 'types:id_i32'$$);
+SELECT sqlstate_of($$CREATE FUNCTION v(anyelement) RETURNS int LANGUAGE wasm AS 'types:add'$$);
+SELECT sqlstate_of($$CREATE FUNCTION v() RETURNS trigger LANGUAGE wasm AS 'types:seven'$$);
+SELECT sqlstate_of($$CREATE FUNCTION v(internal) RETURNS internal LANGUAGE wasm AS 'types:id_i32'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS SETOF int LANGUAGE wasm AS 'types:id_i32'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS int LANGUAGE wasm AS ''$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS int LANGUAGE wasm AS 'types:'$$);
@@ -91,7 +92,7 @@ SELECT sqlstate_of($$CREATE FUNCTION v() RETURNS int LANGUAGE wasm AS '(module (
 -- binding is checked again at the first call.
 SET check_function_bodies = off;
 CREATE FUNCTION late(int) RETURNS int LANGUAGE wasm AS 'later:f';
-SELECT sqlstate_of($$CREATE FUNCTION v(point) RETURNS int LANGUAGE wasm AS 'later:f'$$);
+SELECT sqlstate_of($$CREATE FUNCTION v(anyelement) RETURNS int LANGUAGE wasm AS 'later:f'$$);
 RESET check_function_bodies;
 SELECT sqlstate_of('SELECT late(1)');
 SELECT wasm.load('later', wasm.wat('(module (func (export "f") (param i32) (result i32) local.get 0 i32.const 100 i32.add))'));

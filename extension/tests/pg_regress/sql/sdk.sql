@@ -6,9 +6,15 @@ SELECT wasm.load('text_udfs', pg_read_binary_file(:'wasmdir' || '/text_udfs.wasm
 SELECT wasm.load('vector_udfs', pg_read_binary_file(:'wasmdir' || '/vector_udfs.wasm'));
 SELECT wasm.load('json_udfs', pg_read_binary_file(:'wasmdir' || '/json_udfs.wasm'));
 CREATE SCHEMA sdk;
+-- json_udfs' order_total returns this composite type; it must exist before create_functions.
+CREATE TYPE sdk.order_total AS (id bigint, units integer, total numeric);
 SELECT * FROM wasm.create_functions('text_udfs', 'sdk') ORDER BY 1;
 SELECT * FROM wasm.create_functions('vector_udfs', 'sdk') ORDER BY 1;
 SELECT * FROM wasm.create_functions('json_udfs', 'sdk') ORDER BY 1;
+-- A module whose description names a type that does not exist cannot declare it.
+SELECT wasm.load('json_udfs_again', pg_read_binary_file(:'wasmdir' || '/json_udfs.wasm'));
+SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('json_udfs_again', 'public')$$) AS missing_type;
+SELECT wasm.unload('json_udfs_again');
 SELECT function, module, export, inline FROM wasm.functions WHERE module IN ('text_udfs', 'vector_udfs', 'json_udfs') ORDER BY 1::text;
 SELECT p.proname, p.proisstrict, p.provolatile, pg_get_function_arguments(p.oid) AS args,
        pg_get_function_result(p.oid) AS result
@@ -51,6 +57,11 @@ SELECT sdk.order_summary('{"id": 7, "items": [{"sku": "a", "qty": 2, "unit_price
                            "coupon": "TENOFF"}') AS summary;
 SELECT sqlstate_of($$SELECT sdk.order_summary('{"id": "seven"}')$$) AS mismatch;
 SELECT sdk.normalize_tags('{"title": "x", "tags": ["SQL", "wasm", "sql", "Rust"]}') AS normalized;
+-- RETURNS TABLE rows and a composite result from serde structs; numeric through JSON.
+SELECT * FROM sdk.order_lines('{"id": 7, "items": [{"sku": "a", "qty": 2, "unit_price": 1.5},
+                                                   {"sku": "b", "qty": 3, "unit_price": 0.1}]}');
+SELECT (sdk.order_total('{"id": 7, "items": [{"sku": "a", "qty": 2, "unit_price": 1.5}]}')).*;
+SELECT sdk.discounted(19.99, 10) AS discounted, pg_typeof(sdk.discounted(1, 0)) AS type;
 
 -- C, with udf-sdk/c/plwasm.h (examples/c/c_udfs.c): the same ABI, self-description and host API.
 SELECT wasm.load('c_udfs', pg_read_binary_file(:'wasmdir' || '/c_udfs.wasm'));
