@@ -42,6 +42,9 @@ struct CallSite {
     /// Parses JSON-form results; made at the first call that needs it (a row type's descriptor
     /// may come from the call's context).
     decoder: Option<JsonDecoder>,
+    /// For a named composite result: the layout the decoder was made for (see
+    /// [`json_form::row_layout`]); the decoder is remade when ALTER TYPE changes it.
+    decoder_layout: u64,
 }
 
 impl CallSite {
@@ -72,6 +75,7 @@ impl CallSite {
             export_fn,
             generation,
             decoder: None,
+            decoder_layout: 0,
         })
     }
 
@@ -80,12 +84,22 @@ impl CallSite {
     /// # Safety
     /// `fcinfo` is this call's valid FunctionCallInfo.
     unsafe fn decoder(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> &JsonDecoder {
+        let row_type = json_form::is_row_type(self.result_type);
+        let layout = if row_type {
+            json_form::row_layout(self.result_type)
+        } else {
+            0
+        };
+        if self.decoder.is_some() && layout != self.decoder_layout {
+            self.decoder = None;
+        }
         if self.decoder.is_none() {
+            self.decoder_layout = layout;
             let context = format!(
                 "function {} (module \"{}\", export \"{}\")",
                 self.function, self.instance.label, self.export
             );
-            let decoder = if json_form::is_row_type(self.result_type) {
+            let decoder = if row_type {
                 let mut tupdesc: pg_sys::TupleDesc = std::ptr::null_mut();
                 // SAFETY: fcinfo is valid (caller's contract).
                 let class = unsafe {

@@ -45,6 +45,19 @@ pub fn is_row_type(oid: pg_sys::Oid) -> bool {
     oid == pg_sys::RECORDOID || unsafe { pg_sys::get_typtype(oid) as u8 == b'c' }
 }
 
+/// Identifies the current layout of a named composite type (changes with ALTER TYPE); 0 for
+/// other types. A row decoder made for one layout must not build tuples for another.
+pub fn row_layout(oid: pg_sys::Oid) -> u64 {
+    if oid == pg_sys::RECORDOID || !is_row_type(oid) {
+        return 0;
+    }
+    // SAFETY: the type cache entry of an existing composite type, with its descriptor loaded.
+    unsafe {
+        let entry = pg_sys::lookup_type_cache(oid, pg_sys::TYPECACHE_TUPDESC as i32);
+        (*entry).tupDesc_identifier
+    }
+}
+
 /// The JSON form of a non-NULL datum of type `oid`.
 ///
 /// # Safety

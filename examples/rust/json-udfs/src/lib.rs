@@ -1,5 +1,7 @@
 //! jsonb in and out through serde structs, written with the plwasm Rust SDK.
 
+use std::collections::BTreeMap;
+
 use plwasm_udf::udf;
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +115,17 @@ fn discounted(#[sql("numeric")] price: f64, percent: i32) -> f64 {
     (price * (100 - percent) as f64).round() / 100.0
 }
 
+/// State transition of a `tally(text)` aggregate whose state is a jsonb object of counts:
+///
+/// ```sql
+/// CREATE AGGREGATE tally(text) (sfunc = tally_accum, stype = jsonb, initcond = '{}');
+/// ```
+#[udf(immutable)]
+fn tally_accum(mut counts: BTreeMap<String, i64>, value: &str) -> BTreeMap<String, i64> {
+    *counts.entry(value.to_string()).or_default() += 1;
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +165,7 @@ mod tests {
         );
         assert_eq!(order_total(order()).units, 3);
         assert_eq!(discounted(19.99, 10), 17.99);
+        let counts = tally_accum(tally_accum(BTreeMap::new(), "a"), "a");
+        assert_eq!(counts["a"], 2);
     }
 }

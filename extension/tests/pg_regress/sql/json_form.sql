@@ -104,6 +104,26 @@ SELECT array_length(echo_int_matrix(array_agg(i::numeric)), 1) AS elements,
   FROM generate_series(1, 400000) i;
 SELECT length((echo_point(ROW(0, 0, repeat('é', 1000000))::point2d)).label) AS label_chars;
 
+-- A composite type changed between two calls at the same call site (one PL/pgSQL expression
+-- in one transaction): the second result is built for the new layout.
+CREATE TYPE pair AS (a int, b float8);
+CREATE FUNCTION to_pair(text) RETURNS pair LANGUAGE wasm STRICT AS 'jf:echo';
+CREATE TEMP TABLE seen (i int, v text);
+DO $$
+DECLARE
+    v text;
+BEGIN
+    FOR i IN 1..2 LOOP
+        v := to_pair('{"a": 1, "b": 2.5}')::text;  -- a simple expression: one call site
+        INSERT INTO seen VALUES (i, v);
+        IF i = 1 THEN
+            ALTER TYPE pair ALTER ATTRIBUTE b TYPE text;
+        END IF;
+    END LOOP;
+END
+$$;
+SELECT * FROM seen ORDER BY i;
+
 -- Records: OUT parameters, RETURNS TABLE and a column definition list.
 CREATE FUNCTION split_point(text, OUT x int, OUT y int) LANGUAGE wasm STRICT AS 'jf:echo';
 SELECT * FROM split_point('{"x": 1, "y": 2}');

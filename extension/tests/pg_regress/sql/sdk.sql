@@ -50,6 +50,15 @@ SELECT round(sdk.wasm_stddev(x)::numeric, 9) AS wasm, round(stddev_samp(x)::nume
 SELECT g, round(sdk.wasm_stddev(x)::numeric, 6) AS wasm, round(stddev_samp(x)::numeric, 6) AS builtin
   FROM generate_series(1, 3000) x, LATERAL (SELECT x % 3 AS g) k GROUP BY g ORDER BY g;
 SELECT sdk.wasm_stddev(x) IS NULL AS one_value_is_null FROM (VALUES (1.0)) v(x);
+-- State as jsonb (a serde BTreeMap), and as a scalar (an inline WAT transition function).
+CREATE AGGREGATE sdk.tally(text) (sfunc = sdk.tally_accum, stype = jsonb, initcond = '{}');
+SELECT sdk.tally(w) FROM unnest(string_to_array('to be or not to be', ' ')) w;
+SELECT g % 2 AS parity, sdk.tally(g::text) FROM generate_series(1, 5) g GROUP BY 1 ORDER BY 1;
+CREATE FUNCTION sdk.wmax(bigint, bigint) RETURNS bigint LANGUAGE wasm IMMUTABLE STRICT AS
+  '(module (func (export "wmax") (param i64 i64) (result i64)
+     (select (local.get 0) (local.get 1) (i64.gt_s (local.get 0) (local.get 1)))))';
+CREATE AGGREGATE sdk.wasm_max(bigint) (sfunc = sdk.wmax, stype = bigint);
+SELECT sdk.wasm_max(x) AS wasm, max(x) AS builtin FROM (VALUES (3), (-7), (42), (5)) v(x);
 
 -- jsonb through serde structs.
 SELECT sdk.order_summary('{"id": 7, "items": [{"sku": "a", "qty": 2, "unit_price": 1.5},
