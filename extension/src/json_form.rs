@@ -465,8 +465,18 @@ fn check_row_keys(json: &[u8], names: &[String], type_name: &str) -> Result<RowJ
     }
 }
 
+thread_local! {
+    static PLANS_PREPARED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many conversion statements this backend has prepared (tests check it stays per call site).
+pub fn plans_prepared() -> u64 {
+    PLANS_PREPARED.with(|n| n.get())
+}
+
 /// Prepare and keep a one-text-parameter statement.
 fn prepare(query: &str) -> pg_sys::SPIPlanPtr {
+    PLANS_PREPARED.with(|n| n.set(n.get() + 1));
     let query = CString::new(query).expect("generated SQL has no NUL");
     // SAFETY: raw SPI inside its own connection; SPI_keepplan moves the plan out of it.
     unsafe {

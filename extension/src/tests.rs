@@ -55,6 +55,52 @@ mod tests {
         assert_eq!(catalog::lookup_count(), before);
     }
 
+    const ECHO: &str = r#"(module
+        (memory (export "memory") 1)
+        (global $next (mut i32) (i32.const 1024))
+        (func (export "plwasm_alloc") (param $len i32) (result i32) (local $p i32)
+            (local.set $p (global.get $next))
+            (global.set $next (i32.add (global.get $next) (local.get $len)))
+            (if (i32.gt_u (global.get $next) (i32.const 60000)) (then (global.set $next (i32.const 1024))))
+            (local.get $p))
+        (func (export "echo") (param i32 i32) (result i64)
+            (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
+                    (i64.extend_i32_u (local.get 1)))))"#;
+
+    #[pg_test]
+    fn json_form_types_and_plans_per_call_site() {
+        use crate::json_form::{eligible, plans_prepared};
+        for oid in [
+            pg_sys::NUMERICOID,
+            pg_sys::DATEOID,
+            pg_sys::UUIDOID,
+            pg_sys::RECORDOID,
+            pg_sys::TEXTARRAYOID,
+        ] {
+            assert!(eligible(oid), "{oid:?}");
+        }
+        for oid in [
+            pg_sys::ANYELEMENTOID,
+            pg_sys::INTERNALOID,
+            pg_sys::TRIGGEROID,
+        ] {
+            assert!(!eligible(oid), "{oid:?}");
+        }
+        load("echo", ECHO, false);
+        run("CREATE FUNCTION echo_numeric(numeric) RETURNS numeric LANGUAGE wasm STRICT AS 'echo:echo'");
+        run("CREATE TYPE pt AS (x int, y int)");
+        run("CREATE FUNCTION echo_pt(pt) RETURNS pt LANGUAGE wasm STRICT AS 'echo:echo'");
+        let before = plans_prepared();
+        let same = one::<i64>(
+            "SELECT count(*) FILTER (WHERE echo_numeric(i / 3.0) = i / 3.0 \
+                                  AND echo_pt(ROW(i, -i)::pt) = ROW(i, -i)::pt) \
+             FROM generate_series(1, 2000) i",
+        );
+        assert_eq!(same, 2000);
+        // One conversion statement per call site, not per call.
+        assert_eq!(plans_prepared() - before, 2);
+    }
+
     #[pg_test]
     fn instance_state_persists_across_calls() {
         load("counter", MATH, false);
