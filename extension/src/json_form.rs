@@ -8,13 +8,15 @@
 //! - Results are parsed back by Postgres itself through one prepared statement per call site over
 //!   `jsonb_to_record`: `SELECT r.v FROM jsonb_to_record(jsonb_build_object('v', $1::jsonb)) AS
 //!   r(v <type>)` for a single value, `SELECT r.* FROM jsonb_to_record($1::jsonb) AS r(<columns>)`
-//!   for a row. So a result follows exactly the rules of `jsonb_populate_record` (domains are
-//!   checked, nested composites and arrays are built from objects and arrays), and a value that
-//!   does not fit is Postgres's own error, with a detail line naming the function. A row must be a
-//!   JSON object whose keys are column names (a missing key is NULL, an unknown key an ERROR);
-//!   JSON `null` is SQL NULL.
+//!   for a row. A single value given as a JSON scalar (a string, number, boolean or null: the
+//!   common case of numeric, dates, uuid, enums) skips the statement: its text goes straight to
+//!   the type's input function, which is what `jsonb_populate_record` does with scalars. So a
+//!   result follows the rules of `jsonb_populate_record` (domains are checked, nested composites
+//!   and arrays are built from objects and arrays), and a value that does not fit is Postgres's
+//!   own error, with a detail line naming the function. A row must be a JSON object whose keys
+//!   are column names (a missing key is NULL, an unknown key an ERROR); JSON `null` is SQL NULL.
 //!
-//! The prepared statement runs after the wasm call has returned, never from inside it.
+//! Conversions run after the wasm call has returned, never from inside it.
 
 use std::ffi::CString;
 
@@ -98,8 +100,12 @@ pub unsafe fn to_json(oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
 
 /// What a result in JSON form becomes.
 enum Shape {
-    /// One value of this type.
-    Value { by_val: bool, len: i16 },
+    /// One value of type `oid`.
+    Value {
+        oid: pg_sys::Oid,
+        by_val: bool,
+        len: i16,
+    },
     /// A row of this descriptor (kept in `TopMemoryContext`, blessed): `columns[i]` is the
     /// result column of attribute `i`, `None` for dropped attributes.
     Row {
@@ -169,7 +175,7 @@ impl JsonDecoder {
         unsafe { pg_sys::get_typlenbyval(oid, &mut len, &mut by_val) };
         Self {
             plan: prepare(&query),
-            shape: Shape::Value { by_val, len },
+            shape: Shape::Value { oid, by_val, len },
             type_name: sql_type,
             context: CString::new(context).unwrap_or_default(),
         }
@@ -263,6 +269,10 @@ impl JsonDecoder {
             }
         }
         let text = json;
+        let scalar = match &self.shape {
+            Shape::Value { oid, .. } => scalar_input(json).map(|input| (*oid, input)),
+            Shape::Row { .. } => None,
+        };
         // Postgres's own conversion errors (bad input syntax, domain checks, ...) get a detail
         // line naming the function; everything else passes unchanged.
         let mut outcome = (std::mem::take(values), std::mem::take(nulls));
@@ -270,8 +280,21 @@ impl JsonDecoder {
         PgTryBuilder::new(move || {
             let result = result;
             let (values, nulls) = &mut *result.0;
-            // SAFETY: see `convert`.
-            unsafe { self.convert(text, values, nulls) }
+            match scalar {
+                // A JSON scalar for a single value: the type's input function, as
+                // jsonb_populate_record would call it, without running a statement.
+                Some((oid, ScalarInput::Null)) => {
+                    values.push(pg_sys::Datum::from(0usize));
+                    nulls.push(true);
+                    let _ = oid;
+                }
+                Some((oid, ScalarInput::Text(input))) => {
+                    values.push(input_value(oid, &input));
+                    nulls.push(false);
+                }
+                // SAFETY: see `convert`.
+                None => unsafe { self.convert(text, values, nulls) },
+            }
         })
         .catch_others(|caught| match caught {
             CaughtError::PostgresError(report) => {
@@ -328,7 +351,7 @@ impl JsonDecoder {
             let spi_desc = (*table).tupdesc;
             pg_sys::MemoryContextSwitchTo(outer);
             match &self.shape {
-                Shape::Value { by_val, len } => {
+                Shape::Value { by_val, len, .. } => {
                     let mut isnull = false;
                     let datum = pg_sys::SPI_getbinval(tuple, spi_desc, 1, &mut isnull);
                     values.push(if isnull {
@@ -400,6 +423,43 @@ impl Drop for JsonDecoder {
                 pg_sys::FreeTupleDesc(tupdesc);
             }
         }
+    }
+}
+
+/// What a JSON scalar gives a type's input function.
+enum ScalarInput {
+    Null,
+    /// A string's unescaped contents, or a number's or boolean's text.
+    Text(String),
+}
+
+/// The input-function text of a JSON scalar (None for arrays, objects and invalid JSON, which
+/// take the general path and its error messages).
+fn scalar_input(json: &str) -> Option<ScalarInput> {
+    let trimmed = json.trim_ascii();
+    match trimmed.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(trimmed)
+            .ok()
+            .filter(|s| !s.contains('\0'))
+            .map(ScalarInput::Text),
+        b'n' if trimmed == "null" => Some(ScalarInput::Null),
+        b't' | b'f' | b'-' | b'0'..=b'9' => serde_json::from_str::<serde::de::IgnoredAny>(trimmed)
+            .ok()
+            .map(|_| ScalarInput::Text(trimmed.to_string())),
+        _ => None,
+    }
+}
+
+/// A value of type `oid` from its text, through the type's input function (domains are
+/// checked by theirs).
+fn input_value(oid: pg_sys::Oid, text: &str) -> pg_sys::Datum {
+    let text = CString::new(text).expect("NUL was excluded");
+    // SAFETY: a valid C string and the type's own input function and I/O parameter.
+    unsafe {
+        let mut input = pg_sys::InvalidOid;
+        let mut io_param = pg_sys::InvalidOid;
+        pg_sys::getTypeInputInfo(oid, &mut input, &mut io_param);
+        pg_sys::OidInputFunctionCall(input, text.as_ptr().cast_mut(), io_param, -1)
     }
 }
 
