@@ -78,6 +78,9 @@ CREATE FUNCTION to_int_array(text) RETURNS numeric[] LANGUAGE wasm STRICT AS 'jf
 SELECT to_numeric('3.25') AS number, to_numeric('"7"') AS string, to_numeric('null') IS NULL AS null_is_null,
        to_date('"2026-02-28"') AS date, to_mood('"ok"') AS mood, to_int_array('[[1,2],[3,4]]') AS matrix;
 SELECT to_point('{"x": 1, "label": "missing y is NULL"}') AS point, to_point('null') IS NULL AS null_row;
+-- Numbers keep every digit (they are never read as floating point).
+SELECT to_numeric('123456789012345678901234567890.000000001') AS exact, to_numeric('1e40') AS big,
+       to_numeric(' "\u0037\u0035" ') AS escaped_string;
 \set VERBOSITY default
 -- Mismatches are errors with the function named.
 SELECT to_date('"yesterday-ish"');
