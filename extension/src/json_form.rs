@@ -289,7 +289,7 @@ impl JsonDecoder {
                     let _ = oid;
                 }
                 Some((oid, ScalarInput::Text(input))) => {
-                    values.push(input_value(oid, &input));
+                    values.push(crate::values::input_text(oid, &input));
                     nulls.push(false);
                 }
                 // SAFETY: see `convert`.
@@ -447,19 +447,6 @@ fn scalar_input(json: &str) -> Option<ScalarInput> {
             .ok()
             .map(|_| ScalarInput::Text(trimmed.to_string())),
         _ => None,
-    }
-}
-
-/// A value of type `oid` from its text, through the type's input function (domains are
-/// checked by theirs).
-fn input_value(oid: pg_sys::Oid, text: &str) -> pg_sys::Datum {
-    let text = CString::new(text).expect("NUL was excluded");
-    // SAFETY: a valid C string and the type's own input function and I/O parameter.
-    unsafe {
-        let mut input = pg_sys::InvalidOid;
-        let mut io_param = pg_sys::InvalidOid;
-        pg_sys::getTypeInputInfo(oid, &mut input, &mut io_param);
-        pg_sys::OidInputFunctionCall(input, text.as_ptr().cast_mut(), io_param, -1)
     }
 }
 

@@ -121,8 +121,9 @@ unsafe fn output_text(type_oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
     }
 }
 
-/// Parse text through a type's input function (Postgres reports invalid input itself).
-fn input_text(type_oid: pg_sys::Oid, text: &str) -> pg_sys::Datum {
+/// Parse text through a type's input function (Postgres reports invalid input itself; a
+/// domain's input function checks its constraints).
+pub fn input_text(type_oid: pg_sys::Oid, text: &str) -> pg_sys::Datum {
     let text = CString::new(text).expect("NUL bytes were rejected before");
     // SAFETY: a valid C string and the type's own input function.
     unsafe {
