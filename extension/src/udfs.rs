@@ -208,9 +208,7 @@ fn create_functions(
             .flatten()
             .unwrap_or_else(|| pgrx::error!("no current schema: pass schema => ...")),
     };
-    for d in &mut descriptions {
-        canonical_types(d, &schema);
-    }
+    canonical_types(&mut descriptions, &schema);
     let mut created = Vec::new();
     for d in &descriptions {
         Spi::run(&create_statement(module, &schema, d, replace))
@@ -229,23 +227,25 @@ fn create_functions(
     SetOfIterator::new(created)
 }
 
-/// Replace every type name of a description by Postgres's own spelling of the type it names
+/// Replace every type name of the descriptions by Postgres's own spelling of the type it names
 /// (`regtype` input, then `format_type`): a name that is not exactly one existing type is an
 /// ERROR, and nothing from the module's text is spliced into SQL. Unqualified names are looked up
 /// in `schema` first, then along the search path (as the caller would see them).
-fn canonical_types(d: &mut Description, schema: &str) {
-    let mut names: Vec<&mut String> = d
-        .args
-        .iter_mut()
-        .chain(d.table.iter_mut())
-        .map(|(_, ty)| ty)
-        .collect();
-    names.push(&mut d.returns);
+fn canonical_types(descriptions: &mut [Description], schema: &str) {
+    let mut names: Vec<&mut String> = Vec::new();
+    for d in descriptions.iter_mut() {
+        names.extend(
+            d.args
+                .iter_mut()
+                .chain(d.table.iter_mut())
+                .map(|(_, ty)| ty),
+        );
+        names.push(&mut d.returns);
+    }
     let spi_error = |e: pgrx::spi::Error| -> ! { pgrx::error!("{e}") };
     let previous = Spi::get_one::<String>("SELECT pg_catalog.current_setting('search_path')")
         .unwrap_or_else(|e| spi_error(e))
         .unwrap_or_default();
-    let with_schema = format!("{}, {previous}", quote_identifier(schema));
     let set_path = |path: &str| {
         Spi::get_one_with_args::<String>(
             "SELECT pg_catalog.set_config('search_path', $1, true)",
@@ -253,26 +253,55 @@ fn canonical_types(d: &mut Description, schema: &str) {
         )
         .unwrap_or_else(|e| spi_error(e));
     };
-    set_path(&with_schema);
-    let oids: Vec<pg_sys::Oid> = names
-        .iter()
-        .map(|name| {
-            Spi::get_one_with_args::<pg_sys::Oid>(
-                "SELECT $1::pg_catalog.regtype::pg_catalog.oid",
-                &[name.as_str().into()],
-            )
-            .unwrap_or_else(|e| spi_error(e))
-            .unwrap_or_else(|| pgrx::error!("type \"{name}\" does not exist"))
-        })
-        .collect();
+    // Resolve every name at once with the schema first on the path, then spell the types for
+    // the caller's own path (qualified where needed).
+    let text: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    set_path(&format!("{}, {previous}", quote_identifier(schema)));
+    let oids = Spi::get_one_with_args::<Vec<i64>>(
+        "SELECT pg_catalog.array_agg(t::pg_catalog.regtype::pg_catalog.oid::pg_catalog.int8 \
+         ORDER BY n) FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(t, n)",
+        &[text.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or_default();
     set_path(&previous);
-    for (name, oid) in names.into_iter().zip(oids) {
-        // Spelled for the caller's own search path (qualified where needed).
-        *name = Spi::get_one_with_args::<String>(
-            "SELECT pg_catalog.format_type($1, NULL)",
-            &[oid.into()],
-        )
-        .unwrap_or_else(|e| spi_error(e))
-        .unwrap_or_default();
+    let spelled = Spi::get_one_with_args::<Vec<String>>(
+        "SELECT pg_catalog.array_agg(pg_catalog.format_type(o::pg_catalog.oid, NULL) ORDER BY n) \
+         FROM pg_catalog.unnest($1::pg_catalog.int8[]) WITH ORDINALITY AS u(o, n)",
+        &[oids.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or_default();
+    assert_eq!(spelled.len(), names.len(), "one spelling per type name");
+    for (name, spelling) in names.into_iter().zip(spelled) {
+        *name = spelling;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_checks_descriptions() {
+        let ok = br#"{"name":"f","export":"f","args":[{"name":"x","type":"text"}],"returns":"integer","strict":true,"volatility":"immutable"}
+"#;
+        let d = parse(ok).unwrap();
+        assert_eq!(d[0].args, vec![("x".to_string(), "text".to_string())]);
+        let empty_type = br#"{"name":"f","export":"f","args":[{"name":"x","type":""}],"returns":"integer","strict":true,"volatility":"immutable"}"#;
+        assert!(parse(empty_type).unwrap_err().contains("bad type name"));
+        let bad_volatility =
+            br#"{"name":"f","export":"f","args":[],"returns":"void","volatility":"leakproof"}"#;
+        assert!(parse(bad_volatility).is_err());
+        let table = br#"{"name":"f","export":"f","args":[],"returns":"record","table":[{"name":"a","type":"text"},{"name":"b","type":"numeric"}],"setof":true,"volatility":"stable"}"#;
+        let d = &parse(table).unwrap()[0];
+        assert_eq!(d.table.len(), 2);
+        let statement = create_statement("m", "s", d, false);
+        assert!(
+            statement.contains("RETURNS TABLE(a text, b numeric)"),
+            "{statement}"
+        );
+        let unnamed_column = br#"{"name":"f","export":"f","args":[],"returns":"record","table":[{"name":"","type":"text"}],"volatility":"stable"}"#;
+        assert!(parse(unnamed_column).is_err());
     }
 }

@@ -15,6 +15,13 @@ SELECT * FROM wasm.create_functions('json_udfs', 'sdk') ORDER BY 1;
 SELECT wasm.load('json_udfs_again', pg_read_binary_file(:'wasmdir' || '/json_udfs.wasm'));
 SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('json_udfs_again', 'public')$$) AS missing_type;
 SELECT wasm.unload('json_udfs_again');
+-- Type names in a description are resolved by Postgres, never spliced: SQL in one is an error.
+SELECT wasm.load('injected', wasm.wat($$(module
+  (func (export "f") (param i32) (result i32) local.get 0)
+  (@custom "plwasm.udfs" "{\"name\":\"f\",\"export\":\"f\",\"args\":[{\"name\":\"x\",\"type\":\"int); DROP SCHEMA sdk CASCADE; --\"}],\"returns\":\"integer\",\"volatility\":\"immutable\"}\n"))$$));
+SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('injected', 'sdk')$$) AS injected;
+SELECT count(*) AS sdk_schema_still_there FROM pg_namespace WHERE nspname = 'sdk';
+SELECT wasm.unload('injected');
 SELECT function, module, export, inline FROM wasm.functions WHERE module IN ('text_udfs', 'vector_udfs', 'json_udfs') ORDER BY 1::text;
 SELECT p.proname, p.proisstrict, p.provolatile, pg_get_function_arguments(p.oid) AS args,
        pg_get_function_result(p.oid) AS result
