@@ -84,12 +84,7 @@ impl CallSite {
     /// # Safety
     /// `fcinfo` is this call's valid FunctionCallInfo.
     unsafe fn decoder(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> &JsonDecoder {
-        let row_type = json_form::is_row_type(self.result_type);
-        let layout = if row_type {
-            json_form::row_layout(self.result_type)
-        } else {
-            0
-        };
+        let layout = json_form::row_layout(self.result_type);
         if self.decoder.is_some() && layout != self.decoder_layout {
             self.decoder = None;
         }
@@ -99,7 +94,7 @@ impl CallSite {
                 "function {} (module \"{}\", export \"{}\")",
                 self.function, self.instance.label, self.export
             );
-            let decoder = if row_type {
+            let decoder = if json_form::is_row_type(self.result_type) {
                 let mut tupdesc: pg_sys::TupleDesc = std::ptr::null_mut();
                 // SAFETY: fcinfo is valid (caller's contract).
                 let class = unsafe {
@@ -231,18 +226,9 @@ impl CallSite {
         unsafe { (*fcinfo).isnull = false };
         match (self.signature.result, result) {
             (None, _) => pg_sys::Datum::from(0usize),
-            (Some(SqlType::Scalar(ty)), WireResult::Values(values)) => {
-                ty.from_wasm(&values[0]).unwrap_or_else(|value| {
-                    PlWasmError::ResultOutOfRange {
-                        function: self.function.clone(),
-                        module: self.instance.label.clone(),
-                        export: self.export.clone(),
-                        value,
-                        type_name: ty.sql_name().to_string(),
-                    }
-                    .report()
-                })
-            }
+            (Some(SqlType::Scalar(ty)), WireResult::Values(values)) => ty
+                .from_wasm(&values[0])
+                .unwrap_or_else(|value| self.out_of_range(value, ty)),
             (Some(SqlType::Bytes(ty)), WireResult::Bytes(bytes)) => {
                 values::from_bytes(ty, &bytes).unwrap_or_else(|reason| self.bad_result(reason))
             }
@@ -329,14 +315,7 @@ impl CallSite {
                                 values.push(datum);
                                 nulls.push(false);
                             }
-                            Err(value) => PlWasmError::ResultOutOfRange {
-                                function: self.function.clone(),
-                                module: self.instance.label.clone(),
-                                export: self.export.clone(),
-                                value,
-                                type_name: scalar.sql_name().to_string(),
-                            }
-                            .report(),
+                            Err(value) => self.out_of_range(value, scalar),
                         }
                     }
                     (SqlType::Bytes(bytes_type), Emitted::Bytes(bytes)) => {
@@ -371,6 +350,17 @@ impl CallSite {
             (*fcinfo).isnull = true;
             pg_sys::Datum::from(0usize)
         }
+    }
+
+    fn out_of_range(&self, value: i64, scalar: crate::abi::SqlScalar) -> ! {
+        PlWasmError::ResultOutOfRange {
+            function: self.function.clone(),
+            module: self.instance.label.clone(),
+            export: self.export.clone(),
+            value,
+            type_name: scalar.sql_name().to_string(),
+        }
+        .report()
     }
 
     fn bad_result(&self, reason: ValueError) -> ! {

@@ -50,10 +50,11 @@ pub fn is_row_type(oid: pg_sys::Oid) -> bool {
 /// Identifies the current layout of a named composite type (changes with ALTER TYPE); 0 for
 /// other types. A row decoder made for one layout must not build tuples for another.
 pub fn row_layout(oid: pg_sys::Oid) -> u64 {
-    if oid == pg_sys::RECORDOID || !is_row_type(oid) {
+    if oid == pg_sys::RECORDOID {
         return 0;
     }
-    // SAFETY: the type cache entry of an existing composite type, with its descriptor loaded.
+    // SAFETY: the type cache accepts any existing type; it loads a descriptor (and gives it an
+    // identifier) for composite types only, so others stay 0.
     unsafe {
         let entry = pg_sys::lookup_type_cache(oid, pg_sys::TYPECACHE_TUPDESC as i32);
         (*entry).tupDesc_identifier
@@ -158,10 +159,6 @@ fn type_name(oid: pg_sys::Oid, typmod: i32) -> String {
     }
 }
 
-fn quote_ident(name: &str) -> String {
-    pgrx::spi::quote_identifier(name)
-}
-
 impl JsonDecoder {
     /// A decoder for single values of type `oid`.
     pub fn for_value(oid: pg_sys::Oid, context: String) -> Self {
@@ -206,7 +203,7 @@ impl JsonDecoder {
             let name = attr.name().to_string();
             definitions.push(format!(
                 "{} {}",
-                quote_ident(&name),
+                pgrx::spi::quote_identifier(&name),
                 type_name(attr.type_oid().value(), attr.type_mod())
             ));
             columns.push(Some(definitions.len() as i32));
@@ -248,31 +245,29 @@ impl JsonDecoder {
     }
 
     /// Decode one result into `values`/`nulls` (one entry for a value, one per attribute for a
-    /// row), allocated in the current memory context. Postgres's own conversion errors are
-    /// raised with a detail line naming the function.
+    /// row), allocated in the current memory context; returns whether the JSON was `null` (a
+    /// row is then all NULLs). Postgres's own conversion errors are raised with a detail line
+    /// naming the function.
     pub fn decode(
         &self,
         json: &str,
         values: &mut Vec<pg_sys::Datum>,
         nulls: &mut Vec<bool>,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<bool, DecodeError> {
         values.clear();
         nulls.clear();
-        if let Shape::Row { columns, names, .. } = &self.shape {
-            match check_row_keys(json.as_bytes(), names, &self.type_name)? {
-                RowJson::Null => {
+        let scalar = match &self.shape {
+            Shape::Row { columns, names, .. } => {
+                if let RowJson::Null = check_row_keys(json.as_bytes(), names, &self.type_name)? {
                     values.resize(columns.len(), pg_sys::Datum::from(0usize));
                     nulls.resize(columns.len(), true);
-                    return Ok(());
+                    return Ok(true);
                 }
-                RowJson::Object => {}
+                None
             }
-        }
-        let text = json;
-        let scalar = match &self.shape {
             Shape::Value { oid, .. } => scalar_input(json).map(|input| (*oid, input)),
-            Shape::Row { .. } => None,
         };
+        let is_null = matches!(scalar, Some((_, ScalarInput::Null)));
         // Postgres's own conversion errors (bad input syntax, domain checks, ...) get a detail
         // line naming the function; everything else passes unchanged.
         let mut outcome = (std::mem::take(values), std::mem::take(nulls));
@@ -283,17 +278,16 @@ impl JsonDecoder {
             match scalar {
                 // A JSON scalar for a single value: the type's input function, as
                 // jsonb_populate_record would call it, without running a statement.
-                Some((oid, ScalarInput::Null)) => {
+                Some((_, ScalarInput::Null)) => {
                     values.push(pg_sys::Datum::from(0usize));
                     nulls.push(true);
-                    let _ = oid;
                 }
                 Some((oid, ScalarInput::Text(input))) => {
                     values.push(crate::values::input_text(oid, &input));
                     nulls.push(false);
                 }
                 // SAFETY: see `convert`.
-                None => unsafe { self.convert(text, values, nulls) },
+                None => unsafe { self.convert(json, values, nulls) },
             }
         })
         .catch_others(|caught| match caught {
@@ -315,7 +309,7 @@ impl JsonDecoder {
         })
         .execute();
         (*values, *nulls) = outcome;
-        Ok(())
+        Ok(is_null)
     }
 
     fn context(&self) -> String {
@@ -391,13 +385,11 @@ impl JsonDecoder {
     pub fn decode_datum(&self, json: &str) -> Result<Option<pg_sys::Datum>, DecodeError> {
         let mut values = Vec::new();
         let mut nulls = Vec::new();
-        self.decode(json, &mut values, &mut nulls)?;
+        let is_null = self.decode(json, &mut values, &mut nulls)?;
         match &self.shape {
             Shape::Value { .. } => Ok((!nulls[0]).then_some(values[0])),
+            Shape::Row { .. } if is_null => Ok(None),
             Shape::Row { tupdesc, .. } => {
-                if trimmed(json.as_bytes()) == b"null" {
-                    return Ok(None);
-                }
                 // SAFETY: values and nulls have one entry per attribute of the blessed tupdesc.
                 unsafe {
                     let tuple =
@@ -406,10 +398,6 @@ impl JsonDecoder {
                 }
             }
         }
-    }
-
-    pub fn type_name(&self) -> &str {
-        &self.type_name
     }
 }
 
@@ -477,10 +465,6 @@ unsafe fn copy_datum(datum: pg_sys::Datum, by_val: bool, len: i16) -> pg_sys::Da
     }
 }
 
-fn trimmed(json: &[u8]) -> &[u8] {
-    json.trim_ascii()
-}
-
 enum RowJson {
     Null,
     Object,
@@ -492,10 +476,10 @@ fn check_row_keys(json: &[u8], names: &[String], type_name: &str) -> Result<RowJ
     let not_an_object = || DecodeError::NotAnObject {
         type_name: type_name.to_string(),
     };
-    match trimmed(json).first() {
+    match json.trim_ascii().first() {
         Some(b'{') => {}
         // Not JSON at all is reported by jsonb's own parser, below.
-        Some(b'n') if trimmed(json) == b"null" => return Ok(RowJson::Null),
+        Some(b'n') if json.trim_ascii() == b"null" => return Ok(RowJson::Null),
         Some(b'[' | b'"' | b't' | b'f' | b'-' | b'0'..=b'9') => return Err(not_an_object()),
         _ => return Ok(RowJson::Object),
     }

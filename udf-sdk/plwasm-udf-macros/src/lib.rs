@@ -376,6 +376,15 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// `{"name":..., "type":...}`: an argument or a RETURNS TABLE column in the description.
+fn column_json(name: &str, sql_type: &str) -> String {
+    format!(
+        "{{\"name\":{},\"type\":{}}}",
+        json_string(name),
+        json_string(sql_type)
+    )
+}
+
 fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2> {
     let options = parse_options(attr)?;
     // #[sql("type")] on parameters is ours: read it, then drop it from the function we emit.
@@ -472,11 +481,7 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
             quote!(let #value = #convert;)
         });
         call_args.push(quote!(#value));
-        sql_args.push(format!(
-            "{{\"name\":{},\"type\":{}}}",
-            json_string(&arg_name),
-            json_string(&sql)
-        ));
+        sql_args.push(column_json(&arg_name, &sql));
     }
 
     let table = !options.table.is_empty();
@@ -533,13 +538,7 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
     let table_columns = options
         .table
         .iter()
-        .map(|(name, ty)| {
-            format!(
-                "{{\"name\":{},\"type\":{}}}",
-                json_string(name),
-                json_string(ty)
-            )
-        })
+        .map(|(name, ty)| column_json(name, ty))
         .collect::<Vec<_>>()
         .join(",");
     let mut body = convert_result;
