@@ -1,14 +1,14 @@
 //! The SQL functions of schema `wasm` that manage modules: `wasm.load`, `wasm.unload`, `wasm.wat`.
 //!
 //! `load` and `unload` are for superusers and members of `wasm_loader`; replacing or unloading
-//! a module needs its ownership (see `privileges.rs`). Each one checks everything before writing, writes through SPI (so it is transactional: a
+//! a module needs its ownership (see `privileges.rs`). Each one checks everything before writing, writes the catalog (transactionally: a
 //! rolled-back load leaves nothing behind), and then announces the change to every backend.
 
 use pgrx::prelude::*;
 
 use crate::binding;
 use crate::cache::{self, sha256_hex};
-use crate::catalog;
+use crate::catalog::{self, ModuleLock};
 use crate::errors::{OrReport, PlWasmError};
 use crate::privileges;
 use crate::runtime;
@@ -27,15 +27,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
             reason,
         })
         .or_report();
-    let limit = crate::gucs::MAX_MODULE_SIZE.get() as usize;
-    if module.len() > limit {
-        PlWasmError::ModuleTooLarge {
-            module: name.to_string(),
-            size: module.len(),
-            limit,
-        }
-        .report();
-    }
+    cache::check_size(name, module.len()).or_report();
     let compiled = runtime::compile(module)
         .map_err(|reason| PlWasmError::InvalidModule {
             module: name.to_string(),
@@ -54,36 +46,35 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
     let exports_json = runtime::exports_to_json(&exports);
     let sha256 = sha256_hex(module);
 
-    let existing = if replace {
-        catalog::lock(name, true)
-    } else {
-        None
-    };
-    if let Some(owner) = existing {
-        privileges::require_owner(name, owner, "replace").or_report();
-        let problems: Vec<String> = catalog::bound_functions(name)
-            .iter()
-            .filter_map(|f| {
-                let checked = binding::sql_signature(f).and_then(|sig| {
-                    let target = binding::target(f)?;
-                    binding::check(f, &sig, &target, &exports)
-                });
-                checked.err().map(|e| e.to_string())
-            })
-            .collect();
-        if !problems.is_empty() {
-            PlWasmError::ReplaceBreaksFunctions {
-                name: name.to_string(),
-                problems: problems.join("; "),
-            }
-            .report();
-        }
-        catalog::update(name, module, &sha256, &exports_json);
-    } else if !catalog::insert(name, module, &sha256, &exports_json) {
-        PlWasmError::ModuleExists {
+    // The name's lock serializes this load with every other load, replace, unload and binding
+    // of the same name; the row is read after it is granted.
+    match catalog::lock(name, ModuleLock::Change) {
+        Some(_) if !replace => PlWasmError::ModuleExists {
             name: name.to_string(),
         }
-        .report();
+        .report(),
+        Some(owner) => {
+            privileges::require_owner(name, owner, "replace").or_report();
+            let problems: Vec<String> = catalog::bound_functions(name)
+                .iter()
+                .filter_map(|f| {
+                    let checked = binding::sql_signature(f).and_then(|sig| {
+                        let target = binding::target(f)?;
+                        binding::check(f, &sig, &target, &exports)
+                    });
+                    checked.err().map(|e| e.to_string())
+                })
+                .collect();
+            if !problems.is_empty() {
+                PlWasmError::ReplaceBreaksFunctions {
+                    name: name.to_string(),
+                    problems: problems.join("; "),
+                }
+                .report();
+            }
+            catalog::update(name, module, &sha256, &exports_json);
+        }
+        None => catalog::insert(name, module, &sha256, &exports_json),
     }
     catalog::announce_change();
 }
@@ -92,7 +83,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn unload(name: &str) {
     privileges::require_loader("unload modules").or_report();
-    let Some(owner) = catalog::lock(name, true) else {
+    let Some(owner) = catalog::lock(name, ModuleLock::Change) else {
         PlWasmError::ModuleNotFound {
             name: name.to_string(),
         }
@@ -119,5 +110,5 @@ fn unload(name: &str) {
 /// WebAssembly text to binary. Syntax errors give line and column.
 #[pg_extern(immutable, parallel_safe)]
 fn wat(source: &str) -> Vec<u8> {
-    cache::wat_to_wasm(source).or_report()
+    cache::wat_to_wasm(source, "(text)").or_report()
 }

@@ -27,7 +27,8 @@ use crate::errors::PlWasmError;
 use crate::gucs;
 use crate::guest::GuestCtx;
 use crate::host_api::{self, GuestRaised};
-use crate::limits::{self, Budget, Stop};
+use crate::instrument::START_EXPORT;
+use crate::limits::{self, Budget, Refused, Stop};
 use crate::privileges;
 use crate::runtime::{self, Export};
 use crate::wasi::{self, ProcExit};
@@ -134,6 +135,105 @@ pub enum CallFailure {
     Busy,
 }
 
+/// Frames of a wasm backtrace shown in a trap's DETAIL; deeper ones are counted.
+const MAX_TRACE_FRAMES: usize = 16;
+
+impl CallFailure {
+    /// The ERROR a failed call of `export` (module `module`, SQL function `function`) is
+    /// reported as. For an interrupt it raises Postgres's own error right here (57014 for a
+    /// cancel or statement_timeout, a FATAL exit for pg_terminate_backend): only call it after
+    /// the wasm call returned.
+    pub fn into_error(self, function: &str, module: &str, export: &str) -> PlWasmError {
+        let (function, module, export) =
+            (function.to_string(), module.to_string(), export.to_string());
+        match self {
+            CallFailure::Busy => PlWasmError::Reentrant { function, module },
+            CallFailure::Raised(raised) => {
+                // Postgres knows the SQLSTATEs of its errcodes table; others are refused.
+                let packed = raised.sqlstate.map(crate::host_api::packed_sqlstate);
+                let known = packed.filter(|p| pgrx::PgSqlErrorCode::from(*p) as i32 == *p);
+                let rejected = raised
+                    .bad_sqlstate
+                    .or_else(|| match (raised.sqlstate, known) {
+                        (Some(code), None) => Some(String::from_utf8_lossy(&code).into_owned()),
+                        _ => None,
+                    });
+                PlWasmError::GuestError {
+                    function,
+                    message: raised.message,
+                    sqlstate: known,
+                    rejected_sqlstate: rejected,
+                }
+            }
+            CallFailure::Abi(reason) => PlWasmError::AbiViolation {
+                function,
+                module,
+                export,
+                reason,
+            },
+            CallFailure::Exit(code) => PlWasmError::Exit {
+                function,
+                module,
+                export,
+                code,
+            },
+            CallFailure::Interrupted => {
+                // Raises Postgres's own error (57014 for a cancel or statement_timeout; a FATAL
+                // exit for pg_terminate_backend).
+                pgrx::check_for_interrupts!();
+                // Interrupts are held off here (e.g. inside a critical section): still stop.
+                PlWasmError::Interrupted {
+                    function,
+                    module,
+                    export,
+                }
+            }
+            CallFailure::OutOfFuel => PlWasmError::OutOfFuel {
+                function,
+                module,
+                export,
+                limit: crate::gucs::FUEL_LIMIT.get(),
+            },
+            CallFailure::Trap(trap) => {
+                if trap.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::StackOverflow) {
+                    return PlWasmError::StackExhausted {
+                        function,
+                        module,
+                        export,
+                    };
+                }
+                let frames = trap.trace();
+                let mut trace = frames
+                    .iter()
+                    .take(MAX_TRACE_FRAMES)
+                    .map(|frame| {
+                        format!(
+                            "  at {} (func {}, offset {:#x})",
+                            frame.function_name().unwrap_or("<unnamed>"),
+                            frame.func_index(),
+                            frame.module_offset()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if frames.len() > MAX_TRACE_FRAMES {
+                    trace.push_str(&format!(
+                        "\n  ... {} more frames",
+                        frames.len() - MAX_TRACE_FRAMES
+                    ));
+                }
+                PlWasmError::Trap {
+                    function,
+                    module,
+                    export,
+                    trap: trap.message(),
+                    trace,
+                }
+            }
+        }
+    }
+}
+
 impl Instantiated {
     fn new(
         label: &str,
@@ -160,40 +260,61 @@ impl Instantiated {
             None
         };
         let null_aware = host_api::is_null_aware(&module);
-        let instance =
-            Instance::new(&mut store, &module, &imports).map_err(
-                |e| match limits::memory_refused() {
-                    Some(pages) => PlWasmError::MemoryLimit {
-                        function: function.to_string(),
-                        module: label.to_string(),
-                        pages,
-                        limit: memory_cap,
-                    },
-                    None => PlWasmError::Instantiate {
-                        function: function.to_string(),
-                        module: label.to_string(),
-                        reason: e.to_string(),
-                    },
+        let instance = Instance::new(&mut store, &module, &imports).map_err(|e| {
+            let (function, module) = (function.to_string(), label.to_string());
+            match limits::refused() {
+                Some(Refused::MemoryPages(pages)) => PlWasmError::MemoryLimit {
+                    function,
+                    module,
+                    pages,
+                    limit: memory_cap,
                 },
-            )?;
+                Some(Refused::TableElements(elements)) => PlWasmError::TableLimit {
+                    function,
+                    module,
+                    elements,
+                    limit: limits::table_budget(memory_cap),
+                },
+                None => PlWasmError::Instantiate {
+                    function,
+                    module,
+                    reason: e.to_string(),
+                },
+            }
+        })?;
         let budget = Budget::of(&instance, &mut store).ok_or_else(|| PlWasmError::Instantiate {
             function: function.to_string(),
             module: label.to_string(),
             reason: "the module was compiled without plwasm's instrumentation".into(),
         })?;
         if let Some(env) = &guest {
-            env.as_mut(&mut store).memory = instance.exports.get_memory("memory").ok().cloned();
+            let ctx = env.as_mut(&mut store);
+            ctx.memory = instance.exports.get_memory("memory").ok().cloned();
+            ctx.meter = Some(budget.meter());
         }
-        // A WASI reactor (e.g. C built with -mexec-model=reactor) initialises its libc here.
-        if let Ok(initialize) = instance.exports.get_function("_initialize") {
-            budget.arm();
-            let result = initialize.call(&mut store, &[]);
-            budget.disarm();
-            result.map_err(|e| PlWasmError::Instantiate {
-                function: function.to_string(),
-                module: label.to_string(),
-                reason: format!("_initialize failed: {}", e.message()),
-            })?;
+        // The module's start function (taken out of instantiation by the instrumentation), then
+        // a WASI reactor's `_initialize` (C built with -mexec-model=reactor sets up its libc
+        // there): each armed like a call, so fuel, cancel and statement_timeout apply.
+        for (export, what) in [
+            (START_EXPORT, "start function"),
+            ("_initialize", "_initialize"),
+        ] {
+            let Ok(init) = instance.exports.get_function(export) else {
+                continue;
+            };
+            let armed = budget.arm();
+            let result = init.call(&mut store, &[]);
+            let stop = armed.finish();
+            if let Err(trap) = result {
+                return Err(match classify(stop, trap) {
+                    CallFailure::Trap(trap) => PlWasmError::Instantiate {
+                        function: function.to_string(),
+                        module: label.to_string(),
+                        reason: format!("its {what} failed: {}", trap.message()),
+                    },
+                    other => other.into_error(function, label, what),
+                });
+            }
         }
         let memory = instance.exports.get_memory("memory").ok().cloned();
         let alloc = instance
@@ -242,9 +363,9 @@ impl Instantiated {
     #[inline]
     pub fn call(&self, function: &Function, params: &[Value]) -> Result<Box<[Value]>, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
-        self.budget.arm();
+        let armed = self.budget.arm();
         let result = function.call(&mut *store, params);
-        let stop = self.budget.disarm();
+        let stop = armed.finish();
         result.map_err(|trap| classify(stop, trap))
     }
 
@@ -259,9 +380,9 @@ impl Instantiated {
         bytes_result: bool,
     ) -> Result<WireResult, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
-        self.budget.arm();
+        let armed = self.budget.arm();
         let outcome = self.exchange(&mut store, function, args, bytes_result);
-        let stop = self.budget.disarm();
+        let stop = armed.finish();
         outcome.map_err(|failure| match failure {
             Exchange::Trap(trap) => classify(stop, trap),
             Exchange::Abi(message) => CallFailure::Abi(message),
@@ -482,13 +603,24 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     Ok(entry)
 }
 
-/// Compile WebAssembly text to binary; errors carry line and column.
-pub fn wat_to_wasm(source: &str) -> Result<Vec<u8>, PlWasmError> {
-    wasmer::wat2wasm(source.as_bytes())
-        .map(|b| b.into_owned())
-        .map_err(|e| PlWasmError::WatSyntax {
-            message: e.to_string(),
-        })
+/// Compile WebAssembly text to binary; errors carry line and column. Text longer than
+/// `wasm.max_module_size` is refused before it is parsed.
+pub fn wat_to_wasm(source: &str, label: &str) -> Result<Vec<u8>, PlWasmError> {
+    check_size(label, source.len())?;
+    runtime::wat_to_wasm(source).map_err(|message| PlWasmError::WatSyntax { message })
+}
+
+/// Refuse a module (or module text) larger than `wasm.max_module_size`.
+pub fn check_size(label: &str, size: usize) -> Result<(), PlWasmError> {
+    let limit = gucs::MAX_MODULE_SIZE.get().max(0) as usize;
+    if size > limit {
+        return Err(PlWasmError::ModuleTooLarge {
+            module: label.to_string(),
+            size,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// The instance of an inline module written in WebAssembly text.
@@ -505,7 +637,8 @@ pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmEr
     let module = match reusable.or_else(|| take_retired(&sha256)) {
         Some(module) => module,
         None => {
-            let bytes = wat_to_wasm(source).map_err(|e| PlWasmError::InvalidBody {
+            check_size("(inline)", source.len())?;
+            let bytes = wat_to_wasm(source, "(inline)").map_err(|e| PlWasmError::InvalidBody {
                 function: function.to_string(),
                 reason: e.to_string(),
             })?;

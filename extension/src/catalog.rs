@@ -1,7 +1,10 @@
 //! The module catalog (`wasm.module_store`) and how other backends learn that it changed.
 //!
-//! Every access runs as the catalog's owner ([`as_catalog_owner`]): ordinary roles can neither
-//! read nor write `wasm.module_store`; the checks of who may do what are in `privileges.rs`.
+//! Ordinary roles can neither read nor write `wasm.module_store`. plwasm reads and writes it
+//! without SQL and without switching user (table and index access by OID, see below), so no
+//! object a role can create — a type, operator, cast or function in any schema, `pg_temp`
+//! included — is ever reached by these accesses. The checks of who may do what are in
+//! `privileges.rs`.
 //!
 //! Reads for code resolution use the latest committed state (plus this transaction's own
 //! changes), like Postgres's own catalog caches, so a module replaced in another session is
@@ -14,13 +17,11 @@
 //! check is one integer comparison and no catalog access.
 
 use std::cell::Cell;
-use std::ffi::CString;
 
-use pgrx::prelude::*;
-use pgrx::spi::SpiTupleTable;
-use pgrx::{pg_sys, FromDatum, IntoDatum};
+use pgrx::{pg_guard, pg_sys, FromDatum, IntoDatum};
+use sha2::Digest;
 
-use crate::privileges::as_catalog_owner;
+use crate::errors::PlWasmError;
 use crate::runtime::{exports_from_json, Export};
 use crate::target::{self, FunctionTarget};
 
@@ -51,8 +52,13 @@ pub struct SqlFunction {
 impl SqlFunction {
     /// Read a function from the syscache.
     pub fn from_oid(oid: pg_sys::Oid) -> Self {
-        let proc = pgrx::pg_catalog::pg_proc::PgProc::new(oid)
-            .unwrap_or_else(|| pgrx::error!("cache lookup failed for function {}", oid));
+        Self::try_from_oid(oid)
+            .unwrap_or_else(|| pgrx::error!("cache lookup failed for function {}", oid))
+    }
+
+    /// Read a function from the syscache; None if it does not exist (any more).
+    pub fn try_from_oid(oid: pg_sys::Oid) -> Option<Self> {
+        let proc = pgrx::pg_catalog::pg_proc::PgProc::new(oid)?;
         // SAFETY: the function exists (just looked up); both return palloc'd C strings.
         let (display, name) = unsafe {
             (
@@ -60,7 +66,7 @@ impl SqlFunction {
                 cstr_to_string(pg_sys::get_func_name(oid)),
             )
         };
-        Self {
+        Some(Self {
             oid,
             display,
             name,
@@ -68,7 +74,7 @@ impl SqlFunction {
             arg_types: proc.proargtypes(),
             result_type: proc.prorettype(),
             returns_set: proc.proretset(),
-        }
+        })
     }
 
     pub fn target(&self) -> Result<FunctionTarget, String> {
@@ -150,205 +156,380 @@ pub fn announce_change() {
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reading and writing `wasm.module_store` without the SQL parser
+//
+// Nothing here parses SQL, resolves a name through search_path, calls an operator, a cast or a
+// function a role could define, or switches user: the table is opened by OID, scanned through
+// its primary-key index with the key compared by `texteq` under the column's own collation, and
+// written with heap_insert/update/delete plus index maintenance (Postgres's CatalogTuple*
+// routines). No privilege check applies at this level: the checks of who may do what are in
+// `privileges.rs` and run before any write.
+
+/// Column numbers of `wasm.module_store` (see `sql/catalog.sql`).
+const COL_NAME: i16 = 1;
+const COL_OWNER: i16 = 2;
+const COL_BYTES: i16 = 3;
+const COL_SHA256: i16 = 4;
+const COL_EXPORTS: i16 = 5;
+/// ... and `loaded_at`, the sixth and last.
+const NATTS: usize = 6;
+
+/// `wasm.module_store` opened with a lock, closed (keeping the lock to the end of the
+/// transaction, as Postgres does for catalogs) when dropped — also while an ERROR unwinds.
+struct StoreTable {
+    rel: pg_sys::Relation,
+}
+
+impl StoreTable {
+    fn open(lockmode: u32) -> Self {
+        let relid = refresh_store_relid();
+        if relid == pg_sys::InvalidOid {
+            pgrx::ereport!(
+                ERROR,
+                pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                "plwasm: the module catalog wasm.module_store does not exist"
+            );
+        }
+        // SAFETY: a relation that exists (checked above); table_open raises if it vanished.
+        let rel = unsafe { pg_sys::table_open(relid, lockmode as pg_sys::LOCKMODE) };
+        Self { rel }
+    }
+
+    fn desc(&self) -> pg_sys::TupleDesc {
+        // SAFETY: an open relation.
+        unsafe { (*self.rel).rd_att }
+    }
+
+    /// The OID of the table's primary-key index (`module_store_pkey`).
+    fn key_index(&self) -> pg_sys::Oid {
+        // SAFETY: a lookup by name in the table's own namespace; InvalidOid if missing.
+        unsafe {
+            pg_sys::get_relname_relid(
+                c"module_store_pkey".as_ptr(),
+                (*(*self.rel).rd_rel).relnamespace,
+            )
+        }
+    }
+
+    /// Scan for the row named `name` with `snapshot`; call `f` with the tuple if found.
+    fn find<R>(
+        &self,
+        name: &str,
+        snapshot: pg_sys::Snapshot,
+        f: impl FnOnce(pg_sys::HeapTuple) -> R,
+    ) -> Option<R> {
+        let index = self.key_index();
+        // SAFETY: an open relation and a valid snapshot; the key is a text datum compared with
+        // texteq under the column's collation (the index's), so an index scan finds exactly it.
+        unsafe {
+            let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+            pg_sys::ScanKeyInit(
+                &mut key,
+                COL_NAME,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::Oid::from(pg_sys::F_TEXTEQ),
+                name.into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
+            );
+            let attr = (*self.desc()).attrs.as_slice(NATTS)[(COL_NAME - 1) as usize];
+            key.sk_collation = attr.attcollation;
+            let scan = pg_sys::systable_beginscan(
+                self.rel,
+                index,
+                index != pg_sys::InvalidOid,
+                snapshot,
+                1,
+                &mut key,
+            );
+            let tuple = pg_sys::systable_getnext(scan);
+            let found = if tuple.is_null() {
+                None
+            } else {
+                Some(f(tuple))
+            };
+            pg_sys::systable_endscan(scan);
+            found
+        }
+    }
+
+    /// The columns of `tuple` (datums point into it or are detoasted copies on demand).
+    fn deform(&self, tuple: pg_sys::HeapTuple) -> ([pg_sys::Datum; NATTS], [bool; NATTS]) {
+        let mut values = [pg_sys::Datum::from(0usize); NATTS];
+        let mut nulls = [true; NATTS];
+        // SAFETY: a tuple of this table, arrays sized to its descriptor.
+        unsafe {
+            pg_sys::heap_deform_tuple(tuple, self.desc(), values.as_mut_ptr(), nulls.as_mut_ptr())
+        };
+        (values, nulls)
+    }
+}
+
+impl Drop for StoreTable {
+    fn drop(&mut self) {
+        // SAFETY: closes what `open` opened; the lock stays until the end of the transaction.
+        unsafe { pg_sys::relation_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE) };
+    }
+}
+
+/// A registered snapshot of the latest committed state (the query's own snapshot in parallel
+/// mode, where Postgres forbids new ones), unregistered when dropped.
+struct LatestSnapshot {
+    snapshot: pg_sys::Snapshot,
+    registered: bool,
+    latest: bool,
+}
+
+impl LatestSnapshot {
+    fn take() -> Self {
+        // SAFETY: snapshot management inside a transaction.
+        unsafe {
+            if pg_sys::IsInParallelMode() {
+                Self {
+                    snapshot: pg_sys::GetActiveSnapshot(),
+                    registered: false,
+                    latest: false,
+                }
+            } else {
+                Self {
+                    snapshot: pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()),
+                    registered: true,
+                    latest: true,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LatestSnapshot {
+    fn drop(&mut self) {
+        if self.registered {
+            // SAFETY: unregisters what `take` registered.
+            unsafe { pg_sys::UnregisterSnapshot(self.snapshot) };
+        }
+    }
+}
+
+fn text_at(values: &[pg_sys::Datum], nulls: &[bool], col: i16) -> String {
+    let i = (col - 1) as usize;
+    // SAFETY: a text column of the tuple just deformed.
+    unsafe { String::from_datum(values[i], nulls[i]) }.unwrap_or_default()
+}
+
 /// Look a module up by name in the latest committed state of the catalog (see
 /// [`StoredModule::latest`] for the one exception).
 pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
     LOOKUPS.with(|n| n.set(n.get() + 1));
-    refresh_store_relid();
-    let query = if with_bytes {
-        "SELECT sha256, exports::text, bytes FROM wasm.module_store WHERE name = $1"
-    } else {
-        "SELECT sha256, exports::text FROM wasm.module_store WHERE name = $1"
+    let table = StoreTable::open(pg_sys::AccessShareLock);
+    let snapshot = LatestSnapshot::take();
+    table.find(name, snapshot.snapshot, |tuple| {
+        let (values, nulls) = table.deform(tuple);
+        let exports_index = (COL_EXPORTS - 1) as usize;
+        // SAFETY: the jsonb column of the tuple just deformed.
+        let exports =
+            unsafe { pgrx::JsonB::from_datum(values[exports_index], nulls[exports_index]) }
+                .map(|j| exports_from_json(&j.0))
+                .unwrap_or_default();
+        let bytes_index = (COL_BYTES - 1) as usize;
+        let bytes = with_bytes
+            .then(|| {
+                // SAFETY: the bytea column of the tuple just deformed (detoasted into a copy).
+                unsafe { Vec::<u8>::from_datum(values[bytes_index], nulls[bytes_index]) }
+            })
+            .flatten();
+        StoredModule {
+            latest: snapshot.latest,
+            sha256: text_at(&values, &nulls, COL_SHA256),
+            exports,
+            bytes,
+        }
+    })
+}
+
+/// How strongly a module's name is locked (see [`lock`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModuleLock {
+    /// Taken when a function binds to the module: keeps it from being replaced or unloaded
+    /// until the binding transaction ends.
+    Bind,
+    /// Taken to load, replace or unload: excludes every other holder.
+    Change,
+}
+
+/// Lock a module's name until the end of the transaction, then read its owner in the latest
+/// committed state (None if there is no such module).
+///
+/// The lock is a heavyweight lock on an object tag derived from the name (the catalog table's
+/// OID, and 48 bits of the name's SHA-256): no role can take it by hand, and holding it
+/// serializes every load, replace, unload and binding of that name across sessions. Because
+/// the row is read after the lock is granted, with a new snapshot, a waiter always sees what
+/// the holder committed — under every isolation level.
+pub fn lock(name: &str, mode: ModuleLock) -> Option<pg_sys::Oid> {
+    let table = StoreTable::open(pg_sys::AccessShareLock);
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let objid = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    let objsubid = u16::from_le_bytes([digest[4], digest[5]]);
+    let lockmode = match mode {
+        ModuleLock::Bind => pg_sys::AccessShareLock,
+        ModuleLock::Change => pg_sys::AccessExclusiveLock,
     };
-    let query = CString::new(query).expect("static query");
-    as_catalog_owner(|| {
-        Spi::connect(|_client| {
-            // SAFETY: raw SPI inside a connected SPI session (pgrx's `Spi::connect` owns connect and
-            // finish); Postgres errors raised here unwind through pgrx's guards as usual.
-            unsafe {
-                let mut arg_types = [pg_sys::TEXTOID];
-                let plan = pg_sys::SPI_prepare(query.as_ptr(), 1, arg_types.as_mut_ptr());
-                if plan.is_null() {
-                    pgrx::error!("plwasm: could not prepare the module catalog query");
-                }
-                let mut values = [name.into_datum().expect("text datum")];
-                let nulls = [b' ' as std::ffi::c_char];
-                // Parallel mode (a parallel query's leader or worker) forbids taking a new snapshot;
-                // a null snapshot makes SPI use the query's active one.
-                let latest = !pg_sys::IsInParallelMode();
-                let snapshot = if latest {
-                    pg_sys::GetLatestSnapshot()
-                } else {
-                    std::ptr::null_mut()
-                };
-                let rc = pg_sys::SPI_execute_snapshot(
-                    plan,
-                    values.as_mut_ptr(),
-                    nulls.as_ptr(),
-                    snapshot,
-                    std::ptr::null_mut(),
-                    true,
-                    false,
-                    1,
-                );
-                if rc != pg_sys::SPI_OK_SELECT as i32 {
-                    pgrx::error!("plwasm: module catalog query failed (SPI code {rc})");
-                }
-                let found = if pg_sys::SPI_processed == 0 {
-                    None
-                } else {
-                    let table = pg_sys::SPI_tuptable;
-                    let tuple = *(*table).vals;
-                    let desc = (*table).tupdesc;
-                    let mut isnull = false;
-                    let sha256 = String::from_datum(
-                        pg_sys::SPI_getbinval(tuple, desc, 1, &mut isnull),
-                        isnull,
-                    )
-                    .unwrap_or_default();
-                    let exports_text = String::from_datum(
-                        pg_sys::SPI_getbinval(tuple, desc, 2, &mut isnull),
-                        isnull,
-                    )
-                    .unwrap_or_default();
-                    let bytes = if with_bytes {
-                        Vec::<u8>::from_datum(
-                            pg_sys::SPI_getbinval(tuple, desc, 3, &mut isnull),
-                            isnull,
-                        )
-                    } else {
-                        None
-                    };
-                    Some(StoredModule {
-                        latest,
-                        sha256,
-                        exports: exports_from_json(
-                            &serde_json::from_str(&exports_text).unwrap_or_default(),
-                        ),
-                        bytes,
-                    })
-                };
-                pg_sys::SPI_freeplan(plan);
-                found
-            }
-        })
-    })
-}
-
-/// Lock a module's row until the end of the transaction. `exclusive` for replace/unload,
-/// otherwise a key-share lock that keeps it from being unloaded (taken when a function binds to
-/// it). Returns the module's owner, or None if there is no such module.
-pub fn lock(name: &str, exclusive: bool) -> Option<pg_sys::Oid> {
-    let query = if exclusive {
-        "SELECT owner FROM wasm.module_store WHERE name = $1 FOR UPDATE"
-    } else {
-        "SELECT owner FROM wasm.module_store WHERE name = $1 FOR KEY SHARE"
+    // SAFETY: an object lock held to the end of the transaction; acquiring it processes
+    // pending invalidations, so the snapshot taken next sees every commit before the grant.
+    unsafe {
+        pg_sys::LockDatabaseObject(
+            (*table.rel).rd_id,
+            pg_sys::Oid::from(objid),
+            objsubid,
+            lockmode as pg_sys::LOCKMODE,
+        )
     };
-    as_catalog_owner(|| {
-        Spi::connect_mut(|client| {
-            let table = client.update(query, None, &[name.into()])?;
-            match table.first().get_one::<pg_sys::Oid>() {
-                Ok(owner) => Ok(owner),
-                Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+    let snapshot = LatestSnapshot::take();
+    table.find(name, snapshot.snapshot, |tuple| {
+        let (values, nulls) = table.deform(tuple);
+        let i = (COL_OWNER - 1) as usize;
+        // SAFETY: the oid column of the tuple just deformed.
+        unsafe { pg_sys::Oid::from_datum(values[i], nulls[i]) }.unwrap_or(pg_sys::InvalidOid)
     })
-    .unwrap_or_else(|e| pgrx::error!("plwasm: module catalog query failed: {e}"))
 }
 
-/// Store a new module. Returns false, storing nothing, if the name is taken.
-pub fn insert(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) -> bool {
-    // SAFETY: GetUserId has no preconditions inside a transaction.
-    let owner = unsafe { pg_sys::GetUserId() };
-    as_catalog_owner(|| {
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    "INSERT INTO wasm.module_store (name, owner, bytes, sha256, exports) \
-                 VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (name) DO NOTHING RETURNING name",
-                    None,
-                    &[
-                        name.into(),
-                        owner.into(),
-                        bytes.into(),
-                        sha256.into(),
-                        exports.to_string().into(),
-                    ],
-                )
-                .map(|t| !t.is_empty())
-        })
-    })
-    .unwrap_or_else(|e| pgrx::error!("plwasm: could not store module \"{name}\": {e}"))
+/// A new row's or a replacement's column values.
+fn row_values(
+    name: &str,
+    bytes: &[u8],
+    sha256: &str,
+    exports: &serde_json::Value,
+) -> [pg_sys::Datum; NATTS] {
+    let zero = pg_sys::Datum::from(0usize);
+    // SAFETY: no preconditions inside a transaction.
+    let (owner, now) = unsafe {
+        (
+            pg_sys::GetUserId(),
+            pg_sys::GetCurrentTransactionStartTimestamp(),
+        )
+    };
+    [
+        name.into_datum().unwrap_or(zero),
+        owner.into_datum().unwrap_or(zero),
+        bytes.into_datum().unwrap_or(zero),
+        sha256.into_datum().unwrap_or(zero),
+        pgrx::JsonB(exports.clone()).into_datum().unwrap_or(zero),
+        pg_sys::Datum::from(now),
+    ]
 }
 
-/// Replace the bytes of an existing module (its owner stays).
+/// Store a new module owned by the current user. The caller holds [`ModuleLock::Change`] on
+/// the name and has checked that no module has it.
+pub fn insert(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) {
+    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    let mut values = row_values(name, bytes, sha256, exports);
+    let mut nulls = [false; NATTS];
+    // SAFETY: a tuple of this table's descriptor, inserted with its index entries.
+    unsafe {
+        let tuple = pg_sys::heap_form_tuple(table.desc(), values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::CatalogTupleInsert(table.rel, tuple);
+        pg_sys::heap_freetuple(tuple);
+        pg_sys::CommandCounterIncrement();
+    }
+}
+
+/// Replace the bytes of an existing module (its owner stays). The caller holds
+/// [`ModuleLock::Change`] on the name.
 pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) {
-    as_catalog_owner(|| {
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    "UPDATE wasm.module_store SET bytes = $2, sha256 = $3, exports = $4::jsonb, \
-                 loaded_at = now() WHERE name = $1",
-                    None,
-                    &[
-                        name.into(),
-                        bytes.into(),
-                        sha256.into(),
-                        exports.to_string().into(),
-                    ],
-                )
-                .map(|_| ())
-        })
-    })
-    .unwrap_or_else(|e| pgrx::error!("plwasm: could not replace module \"{name}\": {e}"))
+    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    let snapshot = LatestSnapshot::take();
+    let mut values = row_values(name, bytes, sha256, exports);
+    let mut nulls = [false; NATTS];
+    let mut replace = [true; NATTS];
+    replace[(COL_NAME - 1) as usize] = false;
+    replace[(COL_OWNER - 1) as usize] = false;
+    let updated = table.find(name, snapshot.snapshot, |old| {
+        // SAFETY: `old` is the current row (the caller's lock excludes other writers).
+        unsafe {
+            let new = pg_sys::heap_modify_tuple(
+                old,
+                table.desc(),
+                values.as_mut_ptr(),
+                nulls.as_mut_ptr(),
+                replace.as_mut_ptr(),
+            );
+            pg_sys::CatalogTupleUpdate(table.rel, &mut (*old).t_self, new);
+            pg_sys::heap_freetuple(new);
+        }
+    });
+    if updated.is_none() {
+        PlWasmError::ModuleNotFound {
+            name: name.to_string(),
+        }
+        .report();
+    }
+    // SAFETY: makes the new row visible to this transaction's next reads.
+    unsafe { pg_sys::CommandCounterIncrement() };
 }
 
-/// Remove a module.
+/// Remove a module. The caller holds [`ModuleLock::Change`] on the name.
 pub fn delete(name: &str) {
-    as_catalog_owner(|| {
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    "DELETE FROM wasm.module_store WHERE name = $1",
-                    None,
-                    &[name.into()],
-                )
-                .map(|_| ())
-        })
-    })
-    .unwrap_or_else(|e| pgrx::error!("plwasm: could not unload module \"{name}\": {e}"))
+    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    let snapshot = LatestSnapshot::take();
+    table.find(name, snapshot.snapshot, |old| {
+        // SAFETY: `old` is the current row (the caller's lock excludes other writers).
+        unsafe { pg_sys::CatalogTupleDelete(table.rel, &mut (*old).t_self) };
+    });
+    // SAFETY: makes the deletion visible to this transaction's next reads.
+    unsafe { pg_sys::CommandCounterIncrement() };
 }
 
 /// The SQL functions of this database whose body names the stored module `module`.
+///
+/// Read from `pg_proc` with a catalog snapshot (the latest committed state, whatever the
+/// transaction's isolation level) through a plain catalog scan: no SQL, no operator or function
+/// a role could define.
 pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
-    let rows = Spi::connect(|client| {
-        let table: SpiTupleTable = client.select(
-            "SELECT p.oid, p.oid::regprocedure::text, p.proname::text, p.prosrc, \
-                    p.proargtypes::oid[], p.prorettype, p.proretset \
-             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
-             WHERE l.lanname = 'wasm' ORDER BY p.oid",
-            None,
-            &[],
-        )?;
-        table
-            .map(|row| {
-                Ok(SqlFunction {
-                    oid: row.get(1)?.unwrap_or(pg_sys::InvalidOid),
-                    display: row.get(2)?.unwrap_or_default(),
-                    name: row.get(3)?.unwrap_or_default(),
-                    prosrc: row.get(4)?.unwrap_or_default(),
-                    arg_types: row.get::<Vec<pg_sys::Oid>>(5)?.unwrap_or_default(),
-                    result_type: row.get(6)?.unwrap_or(pg_sys::InvalidOid),
-                    returns_set: row.get(7)?.unwrap_or(false),
-                })
-            })
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .unwrap_or_else(|e| pgrx::error!("plwasm: could not list wasm functions: {e}"));
-    rows.into_iter()
+    // SAFETY: a catalog scan of pg_proc keyed by prolang; the catalog snapshot is taken and
+    // released by systable_beginscan/endscan.
+    let oids = unsafe {
+        let language = pg_sys::get_language_oid(c"wasm".as_ptr(), true);
+        if language == pg_sys::InvalidOid {
+            return Vec::new();
+        }
+        let rel = pg_sys::table_open(
+            pg_sys::ProcedureRelationId,
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        );
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            pg_sys::Anum_pg_proc_prolang as i16,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::Oid::from(pg_sys::F_OIDEQ),
+            language.into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
+        );
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            pg_sys::InvalidOid,
+            false,
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        let mut oids = Vec::new();
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc;
+            oids.push((*form).oid);
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        oids
+    };
+    let mut functions: Vec<SqlFunction> = oids
+        .into_iter()
+        .filter_map(SqlFunction::try_from_oid)
         .filter(
             |f| matches!(f.target(), Ok(FunctionTarget::Stored { module: m, .. }) if m == module),
         )
-        .collect()
+        .collect();
+    functions.sort_by_key(|f| u32::from(f.oid));
+    functions
 }

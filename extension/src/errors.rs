@@ -115,6 +115,14 @@ pub enum PlWasmError {
         limit: u32,
     },
 
+    #[error("function {function}: module \"{module}\" declares tables of at least {elements} elements, more than wasm.max_memory allows for tables ({limit} elements of 8 bytes)")]
+    TableLimit {
+        function: String,
+        module: String,
+        elements: u32,
+        limit: u64,
+    },
+
     #[error("function {function} (module \"{module}\", export \"{export}\") ran out of fuel: wasm.fuel_limit is {limit} instructions per call")]
     OutOfFuel {
         function: String,
@@ -235,9 +243,10 @@ impl PlWasmError {
             Self::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             Self::ResultOutOfRange { .. } => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             Self::Reentrant { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            Self::ModuleTooLarge { .. } | Self::MemoryLimit { .. } | Self::OutOfFuel { .. } => {
-                ERRCODE_PROGRAM_LIMIT_EXCEEDED
-            }
+            Self::ModuleTooLarge { .. }
+            | Self::MemoryLimit { .. }
+            | Self::TableLimit { .. }
+            | Self::OutOfFuel { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             Self::StackExhausted { .. } => ERRCODE_STATEMENT_TOO_COMPLEX,
             Self::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::BadDescription { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
@@ -287,7 +296,9 @@ impl PlWasmError {
             Self::OutOfFuel { .. } => {
                 Some("A superuser can raise wasm.fuel_limit (0 means unlimited).".into())
             }
-            Self::MemoryLimit { .. } => Some("A superuser can raise wasm.max_memory.".into()),
+            Self::MemoryLimit { .. } | Self::TableLimit { .. } => {
+                Some("A superuser can raise wasm.max_memory.".into())
+            }
             Self::ModuleTooLarge { .. } => {
                 Some("A superuser can raise wasm.max_module_size.".into())
             }

@@ -9,6 +9,7 @@ use wasmer::{
 };
 
 use crate::guest_output::Captured;
+use crate::limits::Meter;
 
 /// errno / status: success.
 pub const SUCCESS: i32 = 0;
@@ -33,6 +34,28 @@ pub struct GuestCtx {
     /// Rows a set-returning call emitted (`plwasm.emit_*`), and their total size in bytes.
     pub rows: Vec<Emitted>,
     pub row_bytes: usize,
+    /// The instance's fuel counter and interrupt flag (set once the instance exists).
+    pub meter: Option<Meter>,
+}
+
+impl GuestCtx {
+    /// Charge `units` of fuel for work a host function is about to do. Err ends the call (out
+    /// of fuel, or a cancel/terminate is pending): host functions check before they work, so
+    /// none runs long or allocates much past the call's budget.
+    pub fn charge(&self, units: u64) -> Result<(), RuntimeError> {
+        match &self.meter {
+            Some(meter) => meter
+                .charge(units)
+                .map_err(|stopped| RuntimeError::user(Box::new(stopped))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fuel for a host function that touches `bytes` bytes: one unit per call and one per
+/// [`crate::instrument::BULK_BYTES_PER_FUEL`] bytes, like a bulk memory instruction.
+pub fn bytes_cost(bytes: u64) -> u64 {
+    1 + bytes / crate::instrument::BULK_BYTES_PER_FUEL as u64
 }
 
 /// One row value a set-returning function emitted.
@@ -70,11 +93,18 @@ pub fn view_read(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: u32, buf: &mut [u
         .is_some_and(|memory| memory.view(store).read(ptr as u64, buf).is_ok())
 }
 
+/// Whether `len` bytes at `ptr` lie inside the guest's memory.
+pub fn in_bounds(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: u32, len: u32) -> bool {
+    ctx.memory
+        .as_ref()
+        .is_some_and(|memory| u64::from(ptr) + u64::from(len) <= memory.view(store).data_size())
+}
+
 /// Read a guest string of `len` bytes at `ptr` (lossy UTF-8, cut at [`MAX_MESSAGE_BYTES`]).
 pub fn read_message(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: i32, len: i32) -> Option<String> {
     let len = (len as u32).min(MAX_MESSAGE_BYTES);
     let mut buf = vec![0u8; len as usize];
-    view_read(ctx, store, ptr as u32, &mut buf).then(|| String::from_utf8_lossy(&buf).into_owned())
+    view_read(ctx, store, ptr as u32, &mut buf).then(|| crate::guest_output::printable(&buf))
 }
 
 pub fn write_u32s(ctx: &GuestCtx, store: &impl AsStoreRef, values: &[(i32, u32)]) -> i32 {

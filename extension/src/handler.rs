@@ -193,8 +193,13 @@ impl CallSite {
         let result = match outcome {
             Ok(result) => result,
             Err(CallFailure::Exit(0)) => {
-                // proc_exit(0) ends the call normally; there is no result value.
+                // proc_exit(0) ends the call normally; there is no result value, but the rows a
+                // set-returning call emitted before it are its result.
                 self.instance.discard();
+                if self.signature.set_returning {
+                    // SAFETY: fcinfo is valid; the rows were emitted by this call.
+                    return unsafe { self.materialize(fcinfo, rows) };
+                }
                 // SAFETY: fcinfo is valid.
                 unsafe { (*fcinfo).isnull = self.signature.result.is_some() };
                 return pg_sys::Datum::from(0usize);
@@ -254,9 +259,13 @@ impl CallSite {
                 || ((*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32)
                     == 0
             {
-                pgrx::error!(
-                    "set-valued function {} called in context that cannot accept a set",
-                    self.function
+                pgrx::ereport!(
+                    ERROR,
+                    pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "set-valued function {} called in context that cannot accept a set",
+                        self.function
+                    )
                 );
             }
             let ty = self.signature.result.expect("SETOF has a type");
@@ -437,98 +446,13 @@ impl CallSite {
 
     /// Turn a failed call into the right ERROR. Runs after the wasm call returned.
     fn fail(&self, failure: CallFailure) -> ! {
-        let function = self.function.clone();
-        let module = self.instance.label.clone();
-        let export = self.export.clone();
         if !matches!(failure, CallFailure::Busy) {
             // Its memory may be half-updated: the next call gets a fresh instance.
             self.instance.discard();
         }
-        match failure {
-            CallFailure::Busy => PlWasmError::Reentrant { function, module }.report(),
-            CallFailure::Raised(raised) => {
-                // Postgres knows the SQLSTATEs of its errcodes table; others are refused.
-                let packed = raised.sqlstate.map(crate::host_api::packed_sqlstate);
-                let known = packed.filter(|p| pgrx::PgSqlErrorCode::from(*p) as i32 == *p);
-                let rejected = raised
-                    .bad_sqlstate
-                    .or_else(|| match (raised.sqlstate, known) {
-                        (Some(code), None) => Some(String::from_utf8_lossy(&code).into_owned()),
-                        _ => None,
-                    });
-                PlWasmError::GuestError {
-                    function,
-                    message: raised.message,
-                    sqlstate: known,
-                    rejected_sqlstate: rejected,
-                }
-                .report()
-            }
-            CallFailure::Abi(reason) => PlWasmError::AbiViolation {
-                function,
-                module,
-                export,
-                reason,
-            }
-            .report(),
-            CallFailure::Exit(code) => PlWasmError::Exit {
-                function,
-                module,
-                export,
-                code,
-            }
-            .report(),
-            CallFailure::Interrupted => {
-                // Raises Postgres's own error (57014 for a cancel or statement_timeout; a FATAL
-                // exit for pg_terminate_backend).
-                pgrx::check_for_interrupts!();
-                // Interrupts are held off here (e.g. inside a critical section): still stop.
-                PlWasmError::Interrupted {
-                    function,
-                    module,
-                    export,
-                }
-                .report()
-            }
-            CallFailure::OutOfFuel => PlWasmError::OutOfFuel {
-                function,
-                module,
-                export,
-                limit: crate::gucs::FUEL_LIMIT.get(),
-            }
-            .report(),
-            CallFailure::Trap(trap) => {
-                if trap.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::StackOverflow) {
-                    PlWasmError::StackExhausted {
-                        function,
-                        module,
-                        export,
-                    }
-                    .report()
-                }
-                let trace = trap
-                    .trace()
-                    .iter()
-                    .map(|frame| {
-                        format!(
-                            "  at {} (func {}, offset {:#x})",
-                            frame.function_name().unwrap_or("<unnamed>"),
-                            frame.func_index(),
-                            frame.module_offset()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                PlWasmError::Trap {
-                    function,
-                    module,
-                    export,
-                    trap: trap.message(),
-                    trace,
-                }
-                .report()
-            }
-        }
+        failure
+            .into_error(&self.function, &self.instance.label, &self.export)
+            .report()
     }
 }
 

@@ -17,8 +17,12 @@ use wasmer::{
 };
 
 use crate::guest::{
-    self, arg_i32, read_message, view_read, Emitted, GuestCtx, MAX_ROWS, MAX_ROW_BYTES,
+    self, arg_i32, bytes_cost, read_message, view_read, Emitted, GuestCtx, MAX_MESSAGE_BYTES,
+    MAX_ROWS, MAX_ROW_BYTES,
 };
+
+/// Most `plwasm.log` messages kept per call.
+const MAX_LOGS: usize = 1000;
 
 /// The host API's import module name.
 pub const MODULE: &str = "plwasm";
@@ -78,6 +82,7 @@ fn call(
     args: &[Value],
 ) -> Result<Vec<Value>, RuntimeError> {
     let (ctx, store) = env.data_and_store_mut();
+    ctx.charge(1)?;
     if let Some(kind) = name.strip_prefix("emit_") {
         let row = match kind {
             "bytes" => {
@@ -85,6 +90,7 @@ fn call(
                 if ctx.row_bytes + len > MAX_ROW_BYTES {
                     return Err(too_large());
                 }
+                ctx.charge(bytes_cost(len as u64))?;
                 let mut bytes = vec![0u8; len];
                 if !view_read(ctx, &store, ptr, &mut bytes) {
                     return Err(RuntimeError::user(Box::new(GuestRaised {
@@ -119,12 +125,14 @@ fn call(
             Ok(vec![])
         }
         "log" => {
+            // Bounded: at most 1000 messages per call are kept; later ones are not even read.
+            if ctx.logs.len() >= MAX_LOGS {
+                return Ok(vec![]);
+            }
+            ctx.charge(bytes_cost(u64::from(MAX_MESSAGE_BYTES)))?;
             let text = read_message(ctx, &store, arg_i32(args, 1), arg_i32(args, 2))
                 .unwrap_or_else(|| "<log message outside the module's memory>".into());
-            // Bounded: at most 1000 messages per call are kept.
-            if ctx.logs.len() < 1000 {
-                ctx.logs.push((arg_i32(args, 0), text));
-            }
+            ctx.logs.push((arg_i32(args, 0), text));
             Ok(vec![])
         }
         "error" | "error_code" => {
@@ -154,7 +162,10 @@ fn call(
                 bad_sqlstate,
             })))
         }
-        _ => unreachable!("only listed functions are imported"),
+        // Only listed functions are imported; answer anything else like a trap.
+        _ => Err(RuntimeError::new(format!(
+            "plwasm.{name} is not a host function"
+        ))),
     }
 }
 

@@ -13,7 +13,17 @@
 //! host then reads the globals to tell a fuel or interrupt stop from a genuine `unreachable`.
 //! Tight loops and recursion therefore always reach a check; straight-line code between checks is
 //! bounded by the size of the function.
+//!
+//! Instructions whose work grows with an operand (`memory.fill/copy/init`: one unit per
+//! [`BULK_BYTES_PER_FUEL`] bytes; `table.fill/copy/init/grow`: one per element) are charged by
+//! that operand, with the same check, before they run; a third global holds the operand
+//! meanwhile. Host functions charge what they do through the same counter (`guest.rs`).
+//!
+//! A module's start function is taken out of the module and exported as [`START_EXPORT`]: the
+//! host runs it right after instantiation, armed like any call, so it is interruptible and
+//! fuel-limited (it would otherwise run inside instantiation, before anything is armed).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use wasmer::sys::wasmparser::{BlockType, Operator};
@@ -28,13 +38,43 @@ pub const RESERVED_EXPORT_PREFIX: &str = "__plwasm";
 pub const FUEL_EXPORT: &str = "__plwasm_fuel";
 /// Export name of the interrupt flag global.
 pub const INTERRUPT_EXPORT: &str = "__plwasm_interrupt";
-/// Fuel a module's start function runs with (during instantiation, before any call is armed).
+/// Export name under which a module's start function is kept: the host calls it after
+/// instantiating, under the same fuel and interrupt checks as any call.
+pub const START_EXPORT: &str = "__plwasm_start";
+/// Fuel of code that runs before the host arms an instance (none does since start functions are
+/// taken out; kept as the initial value of the counter).
 pub const START_FUEL: i64 = 1_000_000_000;
+/// Bulk memory instructions cost one unit of fuel per this many bytes they touch.
+pub const BULK_BYTES_PER_FUEL: i64 = 8;
+
+/// Set when the statement that started a compile was cancelled: the compile (running on a
+/// worker thread, see `runtime::run_interruptibly`) stops at its next function or its next
+/// [`ABORT_CHECK_EVERY`] operators instead of finishing for nobody.
+static ABORT_COMPILE: AtomicBool = AtomicBool::new(false);
+const ABORT_CHECK_EVERY: usize = 4096;
+
+/// Ask the compile in progress (if any) to stop; `false` before starting a new one.
+pub fn set_compile_aborted(aborted: bool) {
+    ABORT_COMPILE.store(aborted, Ordering::SeqCst);
+}
+
+fn compile_aborted() -> Result<(), MiddlewareError> {
+    if ABORT_COMPILE.load(Ordering::Relaxed) {
+        Err(MiddlewareError::new(
+            "plwasm",
+            "compilation abandoned (the statement was cancelled)",
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Globals {
     fuel: u32,
     interrupt: u32,
+    /// Scratch space for a bulk instruction's length operand (no threads: one is enough).
+    scratch: u32,
 }
 
 /// The module middleware. One per engine; it compiles one module at a time (a backend is single
@@ -84,16 +124,27 @@ impl ModuleMiddleware for Instrument {
             .globals
             .push(GlobalType::new(Type::I32, Mutability::Var));
         info.global_initializers.push(GlobalInit::I32Const(0));
+        let scratch = info
+            .globals
+            .push(GlobalType::new(Type::I32, Mutability::Var));
+        info.global_initializers.push(GlobalInit::I32Const(0));
         info.exports
             .insert(FUEL_EXPORT.to_string(), ExportIndex::Global(fuel));
         info.exports
             .insert(INTERRUPT_EXPORT.to_string(), ExportIndex::Global(interrupt));
+        // The start function would run inside instantiation, before the host can arm the
+        // instance's fuel and interrupt checks: keep it as an export the host calls when armed.
+        if let Some(start) = info.start_function.take() {
+            info.exports
+                .insert(START_EXPORT.to_string(), ExportIndex::Function(start));
+        }
         *self
             .globals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Globals {
             fuel: fuel.as_u32(),
             interrupt: interrupt.as_u32(),
+            scratch: scratch.as_u32(),
         });
         Ok(())
     }
@@ -115,13 +166,76 @@ struct FunctionInstrument<'a> {
     entry_cost: i64,
 }
 
+/// How a bulk instruction's length operand (an i32 on top of the stack) is charged: memory
+/// instructions per [`BULK_BYTES_PER_FUEL`] bytes, table instructions per element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bulk {
+    Bytes,
+    Elements,
+}
+
+fn bulk_kind(op: &Operator) -> Option<Bulk> {
+    match op {
+        Operator::MemoryFill { .. } | Operator::MemoryCopy { .. } | Operator::MemoryInit { .. } => {
+            Some(Bulk::Bytes)
+        }
+        Operator::TableFill { .. }
+        | Operator::TableCopy { .. }
+        | Operator::TableInit { .. }
+        | Operator::TableGrow { .. } => Some(Bulk::Elements),
+        _ => None,
+    }
+}
+
 impl<'a> FunctionInstrument<'a> {
+    /// Charge a bulk instruction by its length operand, then put the operand back.
+    fn emit_bulk_charge(&self, kind: Bulk, state: &mut MiddlewareReaderState<'a>) {
+        let Globals { fuel, scratch, .. } = self.globals;
+        state.extend([
+            Operator::GlobalSet {
+                global_index: scratch,
+            },
+            Operator::GlobalGet { global_index: fuel },
+            Operator::GlobalGet {
+                global_index: scratch,
+            },
+            Operator::I64ExtendI32U,
+        ]);
+        if kind == Bulk::Bytes {
+            state.extend([
+                Operator::I64Const {
+                    value: BULK_BYTES_PER_FUEL - 1,
+                },
+                Operator::I64Add,
+                Operator::I64Const {
+                    value: BULK_BYTES_PER_FUEL.trailing_zeros() as i64,
+                },
+                Operator::I64ShrU,
+            ]);
+        }
+        state.extend([Operator::I64Sub]);
+        self.emit_test_and_trap(state);
+        state.extend([Operator::GlobalGet {
+            global_index: scratch,
+        }]);
+    }
+
+    /// `fuel -= cost`, then the check.
     fn emit_check(&self, cost: i64, state: &mut MiddlewareReaderState<'a>) {
         let fuel = self.globals.fuel;
         state.extend([
             Operator::GlobalGet { global_index: fuel },
             Operator::I64Const { value: cost },
             Operator::I64Sub,
+        ]);
+        self.emit_test_and_trap(state);
+    }
+
+    /// With the new fuel on the stack: store it, and trap if it is negative or the interrupt
+    /// flag is set.
+    fn emit_test_and_trap(&self, state: &mut MiddlewareReaderState<'a>) {
+        let fuel = self.globals.fuel;
+        state.extend([
             Operator::GlobalSet { global_index: fuel },
             Operator::GlobalGet { global_index: fuel },
             Operator::I64Const { value: 0 },
@@ -145,6 +259,9 @@ impl<'a> FunctionMiddleware<'a> for FunctionInstrument<'a> {
         operator: Operator<'a>,
         state: &mut MiddlewareReaderState<'a>,
     ) -> Result<(), MiddlewareError> {
+        if self.ops.len().is_multiple_of(ABORT_CHECK_EVERY) {
+            compile_aborted()?;
+        }
         match self.open_loops.last() {
             Some(&i) => self.loop_costs[i] += 1,
             None => self.entry_cost += 1,
@@ -175,6 +292,9 @@ impl<'a> FunctionMiddleware<'a> for FunctionInstrument<'a> {
             let mut loops = self.loop_costs.iter();
             for op in std::mem::take(&mut self.ops) {
                 let is_loop = matches!(op, Operator::Loop { .. });
+                if let Some(kind) = bulk_kind(&op) {
+                    self.emit_bulk_charge(kind, state);
+                }
                 state.push_operator(op);
                 if is_loop {
                     let cost = *loops.next().expect("one cost per loop");

@@ -1,9 +1,10 @@
 //! Enforcing limits while wasm runs: linear memory (`wasm.max_memory`), fuel (`wasm.fuel_limit`)
 //! and Postgres's interrupts (statement_timeout, pg_cancel_backend, pg_terminate_backend).
 //!
-//! Memory: the engine's tunables cap every memory's maximum at `wasm.max_memory` when an
-//! instance is created; `memory.grow` past it returns -1, and a declared minimum above it makes
-//! instantiation fail. An instance remembers the cap it was created with and is re-created when
+//! Memory: the engine's tunables cap the memory's maximum at `wasm.max_memory` when an
+//! instance is created (modules have at most one memory: multi-memory is refused), and all the
+//! instance's tables together at as many bytes; `memory.grow`/`table.grow` past them return -1,
+//! and a declared minimum above them makes instantiation fail. An instance remembers the cap it was created with and is re-created when
 //! the setting changes.
 //!
 //! Interrupts: while a backend runs wasm in a transaction, a Postgres timeout (`USER_TIMEOUT`)
@@ -36,12 +37,29 @@ pub const TICK_MS: i32 = 10;
 /// The memory cap (in pages) the tunables apply to the next instance; set before instantiating.
 static MEMORY_CAP_PAGES: AtomicU32 = AtomicU32::new(1024);
 
+/// Bytes one table element takes (a function or extern reference).
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
+
 thread_local! {
     /// Set by the tunables when a module's declared minimum exceeded the cap.
-    static MEMORY_REFUSED: Cell<Option<u32>> = const { Cell::new(None) };
+    static REFUSED: Cell<Option<Refused>> = const { Cell::new(None) };
+    /// Table elements the instance being created may still reserve (see [`LimitingTunables`]).
+    static TABLE_ELEMENTS_LEFT: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Tunables that cap linear memory at [`MEMORY_CAP_PAGES`]. Never calls Postgres (Wasmer may
+/// What the tunables refused while an instance was created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// A memory declared this many pages as its minimum.
+    MemoryPages(u32),
+    /// The tables' declared minimums add up past the budget (this table's minimum).
+    TableElements(u32),
+}
+
+/// Tunables that cap linear memory at [`MEMORY_CAP_PAGES`], and the tables of an instance
+/// together at the same number of bytes ([`TABLE_ELEMENT_BYTES`] per element): each table's
+/// maximum is lowered to what the instance's earlier tables left of that budget, so the sum of
+/// all maxima, and with it every `table.grow`, stays within it. Never calls Postgres (Wasmer may
 /// call tunables while holding its engine lock).
 #[derive(Default)]
 pub struct LimitingTunables {
@@ -52,7 +70,7 @@ impl LimitingTunables {
     fn capped(&self, ty: &MemoryType) -> Result<MemoryType, MemoryError> {
         let cap = MEMORY_CAP_PAGES.load(Ordering::Relaxed);
         if ty.minimum.0 > cap {
-            MEMORY_REFUSED.with(|r| r.set(Some(ty.minimum.0)));
+            REFUSED.with(|r| r.set(Some(Refused::MemoryPages(ty.minimum.0))));
             return Err(MemoryError::Generic(format!(
                 "the module needs {} pages of linear memory, more than wasm.max_memory allows ({cap})",
                 ty.minimum.0
@@ -60,6 +78,22 @@ impl LimitingTunables {
         }
         let mut capped = *ty;
         capped.maximum = Some(Pages(ty.maximum.map_or(cap, |m| m.0.min(cap))));
+        Ok(capped)
+    }
+
+    fn capped_table(&self, ty: &TableType) -> Result<TableType, String> {
+        let left = TABLE_ELEMENTS_LEFT.with(Cell::get);
+        if u64::from(ty.minimum) > left {
+            REFUSED.with(|r| r.set(Some(Refused::TableElements(ty.minimum))));
+            return Err(format!(
+                "a table needs {} elements, more than wasm.max_memory leaves for tables ({left})",
+                ty.minimum
+            ));
+        }
+        let maximum = u64::from(ty.maximum.unwrap_or(u32::MAX)).min(left);
+        TABLE_ELEMENTS_LEFT.with(|l| l.set(left - maximum));
+        let mut capped = *ty;
+        capped.maximum = Some(u32::try_from(maximum).unwrap_or(u32::MAX));
         Ok(capped)
     }
 }
@@ -96,7 +130,7 @@ impl Tunables for LimitingTunables {
     }
 
     fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
-        self.base.create_host_table(ty, style)
+        self.base.create_host_table(&self.capped_table(ty)?, style)
     }
 
     unsafe fn create_vm_table(
@@ -105,8 +139,12 @@ impl Tunables for LimitingTunables {
         style: &TableStyle,
         vm_definition_location: NonNull<VMTableDefinition>,
     ) -> Result<VMTable, String> {
-        // SAFETY: forwarded unchanged from Wasmer's own caller.
-        unsafe { self.base.create_vm_table(ty, style, vm_definition_location) }
+        let capped = self.capped_table(ty)?;
+        // SAFETY: forwarded from Wasmer's own caller, with a lower maximum.
+        unsafe {
+            self.base
+                .create_vm_table(&capped, style, vm_definition_location)
+        }
     }
 }
 
@@ -114,13 +152,19 @@ impl Tunables for LimitingTunables {
 pub fn prepare_memory_cap() -> u32 {
     let cap = gucs::max_memory_pages();
     MEMORY_CAP_PAGES.store(cap, Ordering::Relaxed);
-    MEMORY_REFUSED.with(|r| r.set(None));
+    REFUSED.with(|r| r.set(None));
+    TABLE_ELEMENTS_LEFT.with(|l| l.set(table_budget(cap)));
     cap
 }
 
-/// The declared minimum (pages) of a memory the last instantiation refused, if any.
-pub fn memory_refused() -> Option<u32> {
-    MEMORY_REFUSED.with(Cell::take)
+/// Table elements an instance may hold in all, under a memory cap of `cap_pages`.
+pub fn table_budget(cap_pages: u32) -> u64 {
+    u64::from(cap_pages) * 65536 / TABLE_ELEMENT_BYTES
+}
+
+/// What the last instantiation's tunables refused, if anything.
+pub fn refused() -> Option<Refused> {
+    REFUSED.with(Cell::take)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,8 +174,44 @@ pub fn memory_refused() -> Option<u32> {
 /// [`crate::instrument`]). They point into the instance's VM context and stay valid while the
 /// instance (and its store) lives; the owner keeps both alive together.
 pub struct Budget {
+    meter: Meter,
+}
+
+/// What host functions use to charge their work to the running call: the instance's fuel
+/// counter and interrupt flag.
+#[derive(Clone, Copy, Debug)]
+pub struct Meter {
     fuel: *mut i64,
-    interrupt: *mut i32,
+    interrupt: *const i32,
+}
+
+// SAFETY: a backend runs one thread of wasm; the pointers are only used on it, while the
+// instance they point into is alive (the GuestCtx holding a Meter lives in the same Store).
+unsafe impl Send for Meter {}
+
+/// A host function's work stopped by the budget: the call ends, and the handler reports it
+/// from the counters (out of fuel, or interrupted).
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by plwasm's fuel or interrupt check")]
+pub struct Stopped;
+
+impl Meter {
+    /// Charge `units` of fuel; Err when the call must stop (fuel below zero or an interrupt
+    /// pending). Host functions call this before doing the work they charge for.
+    pub fn charge(&self, units: u64) -> Result<(), Stopped> {
+        // SAFETY: see the type's docs; no wasm instruction runs while a host function does.
+        unsafe {
+            let left = self
+                .fuel
+                .read_volatile()
+                .saturating_sub(i64::try_from(units).unwrap_or(i64::MAX));
+            self.fuel.write_volatile(left);
+            if left < 0 || self.interrupt.read_volatile() != 0 {
+                return Err(Stopped);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Budget {
@@ -140,14 +220,21 @@ impl Budget {
         let fuel = global_ptr(instance, store, FUEL_EXPORT)?;
         let interrupt = global_ptr(instance, store, INTERRUPT_EXPORT)?;
         Some(Self {
-            fuel: fuel.cast(),
-            interrupt: interrupt.cast(),
+            meter: Meter {
+                fuel: fuel.cast(),
+                interrupt: interrupt.cast(),
+            },
         })
     }
 
+    /// The meter host functions charge their work to.
+    pub fn meter(&self) -> Meter {
+        self.meter
+    }
+
     /// Arm for one call: fuel from `wasm.fuel_limit`, interrupt flag cleared and exposed to the
-    /// ticker. Returns the fuel the call starts with.
-    pub fn arm(&self) -> i64 {
+    /// ticker until the returned guard is finished or dropped (also when a panic unwinds).
+    pub fn arm(&self) -> Armed<'_> {
         let limit = gucs::FUEL_LIMIT.get();
         let fuel = if limit > 0 {
             limit as i64
@@ -156,22 +243,31 @@ impl Budget {
         };
         // SAFETY: valid pointers (see the type's docs); no wasm runs on this thread right now.
         unsafe {
-            self.fuel.write_volatile(fuel);
-            self.interrupt.write_volatile(0);
+            self.meter.fuel.write_volatile(fuel);
+            self.meter.interrupt.cast_mut().write_volatile(0);
         }
-        RUNNING_FLAG.store(self.interrupt, Ordering::SeqCst);
+        RUNNING_FLAG.store(self.meter.interrupt.cast_mut(), Ordering::SeqCst);
         ensure_ticking();
-        fuel
+        Armed { budget: self }
     }
+}
 
+/// An armed budget: the ticker may write the instance's interrupt flag until this is finished
+/// or dropped.
+pub struct Armed<'a> {
+    budget: &'a Budget,
+}
+
+impl Armed<'_> {
     /// After the call: stop exposing the flag; tell why the guest stopped if it was us.
-    pub fn disarm(&self) -> Stop {
+    pub fn finish(self) -> Stop {
         RUNNING_FLAG.store(null_mut(), Ordering::SeqCst);
-        // SAFETY: as in `arm`.
+        let meter = self.budget.meter;
+        // SAFETY: as in `Budget::arm`.
         let (fuel, interrupted) = unsafe {
             (
-                self.fuel.read_volatile(),
-                self.interrupt.read_volatile() != 0,
+                meter.fuel.read_volatile(),
+                meter.interrupt.read_volatile() != 0,
             )
         };
         if interrupted {
@@ -181,6 +277,13 @@ impl Budget {
         } else {
             Stop::NotUs
         }
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        // Never leave the ticker pointing into an instance that may be freed.
+        RUNNING_FLAG.store(null_mut(), Ordering::SeqCst);
     }
 }
 

@@ -4,9 +4,8 @@
 //!   from PUBLIC in the extension script; this check holds even if someone grants it back).
 //! - Replacing or unloading a module: its owner (or a member of the owning role) or a superuser.
 //! - The catalog table is not readable or writable by ordinary roles. plwasm reads and writes it
-//!   itself, after the checks above, inside [`as_catalog_owner`], which switches the current user
-//!   to the bootstrap superuser for the duration of a closure (like Postgres's own internal
-//!   accesses with `SECURITY_LOCAL_USERID_CHANGE`).
+//!   itself, after the checks above, through table and index access that needs no privilege and
+//!   no change of user (see `catalog.rs`): no SQL ever runs with rights the caller lacks.
 
 use pgrx::pg_sys;
 
@@ -76,36 +75,4 @@ pub fn require_owner(module: &str, owner: pg_sys::Oid, action: &str) -> Result<(
             reason: format!("it belongs to {}", role_name(owner)),
         })
     }
-}
-
-/// Restores the saved user and security context when dropped (also while unwinding an ERROR).
-struct RestoreUser {
-    user: pg_sys::Oid,
-    context: i32,
-}
-
-impl Drop for RestoreUser {
-    fn drop(&mut self) {
-        // SAFETY: restores exactly what `as_catalog_owner` saved.
-        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
-    }
-}
-
-/// Run `f` as the bootstrap superuser, for plwasm's own catalog accesses.
-pub fn as_catalog_owner<R>(f: impl FnOnce() -> R) -> R {
-    let mut saved = RestoreUser {
-        user: pg_sys::InvalidOid,
-        context: 0,
-    };
-    // SAFETY: save, then switch; `saved` restores on every exit path.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved.user, &mut saved.context);
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            saved.context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
-    let result = f();
-    drop(saved);
-    result
 }

@@ -1,10 +1,11 @@
 //! The Wasmer engine of this backend: creating it, compiling modules, describing their exports.
 //!
-//! The engine is created lazily on first use in a backend, never in the postmaster. Cranelift
-//! compiles on rayon worker threads; every compile runs with all signals blocked in the calling
-//! thread so threads it spawns inherit that mask and Postgres's signals always land on the
-//! backend's main thread. If Wasmer panics while compiling, the engine is dropped and rebuilt on
-//! next use, since a panic may leave its internal locks poisoned.
+//! The engine is created lazily on first use in a backend, never in the postmaster. Compiling
+//! runs on a worker thread started with every signal blocked (Cranelift's rayon threads inherit
+//! that mask), while the backend's thread waits with its signals open and answers cancel,
+//! statement_timeout and terminate (see [`run_interruptibly`]). If Wasmer panics while compiling,
+//! the engine is dropped and rebuilt on next use, since a panic may leave its internal locks
+//! poisoned. [`features`] lists the WebAssembly proposals accepted.
 //!
 //! Every module is compiled with [`crate::instrument`]'s fuel and interrupt checks, and
 //! instantiated under [`crate::limits`]'s memory cap.
@@ -50,12 +51,38 @@ impl Drop for SignalsBlocked {
     }
 }
 
+/// The WebAssembly features plwasm accepts. Everything else is refused when a module is
+/// compiled, because it could escape a limit:
+/// - threads (shared memories, atomics): `memory.atomic.wait32` blocks the backend in a futex
+///   that no signal ends;
+/// - multi-memory: `wasm.max_memory` caps the one linear memory of an instance;
+/// - memory64, exceptions, tail calls, relaxed SIMD: not needed by Rust or C UDFs, and not
+///   covered by the instrumentation's accounting.
+pub fn features() -> wasmer::sys::Features {
+    let mut features = wasmer::sys::Features::none();
+    features
+        .reference_types(true)
+        .simd(true)
+        .bulk_memory(true)
+        .multi_value(true)
+        .extended_const(true)
+        .threads(false)
+        .multi_memory(false)
+        .memory64(false)
+        .exceptions(false)
+        .tail_call(false)
+        .relaxed_simd(false);
+    features
+}
+
 fn new_engine() -> Engine {
     use wasmer::sys::CompilerConfig;
     let _blocked = SignalsBlocked::new();
     let mut compiler = wasmer::sys::Cranelift::default();
     compiler.push_middleware(std::sync::Arc::new(Instrument::default()));
-    let mut engine = wasmer::sys::EngineBuilder::new(compiler).engine();
+    let mut engine = wasmer::sys::EngineBuilder::new(compiler)
+        .set_features(Some(features()))
+        .engine();
     engine.set_tunables(LimitingTunables::default());
     engine.into()
 }
@@ -65,9 +92,97 @@ pub fn engine() -> Engine {
     ENGINE.with(|cell| cell.borrow_mut().get_or_insert_with(new_engine).clone())
 }
 
+thread_local! {
+    /// A compile (or WAT translation) left running by a statement that was cancelled while
+    /// waiting for it. The next one waits for it first, so a backend never has more than one.
+    static ORPHAN: RefCell<Option<std::thread::JoinHandle<()>>> = const { RefCell::new(None) };
+}
+
+/// Run `work` on a worker thread while this (the backend's) thread waits for it and keeps
+/// serving Postgres's interrupts: a cancel, statement_timeout or terminate raises its ERROR
+/// within [`WAIT_TICK`] and the worker's result is dropped when it finishes.
+///
+/// The worker (and the threads it spawns, e.g. Cranelift's rayon pool) starts with every signal
+/// blocked, so Postgres's signals are only ever delivered to the backend's own thread — which
+/// never blocks them, so no cancel is lost or delivered to a later statement.
+///
+/// `work` must not call Postgres. A panic in it is returned as `Err`.
+pub fn run_interruptibly<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    wait_for_orphan();
+    crate::instrument::set_compile_aborted(false);
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = {
+        let _blocked = SignalsBlocked::new();
+        std::thread::Builder::new()
+            .name("plwasm-compile".into())
+            .stack_size(WORKER_STACK_BYTES)
+            .spawn(move || {
+                let outcome = catch_unwind(AssertUnwindSafe(work));
+                let _ = tx.send(outcome);
+            })
+    };
+    let handle = spawned.map_err(|e| format!("could not start a compiler thread: {e}"))?;
+    ORPHAN.with(|o| *o.borrow_mut() = Some(handle));
+    let _abandon = AbandonOnError;
+    loop {
+        match rx.recv_timeout(WAIT_TICK) {
+            Ok(outcome) => {
+                if let Some(handle) = ORPHAN.with(|o| o.borrow_mut().take()) {
+                    let _ = handle.join();
+                }
+                return outcome.map_err(|_| "the WebAssembly compiler failed".to_string());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Raises Postgres's own ERROR (57014, 57P01, ...) if one is pending; the worker
+                // stays in ORPHAN and is waited for by the next compile.
+                pgrx::check_for_interrupts!();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                ORPHAN.with(|o| o.borrow_mut().take());
+                return Err("the WebAssembly compiler thread ended without a result".into());
+            }
+        }
+    }
+}
+
+/// Stack of the compile worker: parsing and compiling deeply nested code recurses.
+const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Tells an abandoned compile to stop, when an ERROR unwinds out of the wait.
+struct AbandonOnError;
+
+impl Drop for AbandonOnError {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            crate::instrument::set_compile_aborted(true);
+        }
+    }
+}
+
+/// How often a backend waiting for a compile looks for interrupts.
+const WAIT_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Wait (interruptibly) for a compile a cancelled statement left running.
+fn wait_for_orphan() {
+    loop {
+        let finished = ORPHAN.with(|o| o.borrow().as_ref().is_none_or(|h| h.is_finished()));
+        if finished {
+            if let Some(handle) = ORPHAN.with(|o| o.borrow_mut().take()) {
+                let _ = handle.join();
+            }
+            return;
+        }
+        std::thread::sleep(WAIT_TICK);
+        pgrx::check_for_interrupts!();
+    }
+}
+
 /// Compile (and validate) a binary WebAssembly module. The error is a human-readable reason.
 ///
-/// Only the binary format is accepted here; text goes through `wasm.wat` first.
+/// Only the binary format is accepted here; text goes through `wasm.wat` first. Compiling runs
+/// on a worker thread and can be cancelled (see [`run_interruptibly`]).
 pub fn compile(bytes: &[u8]) -> Result<Module, String> {
     if !bytes.starts_with(b"\0asm") {
         return Err(
@@ -75,19 +190,26 @@ pub fn compile(bytes: &[u8]) -> Result<Module, String> {
         );
     }
     let engine = engine();
-    let outcome = {
-        let _blocked = SignalsBlocked::new();
-        catch_unwind(AssertUnwindSafe(|| Module::from_binary(&engine, bytes)))
-    };
-    match outcome {
+    let bytes = bytes.to_vec();
+    match run_interruptibly(move || Module::from_binary(&engine, &bytes)) {
         Ok(Ok(module)) => Ok(module),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => {
+        Err(reason) => {
             // Wasmer panicked inside the compiler; do not reuse an engine it may have poisoned.
             ENGINE.with(|cell| cell.borrow_mut().take());
-            Err("the WebAssembly compiler failed on this module".into())
+            Err(format!("{reason} on this module"))
         }
     }
+}
+
+/// WebAssembly text to binary, on a worker thread (interruptible like [`compile`]).
+pub fn wat_to_wasm(source: &str) -> Result<Vec<u8>, String> {
+    let source = source.to_string();
+    run_interruptibly(move || {
+        wasmer::wat2wasm(source.as_bytes())
+            .map(|b| b.into_owned())
+            .map_err(|e| e.to_string())
+    })?
 }
 
 /// Imports of `module` that the host does not provide, as `"module"."name"` strings.

@@ -55,6 +55,10 @@ pub fn section(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
 /// Parse and check the descriptions (one JSON object per line).
 pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
     let text = std::str::from_utf8(section).map_err(|e| format!("not UTF-8: {e}"))?;
+    // No name, type or export may carry a NUL byte (SQL text cannot), anywhere in the section.
+    if text.contains('\0') || text.contains("\\u0000") {
+        return Err("it contains a NUL character".into());
+    }
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
@@ -177,10 +181,17 @@ pub fn create_statement(module: &str, schema: &str, d: &Description, replace: bo
 /// their signatures. Runs as the caller, like writing the CREATE FUNCTIONs by hand.
 #[pg_extern(volatile, parallel_unsafe)]
 fn create_functions(
-    module: &str,
+    module: Option<&str>,
     schema: default!(Option<&str>, "NULL"),
     replace: default!(bool, false),
 ) -> SetOfIterator<'static, String> {
+    let Some(module) = module else {
+        pgrx::ereport!(
+            ERROR,
+            pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "wasm.create_functions: the module name must not be NULL"
+        );
+    };
     let stored = catalog::lookup(module, true)
         .ok_or_else(|| PlWasmError::ModuleNotFound {
             name: module.to_string(),
@@ -203,10 +214,17 @@ fn create_functions(
     let mut descriptions = parse(&section).map_err(bad).or_report();
     let schema = match schema {
         Some(schema) => schema.to_string(),
-        None => Spi::get_one::<String>("SELECT current_schema()::text")
+        None => Spi::get_one::<String>("SELECT pg_catalog.current_schema()::pg_catalog.text")
             .ok()
             .flatten()
-            .unwrap_or_else(|| pgrx::error!("no current schema: pass schema => ...")),
+            .unwrap_or_else(|| {
+                pgrx::ereport!(
+                    ERROR,
+                    pgrx::PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+                    "wasm.create_functions: no schema has been selected to create in",
+                    "Pass schema => '...', or set search_path to an existing schema."
+                );
+            }),
     };
     canonical_types(&mut descriptions, &schema);
     let mut created = Vec::new();

@@ -31,7 +31,7 @@ unsafe fn plwasm_validator(fn_oid: pg_sys::Oid, fcinfo: pg_sys::FunctionCallInfo
     }
     let result = match &target {
         FunctionTarget::Stored { module, .. } => {
-            if catalog::lock(module, false).is_none() {
+            if catalog::lock(module, catalog::ModuleLock::Bind).is_none() {
                 Err(PlWasmError::ModuleNotFound {
                     name: module.clone(),
                 })

@@ -18,7 +18,8 @@ use wasmer::{
 };
 
 use crate::guest::{
-    self, arg_i32, view_read, view_write, write_u32s, write_u64, GuestCtx, EFAULT, SUCCESS,
+    self, arg_i32, bytes_cost, in_bounds, view_read, view_write, write_u32s, write_u64, GuestCtx,
+    EFAULT, SUCCESS,
 };
 
 /// The WASI import module name.
@@ -33,6 +34,8 @@ const ENOTCAPABLE: i32 = 76;
 
 /// Largest `random_get` request served in one call (bigger requests are `EINVAL`).
 const MAX_RANDOM_BYTES: u32 = 1024 * 1024;
+/// Most iovecs one `fd_write` takes (POSIX's usual IOV_MAX); more is `EINVAL`.
+const MAX_IOVS: u32 = 1024;
 
 use Type::{I32, I64};
 
@@ -124,6 +127,8 @@ fn call(
         return Err(RuntimeError::user(Box::new(ProcExit(arg_i32(args, 0)))));
     }
     let (ctx, store) = env.data_and_store_mut();
+    // Every call costs at least one unit; calls that move bytes charge for them before.
+    ctx.charge(1)?;
     let errno = match name {
         "args_sizes_get" | "environ_sizes_get" => {
             write_u32s(ctx, &store, &[(arg_i32(args, 0), 0), (arg_i32(args, 1), 0)])
@@ -137,8 +142,8 @@ fn call(
             Some(now) => write_u64(ctx, &store, arg_i32(args, 2), now),
             None => EINVAL,
         },
-        "random_get" => random_get(ctx, &store, arg_i32(args, 0), arg_i32(args, 1)),
-        "fd_write" => fd_write(ctx, &store, args),
+        "random_get" => random_get(ctx, &store, arg_i32(args, 0), arg_i32(args, 1))?,
+        "fd_write" => fd_write(ctx, &store, args)?,
         "fd_read" => match arg_i32(args, 0) {
             // stdin is empty: end of file.
             0 => write_u32s(ctx, &store, &[(arg_i32(args, 3), 0)]),
@@ -197,11 +202,20 @@ fn clock_now(id: i32) -> Option<u64> {
     }
 }
 
-fn random_get(ctx: &GuestCtx, store: &impl wasmer::AsStoreRef, ptr: i32, len: i32) -> i32 {
+fn random_get(
+    ctx: &GuestCtx,
+    store: &impl wasmer::AsStoreRef,
+    ptr: i32,
+    len: i32,
+) -> Result<i32, RuntimeError> {
     let len = len as u32;
     if len > MAX_RANDOM_BYTES {
-        return EINVAL;
+        return Ok(EINVAL);
     }
+    if !in_bounds(ctx, store, ptr as u32, len) {
+        return Ok(EFAULT);
+    }
+    ctx.charge(bytes_cost(len.into()))?;
     let mut buf = vec![0u8; len as usize];
     let mut filled = 0;
     while filled < buf.len() {
@@ -209,14 +223,21 @@ fn random_get(ctx: &GuestCtx, store: &impl wasmer::AsStoreRef, ptr: i32, len: i3
         let n =
             unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if n <= 0 {
-            return EFAULT;
+            return Ok(EFAULT);
         }
         filled += n as usize;
     }
-    view_write(ctx, store, ptr, &buf)
+    Ok(view_write(ctx, store, ptr, &buf))
 }
 
-fn fd_write(ctx: &mut GuestCtx, store: &impl wasmer::AsStoreRef, args: &[Value]) -> i32 {
+/// `fd_write` to stdout or stderr. Copies only what the stream still keeps (at most
+/// [`crate::guest_output::MAX_CAPTURED_BYTES`] per call); the rest is bounds-checked and counted,
+/// never read or allocated, so a call's work is O(iovecs + bytes kept).
+fn fd_write(
+    ctx: &mut GuestCtx,
+    store: &impl wasmer::AsStoreRef,
+    args: &[Value],
+) -> Result<i32, RuntimeError> {
     let (fd, iovs, iovs_len, nwritten_ptr) = (
         arg_i32(args, 0),
         arg_i32(args, 1) as u32,
@@ -224,28 +245,48 @@ fn fd_write(ctx: &mut GuestCtx, store: &impl wasmer::AsStoreRef, args: &[Value])
         arg_i32(args, 3),
     );
     if fd != 1 && fd != 2 {
-        return EBADF;
+        return Ok(EBADF);
+    }
+    if iovs_len > MAX_IOVS {
+        return Ok(EINVAL);
     }
     let mut written: u32 = 0;
     for i in 0..iovs_len {
+        ctx.charge(1)?;
         let mut iov = [0u8; 8];
         if !view_read(ctx, store, iovs.wrapping_add(i * 8), &mut iov) {
-            return EFAULT;
+            return Ok(EFAULT);
         }
-        let base = u32::from_le_bytes(iov[0..4].try_into().expect("4 bytes"));
-        let len = u32::from_le_bytes(iov[4..8].try_into().expect("4 bytes"));
-        let mut data = vec![0u8; len as usize];
-        if !view_read(ctx, store, base, &mut data) {
-            return EFAULT;
+        let [b0, b1, b2, b3, l0, l1, l2, l3] = iov;
+        let base = u32::from_le_bytes([b0, b1, b2, b3]);
+        let len = u32::from_le_bytes([l0, l1, l2, l3]);
+        if !in_bounds(ctx, store, base, len) {
+            return Ok(EFAULT);
         }
-        if fd == 1 {
-            ctx.stdout.write(&data);
+        let room = if fd == 1 {
+            ctx.stdout.room()
         } else {
-            ctx.stderr.write(&data);
+            ctx.stderr.room()
+        };
+        let kept = (len as usize).min(room);
+        let mut data = Vec::new();
+        if kept > 0 {
+            ctx.charge(bytes_cost(kept as u64))?;
+            data.resize(kept, 0);
+            if !view_read(ctx, store, base, &mut data) {
+                return Ok(EFAULT);
+            }
         }
+        let stream = if fd == 1 {
+            &mut ctx.stdout
+        } else {
+            &mut ctx.stderr
+        };
+        stream.write(&data);
+        stream.drop_bytes(len as usize - kept);
         written = written.saturating_add(len);
     }
-    write_u32s(ctx, store, &[(nwritten_ptr, written)])
+    Ok(write_u32s(ctx, store, &[(nwritten_ptr, written)]))
 }
 
 fn fd_fdstat_get(ctx: &GuestCtx, store: &impl wasmer::AsStoreRef, fd: i32, ptr: i32) -> i32 {
