@@ -107,8 +107,9 @@ fn unload(name: &str) {
     catalog::announce_change();
 }
 
-/// WebAssembly text to binary. Syntax errors give line and column.
+/// WebAssembly text to binary. Syntax errors give line and column. Runs on a worker thread, so
+/// a cancel or statement_timeout stops it.
 #[pg_extern(immutable, parallel_safe)]
 fn wat(source: &str) -> Vec<u8> {
-    cache::wat_to_wasm(source, "(text)").or_report()
+    cache::wat_to_wasm(source).or_report()
 }

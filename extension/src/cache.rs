@@ -603,10 +603,8 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     Ok(entry)
 }
 
-/// Compile WebAssembly text to binary; errors carry line and column. Text longer than
-/// `wasm.max_module_size` is refused before it is parsed.
-pub fn wat_to_wasm(source: &str, label: &str) -> Result<Vec<u8>, PlWasmError> {
-    check_size(label, source.len())?;
+/// Compile WebAssembly text to binary (interruptibly); errors carry line and column.
+pub fn wat_to_wasm(source: &str) -> Result<Vec<u8>, PlWasmError> {
     runtime::wat_to_wasm(source).map_err(|message| PlWasmError::WatSyntax { message })
 }
 
@@ -638,7 +636,7 @@ pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmEr
         Some(module) => module,
         None => {
             check_size("(inline)", source.len())?;
-            let bytes = wat_to_wasm(source, "(inline)").map_err(|e| PlWasmError::InvalidBody {
+            let bytes = wat_to_wasm(source).map_err(|e| PlWasmError::InvalidBody {
                 function: function.to_string(),
                 reason: e.to_string(),
             })?;

@@ -1,0 +1,207 @@
+-- What a hostile SQL user and a hostile module author can try (issue "security"). Every case
+-- checks that no privilege changed, that the backend answers the next statement, and that the
+-- postmaster did not restart; every wait is bounded by statement_timeout, and "stopped_promptly"
+-- checks that a stop landed within seconds on the statement it was meant for.
+-- The file stands alone: it creates what it uses in schema sec and drops it at the end.
+CREATE SCHEMA sec;
+-- A crash restarts the checkpointer (pg_postmaster_start_time() survives a crash-restart).
+CREATE TEMP TABLE sec_checkpointer AS
+    SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer';
+CREATE ROLE sec_plain LOGIN;                    -- no privilege at all
+CREATE ROLE sec_loader LOGIN IN ROLE wasm_loader;
+GRANT USAGE ON SCHEMA sec TO sec_plain, sec_loader;
+GRANT CREATE ON SCHEMA sec TO sec_plain, sec_loader;
+SELECT wasm.load('sec_basic', wasm.wat('(module (func (export "add") (param i32 i32) (result i32)
+    local.get 0 local.get 1 i32.add))'));
+CREATE FUNCTION sec.add(int, int) RETURNS int LANGUAGE wasm STRICT AS 'sec_basic:add';
+
+------------------------------------------------------------------------------------------------
+-- 1. Escalation through objects the caller controls. plwasm reads and writes its catalog without
+--    SQL and without switching user, so a type in pg_temp (searched first for types) or an
+--    operator in the caller's schema never runs with rights the caller lacks.
+SET SESSION AUTHORIZATION sec_plain;
+CREATE FUNCTION pg_temp.evil(t pg_catalog.text) RETURNS boolean LANGUAGE plpgsql AS
+    $f$ BEGIN EXECUTE 'ALTER ROLE sec_plain SUPERUSER'; RETURN true; END $f$;
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.evil(VALUE));
+-- Binding a function to a stored module (the validator reads and locks the module's row).
+CREATE FUNCTION pg_temp.x(int, int) RETURNS int LANGUAGE wasm AS 'sec_basic:add';
+SELECT pg_temp.x(1, 2);
+-- Calling a function over a stored module: this role's first call reads the catalog.
+SELECT sec.add(20, 22);
+SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('sec_basic', 'sec')$$);
+DROP FUNCTION pg_temp.x(int, int);
+RESET SESSION AUTHORIZATION;
+SELECT rolsuper AS plain_became_superuser FROM pg_roles WHERE rolname = 'sec_plain';
+
+-- A loader that owns a schema puts an operator "=" (text, text) before pg_catalog.
+CREATE SCHEMA sec_ops AUTHORIZATION sec_loader;
+SET SESSION AUTHORIZATION sec_loader;
+CREATE FUNCTION sec_ops.evil_eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS
+    $f$ BEGIN EXECUTE 'ALTER ROLE sec_loader SUPERUSER'; RETURN a OPERATOR(pg_catalog.=) b; END $f$;
+CREATE OPERATOR sec_ops.= (LEFTARG = text, RIGHTARG = text, FUNCTION = sec_ops.evil_eq);
+SET search_path = sec_ops, pg_catalog;
+SELECT wasm.load('sec_mine', wasm.wat('(module (func (export "one") (result i32) i32.const 1))'));
+SELECT wasm.load('sec_mine', wasm.wat('(module (func (export "one") (result i32) i32.const 2))'), replace => true);
+CREATE FUNCTION sec.one() RETURNS int LANGUAGE wasm AS 'sec_mine';
+SELECT sec.one();
+DROP FUNCTION sec.one();
+SELECT wasm.unload('sec_mine');
+-- Someone else's module: refused, whatever the operators say.
+SELECT public.sqlstate_of($$SELECT wasm.unload('sec_basic')$$);
+RESET search_path;
+RESET SESSION AUTHORIZATION;
+SELECT rolsuper AS loader_became_superuser FROM pg_roles WHERE rolname = 'sec_loader';
+DROP SCHEMA sec_ops CASCADE;
+
+------------------------------------------------------------------------------------------------
+-- 2. Tables are capped like memory: all tables of an instance together hold at most
+--    wasm.max_memory bytes (8 bytes per element). table.grow past it returns -1; a declared
+--    minimum past it is refused (54000). -16 asked for 34 GB and aborted the backend.
+CREATE FUNCTION sec.tg(int) RETURNS int LANGUAGE wasm AS '(module (table $t 0 funcref)
+    (func (export "tg") (param i32) (result i32) (table.grow $t (ref.null func) (local.get 0))))';
+SELECT sec.tg(-16) AS grow_minus_16;
+SELECT sec.tg(1000) AS grow_1000;
+SELECT sec.tg(8388608) AS grow_past_64mb;          -- 64 MB / 8 = 8388608 elements in all
+SET wasm.max_memory = '1MB';                         -- a new instance, 131072 elements in all
+SELECT sec.tg(131072) AS grow_to_budget, sec.tg(1) AS grow_past_budget;
+-- Two tables share the budget: the first may take it all, the second keeps its minimum.
+CREATE FUNCTION sec.tg2(int, int) RETURNS int LANGUAGE wasm AS '(module
+    (table $a 0 funcref) (table $b 0 funcref)
+    (func (export "tg2") (param i32 i32) (result i32)
+        (i32.add (i32.mul (table.grow $a (ref.null func) (local.get 0)) (i32.const 10))
+                 (table.grow $b (ref.null func) (local.get 1)))))';
+SELECT sec.tg2(100000, 100000) AS a_ok_then_b_refused;   -- 0 * 10 + -1
+SELECT sqlstate_of($$CREATE FUNCTION sec.bigtable() RETURNS int LANGUAGE wasm AS
+    '(module (table 100000000 funcref) (func (export "bigtable") (result i32) i32.const 0))'$$);
+RESET wasm.max_memory;
+
+------------------------------------------------------------------------------------------------
+-- 3 and 11. Proposals that escape a limit are refused when the module is compiled: threads
+--    (a shared memory's memory.atomic.wait32 with timeout -1 blocked the backend in a futex no
+--    signal ended), multi-memory (wasm.max_memory caps the one memory), memory64.
+SELECT sqlstate_of($$SELECT wasm.load('sec_wait', wasm.wat('(module (memory 1 1 shared)
+    (func (export "w") (result i32)
+        (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1))))'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('sec_mm', wasm.wat('(module (memory 1) (memory 1))'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('sec_m64', wasm.wat('(module (memory i64 1))'))$$);
+SELECT count(*) AS stored FROM wasm.modules WHERE name IN ('sec_wait', 'sec_mm', 'sec_m64');
+
+------------------------------------------------------------------------------------------------
+-- 4. A start function runs armed like a call, and bulk instructions cost fuel by length: a loop
+--    of 64 MB memory.fill ran forever during CREATE FUNCTION (1 fuel per fill, no interrupt).
+SET statement_timeout = '300ms';
+SELECT clock_timestamp() AS t0 \gset
+CREATE FUNCTION sec.fill_start() RETURNS int LANGUAGE wasm AS '(module (memory 1024)
+    (func $s (loop $l (memory.fill (i32.const 0) (i32.const 0) (i32.const 67108864)) (br $l)))
+    (start $s) (func (export "fill_start") (result i32) i32.const 1))';
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 s' AS stopped_promptly;
+RESET statement_timeout;
+SET wasm.fuel_limit = 100000000;
+CREATE FUNCTION sec.fill_start() RETURNS int LANGUAGE wasm AS '(module (memory 1024)
+    (func $s (loop $l (memory.fill (i32.const 0) (i32.const 0) (i32.const 67108864)) (br $l)))
+    (start $s) (func (export "fill_start") (result i32) i32.const 1))';
+-- The same at call time, with memory.copy and table.fill.
+CREATE FUNCTION sec.copy_loop() RETURNS int LANGUAGE wasm AS '(module (memory 1024)
+    (func (export "copy_loop") (result i32)
+        (loop $l (memory.copy (i32.const 0) (i32.const 33554432) (i32.const 33554432)) (br $l))
+        i32.const 0))';
+SELECT sec.copy_loop();
+CREATE FUNCTION sec.tfill_loop() RETURNS int LANGUAGE wasm AS '(module (table 1000000 funcref)
+    (func (export "tfill_loop") (result i32)
+        (loop $l (table.fill (i32.const 0) (ref.null func) (i32.const 1000000)) (br $l))
+        i32.const 0))';
+SELECT sec.tfill_loop();
+RESET wasm.fuel_limit;
+-- A start function that finishes still runs, once, before the first call.
+CREATE FUNCTION sec.started() RETURNS int LANGUAGE wasm AS '(module (global $g (mut i32) (i32.const 0))
+    (func $s (global.set $g (i32.add (global.get $g) (i32.const 41)))) (start $s)
+    (func (export "started") (result i32) (global.get $g)))';
+SELECT sec.started();
+
+------------------------------------------------------------------------------------------------
+-- 5. WASI fd_write copies only what it keeps: 1000 iovecs of 64 MB each took 295 s in host code,
+--    allocating and copying every byte.
+SET statement_timeout = '20s';
+CREATE FUNCTION sec.flood(int) RETURNS int LANGUAGE wasm AS '(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1024)
+    (func (export "flood") (param $n i32) (result i32) (local $i i32)
+        (memory.fill (i32.const 16384) (i32.const 120) (i32.const 1048576))
+        (loop $l
+            (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 16384))
+            (i32.store (i32.add (i32.mul (local.get $i) (i32.const 8)) (i32.const 4))
+                       (i32.const 67092480))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+        (call $w (i32.const 1) (i32.const 0) (local.get $n) (i32.const 65536))))';
+SELECT clock_timestamp() AS t0 \gset
+SELECT sec.flood(1000) AS errno_1000_iovecs;
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 s' AS stopped_promptly;
+SELECT sec.flood(5000) AS errno_5000_iovecs;      -- EINVAL (28): more than IOV_MAX
+RESET statement_timeout;
+
+------------------------------------------------------------------------------------------------
+-- 6. Compiling runs on a worker thread while the backend keeps serving interrupts: 20000 nested
+--    blocks compile for a long time; statement_timeout stops the CREATE promptly and is not
+--    left over for the next statement (signals were blocked while compiling, so a timeout
+--    cancelled whatever ran next).
+SET statement_timeout = '300ms';
+SELECT clock_timestamp() AS t0 \gset
+DO $$ BEGIN EXECUTE format('CREATE FUNCTION sec.deep() RETURNS void LANGUAGE wasm AS %L',
+    '(module (func (export "deep") ' || repeat('(block ', 20000) || repeat(')', 20000) || '))'); END $$;
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 s' AS stopped_promptly;
+RESET statement_timeout;
+SELECT pg_sleep(0.5);
+SELECT 'the next statement runs' AS after_timeout;
+-- Inline modules are capped like loaded ones (wasm.max_module_size, checked before parsing).
+SET wasm.max_module_size = 100;
+SELECT sqlstate_of(format('CREATE FUNCTION sec.big() RETURNS int LANGUAGE wasm AS %L',
+    '(module (func (export "big") (result i32) i32.const 1) ' || repeat(' ', 200) || ')'));
+RESET wasm.max_module_size;
+
+------------------------------------------------------------------------------------------------
+-- 13, 14. Errors carry the SQLSTATE Postgres would use, never XX000.
+-- statement_timeout during _initialize: 57014, as anywhere else (was 38000).
+SET statement_timeout = '300ms';
+CREATE FUNCTION sec.init_spin() RETURNS int LANGUAGE wasm AS
+    '(module (func (export "_initialize") (loop $l (br $l)))
+             (func (export "init_spin") (result i32) i32.const 1))';
+RESET statement_timeout;
+SELECT sqlstate_of($$SELECT * FROM wasm.create_functions(NULL)$$);
+SET search_path = '';
+SELECT public.sqlstate_of($$SELECT * FROM wasm.create_functions('sec_basic')$$);
+RESET search_path;
+-- A description whose names carry NUL: 22023, nothing created.
+SELECT wasm.load('sec_nul', wasm.wat('(module
+    (@custom "plwasm.udfs" "{\"name\":\"a\00b\",\"export\":\"f\",\"args\":[],\"returns\":\"integer\",\"volatility\":\"immutable\"}\n")
+    (func (export "f") (result i32) i32.const 1))'));
+SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('sec_nul', 'sec')$$);
+-- NUL bytes a module prints or logs reach the client as U+FFFD, not as an internal error.
+CREATE FUNCTION sec.nul_out() RETURNS int LANGUAGE wasm AS '(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+    (import "plwasm" "log" (func $log (param i32 i32 i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 100) "a\00b\n")
+    (data (i32.const 0) "\64\00\00\00\04\00\00\00")
+    (func (export "nul_out") (result i32)
+        (call $log (i32.const 4) (i32.const 100) (i32.const 3))
+        (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16))))';
+SELECT sec.nul_out();
+-- proc_exit(0) in a set-returning function ends the set: the rows emitted so far are its result.
+CREATE FUNCTION sec.two_then_exit() RETURNS SETOF int LANGUAGE wasm AS '(module
+    (import "plwasm" "emit_i32" (func $emit (param i32)))
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (func (export "two_then_exit") (call $emit (i32.const 1)) (call $emit (i32.const 2))
+        (call $exit (i32.const 0))))';
+SELECT * FROM sec.two_then_exit();
+
+------------------------------------------------------------------------------------------------
+-- After all of it: the backend answers, no role gained anything, the postmaster did not restart.
+SELECT sec.add(1, 1) AS still_answering;
+SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN ('sec_plain', 'sec_loader') ORDER BY 1;
+SELECT (SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer') = pid
+    AS postmaster_not_restarted FROM sec_checkpointer;
+DROP SCHEMA sec CASCADE;
+SELECT wasm.unload(name) FROM wasm.modules WHERE name LIKE 'sec\_%' ORDER BY name;
+DROP OWNED BY sec_plain, sec_loader;
+DROP ROLE sec_plain, sec_loader;
