@@ -113,6 +113,8 @@ pub struct GuestOutput {
     pub stdout: (Vec<String>, usize),
     pub stderr: (Vec<String>, usize),
     pub logs: Vec<(i32, String)>,
+    /// `plwasm.log` messages not kept (past the per-call bounds).
+    pub logs_dropped: usize,
     pub rows: Vec<crate::guest::Emitted>,
     pub return_null: bool,
 }
@@ -482,16 +484,19 @@ impl Instantiated {
         if ctx.stdout.is_empty()
             && ctx.stderr.is_empty()
             && ctx.logs.is_empty()
+            && ctx.logs_dropped == 0
             && ctx.rows.is_empty()
             && !return_null
         {
             return None;
         }
         ctx.row_bytes = 0;
+        ctx.log_bytes = 0;
         Some(GuestOutput {
             stdout: ctx.stdout.take_lines(),
             stderr: ctx.stderr.take_lines(),
             logs: std::mem::take(&mut ctx.logs),
+            logs_dropped: std::mem::take(&mut ctx.logs_dropped),
             rows: std::mem::take(&mut ctx.rows),
             return_null,
         })

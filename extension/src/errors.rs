@@ -306,7 +306,8 @@ impl PlWasmError {
                 Some("The function recursed too deeply; the wasm stack of a call is 1MB.".into())
             }
             Self::UnsupportedImports { .. } => Some(
-                "plwasm provides WASI preview 1 (wasi_snapshot_preview1) and nothing else yet."
+                "plwasm provides functions of WASI preview 1 (wasi_snapshot_preview1) and of its \
+                 host API (plwasm), with their exact signatures; no memories, tables or globals."
                     .into(),
             ),
             _ => None,

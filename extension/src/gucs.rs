@@ -3,7 +3,7 @@
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
-/// `wasm.max_memory`, in kB: linear memory per instance.
+/// `wasm.max_memory`, in kB: linear memory per instance (and, separately, all its tables).
 pub static MAX_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 /// `wasm.fuel_limit`: instructions per call, 0 = unlimited.
 pub static FUEL_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -17,9 +17,10 @@ pub const WASM_PAGE_KB: i32 = 64;
 pub fn init() {
     GucRegistry::define_int_guc(
         c"wasm.max_memory",
-        c"Largest linear memory of one WebAssembly instance.",
-        c"memory.grow past it returns -1; a module whose declared minimum exceeds it cannot be \
-          instantiated. Rounded down to whole 64kB WebAssembly pages.",
+        c"Memory of one WebAssembly instance: its linear memory, and as much for all its tables.",
+        c"memory.grow and table.grow past it return -1; a module whose declared minimums exceed \
+          it cannot be instantiated. Rounded down to whole 64kB WebAssembly pages; table \
+          elements count 8 bytes.",
         &MAX_MEMORY_KB,
         WASM_PAGE_KB,
         4 * 1024 * 1024,
@@ -39,7 +40,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"wasm.max_module_size",
-        c"Largest WebAssembly module wasm.load accepts.",
+        c"Largest WebAssembly module wasm.load accepts, and longest inline module body.",
         c"",
         &MAX_MODULE_SIZE,
         8,

@@ -18,6 +18,9 @@ pub const EFAULT: i32 = 21;
 
 /// Longest log or error message kept from a guest, in bytes.
 pub const MAX_MESSAGE_BYTES: u32 = 8192;
+/// Most `plwasm.log` messages, and bytes of them, kept per call; the rest are counted.
+pub const MAX_LOGS: usize = 1000;
+pub const MAX_LOG_BYTES: usize = 64 * 1024;
 
 /// Per-instance host state for the guest's imports.
 #[derive(Default)]
@@ -27,6 +30,9 @@ pub struct GuestCtx {
     pub stderr: Captured,
     /// `plwasm.log` messages of the current call: (level, text).
     pub logs: Vec<(i32, String)>,
+    /// Bytes of `logs`, and messages not kept (past [`MAX_LOG_BYTES`] or [`MAX_LOGS`]).
+    pub log_bytes: usize,
+    pub logs_dropped: usize,
     /// Which arguments of the current call are NULL (`plwasm.arg_is_null`).
     pub null_args: Vec<bool>,
     /// Set by `plwasm.return_null` during the current call.

@@ -426,6 +426,15 @@ impl CallSite {
                 _ => pgrx::warning!("{message}"),
             }
         }
+        if output.logs_dropped > 0 {
+            pgrx::notice!(
+                "{}: {} plwasm.log messages were dropped (at most {} messages or {} bytes per call are kept)",
+                self.function,
+                output.logs_dropped,
+                crate::guest::MAX_LOGS,
+                crate::guest::MAX_LOG_BYTES
+            );
+        }
         let (stdout, stdout_dropped) = output.stdout;
         let (stderr, stderr_dropped) = output.stderr;
         for line in stdout {

@@ -17,12 +17,9 @@ use wasmer::{
 };
 
 use crate::guest::{
-    self, arg_i32, bytes_cost, read_message, view_read, Emitted, GuestCtx, MAX_MESSAGE_BYTES,
-    MAX_ROWS, MAX_ROW_BYTES,
+    self, arg_i32, bytes_cost, read_message, view_read, Emitted, GuestCtx, MAX_LOGS, MAX_LOG_BYTES,
+    MAX_MESSAGE_BYTES, MAX_ROWS, MAX_ROW_BYTES,
 };
-
-/// Most `plwasm.log` messages kept per call.
-const MAX_LOGS: usize = 1000;
 
 /// The host API's import module name.
 pub const MODULE: &str = "plwasm";
@@ -125,13 +122,17 @@ fn call(
             Ok(vec![])
         }
         "log" => {
-            // Bounded: at most 1000 messages per call are kept; later ones are not even read.
-            if ctx.logs.len() >= MAX_LOGS {
+            // Bounded: MAX_LOGS messages and MAX_LOG_BYTES per call are kept; later ones are
+            // counted, not even read.
+            let len = (arg_i32(args, 2) as u32).min(MAX_MESSAGE_BYTES) as usize;
+            if ctx.logs.len() >= MAX_LOGS || ctx.log_bytes + len > MAX_LOG_BYTES {
+                ctx.logs_dropped += 1;
                 return Ok(vec![]);
             }
-            ctx.charge(bytes_cost(u64::from(MAX_MESSAGE_BYTES)))?;
+            ctx.charge(bytes_cost(len as u64))?;
             let text = read_message(ctx, &store, arg_i32(args, 1), arg_i32(args, 2))
                 .unwrap_or_else(|| "<log message outside the module's memory>".into());
+            ctx.log_bytes += len;
             ctx.logs.push((arg_i32(args, 0), text));
             Ok(vec![])
         }

@@ -160,6 +160,53 @@ SELECT sqlstate_of(format('CREATE FUNCTION sec.big() RETURNS int LANGUAGE wasm A
 RESET wasm.max_module_size;
 
 ------------------------------------------------------------------------------------------------
+-- 9. Unload and replace see a function bound while they waited, under REPEATABLE READ too: they
+--    wait for the binding transaction's lock on the module's name, then list bound functions
+--    from the latest committed catalog, not from their transaction's old snapshot.
+CREATE FUNCTION sec.wait_for_lock_waiter() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        IF EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'object') THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT wasm.load('sec_pin', wasm.wat('(module (func (export "one") (result i32) i32.const 1))'));
+SELECT dblink_connect('sec_other', format('dbname=%s port=%s host=%s user=%s',
+       current_database(), current_setting('port'),
+       split_part(current_setting('unix_socket_directories'), ',', 1), current_user));
+SELECT dblink_exec('sec_other', 'SET statement_timeout = ''20s''');
+SELECT dblink_exec('sec_other', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+SELECT * FROM dblink('sec_other', 'SELECT 1') AS t(snapshot_taken int);
+BEGIN;
+CREATE FUNCTION sec.pinned() RETURNS int LANGUAGE wasm AS 'sec_pin:one';
+SELECT dblink_send_query('sec_other', 'SELECT wasm.unload(''sec_pin'')');
+SELECT sec.wait_for_lock_waiter() AS unload_waits;
+COMMIT;
+SELECT * FROM dblink_get_result('sec_other') AS t(r text);
+SELECT * FROM dblink_get_result('sec_other') AS t(r text);
+SELECT dblink_exec('sec_other', 'ROLLBACK');
+SELECT sec.pinned() AS still_bound;
+DROP FUNCTION sec.pinned();
+-- The same for a replace that would break the new function.
+SELECT dblink_exec('sec_other', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+SELECT * FROM dblink('sec_other', 'SELECT 1') AS t(snapshot_taken int);
+BEGIN;
+CREATE FUNCTION sec.pinned2() RETURNS int LANGUAGE wasm AS 'sec_pin:one';
+SELECT dblink_send_query('sec_other',
+    'SELECT wasm.load(''sec_pin'', wasm.wat(''(module (func (export "two") (result i32) i32.const 2))''), true)');
+SELECT sec.wait_for_lock_waiter() AS replace_waits;
+COMMIT;
+SELECT * FROM dblink_get_result('sec_other') AS t(r text);
+SELECT * FROM dblink_get_result('sec_other') AS t(r text);
+SELECT dblink_exec('sec_other', 'ROLLBACK');
+SELECT sec.pinned2() AS still_works;
+SELECT dblink_disconnect('sec_other');
+DROP FUNCTION sec.pinned2();
+
+------------------------------------------------------------------------------------------------
 -- 13, 14. Errors carry the SQLSTATE Postgres would use, never XX000.
 -- statement_timeout during _initialize: 57014, as anywhere else (was 38000).
 SET statement_timeout = '300ms';
@@ -194,6 +241,22 @@ CREATE FUNCTION sec.two_then_exit() RETURNS SETOF int LANGUAGE wasm AS '(module
     (func (export "two_then_exit") (call $emit (i32.const 1)) (call $emit (i32.const 2))
         (call $exit (i32.const 0))))';
 SELECT * FROM sec.two_then_exit();
+
+------------------------------------------------------------------------------------------------
+-- 15. plwasm.log keeps at most 1000 messages or 64 kB per call (1000 messages of 8 kB wrote
+--     8 MB to the server log per call); the rest are counted, not read.
+CREATE FUNCTION sec.chatty() RETURNS int LANGUAGE wasm AS '(module
+    (import "plwasm" "log" (func $log (param i32 i32 i32)))
+    (memory (export "memory") 1)
+    (func (export "chatty") (result i32) (local $i i32)
+        (loop $l
+            (call $log (i32.const 0) (i32.const 0) (i32.const 8192))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+        (local.get $i)))';
+SET client_min_messages = notice;
+SELECT sec.chatty();
+RESET client_min_messages;
 
 ------------------------------------------------------------------------------------------------
 -- After all of it: the backend answers, no role gained anything, the postmaster did not restart.
