@@ -34,8 +34,11 @@ cluster_start() {
     fi
     # Restart so the server loads the freshly installed extension library.
     cluster_stop "$dir"
-    # The server does not inherit developer settings such as RUST_BACKTRACE (slow, noisy errors).
-    as_cluster_user env -u RUST_BACKTRACE -u RUST_LOG "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null
+    # The server does not inherit developer settings such as RUST_BACKTRACE (slow, noisy errors);
+    # CLUSTER_ENV adds variables on purpose (the regression tests set RUST_BACKTRACE=1 to prove
+    # no backtrace reaches a client).
+    # shellcheck disable=SC2086
+    as_cluster_user env -u RUST_BACKTRACE -u RUST_LOG ${CLUSTER_ENV:-} "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null
 }
 
 cluster_psql() {

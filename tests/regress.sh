@@ -50,7 +50,8 @@ chmod -R a+rX "$wasm_dir"
 
 # shellcheck source=scripts/cluster.sh
 source "$ROOT/scripts/cluster.sh"
-cluster_start "$WORK" "$PORT" client_min_messages=warning
+# RUST_BACKTRACE=1: a Rust backtrace must never reach a client, even when the server runs with it.
+CLUSTER_ENV="RUST_BACKTRACE=1" cluster_start "$WORK" "$PORT" client_min_messages=warning
 trap 'cluster_stop "$WORK"' EXIT
 
 PGOPTIONS="-c client_min_messages=warning" cluster_psql "$WORK" "$PORT" -d postgres -v ON_ERROR_STOP=1 \

@@ -102,6 +102,11 @@ impl SqlScalar {
 
     /// Convert a wasm result to a datum of this type. `Err(v)` carries an out-of-range value.
     #[inline]
+    #[allow(
+        clippy::unreachable,
+        clippy::expect_used,
+        reason = "invariant: the call site checked the export's wasm signature against the SQL one, and scalar datums are never NULL"
+    )]
     pub fn from_wasm(self, value: &Value) -> Result<pg_sys::Datum, i64> {
         let datum = match (self, value) {
             (Self::Int2, Value::I32(v)) => i16::try_from(*v).map_err(|_| *v as i64)?.into_datum(),

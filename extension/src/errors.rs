@@ -316,6 +316,10 @@ impl PlWasmError {
 
     /// Raise this error as a Postgres ERROR. Never returns.
     #[track_caller]
+    #[allow(
+        clippy::unreachable,
+        reason = "invariant: an ERROR-level report does not return"
+    )]
     pub fn report(self) -> ! {
         let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "plwasm");
         if let Some(detail) = self.detail() {

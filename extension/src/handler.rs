@@ -61,9 +61,14 @@ impl CallSite {
             FunctionTarget::Inline { source, .. } => (cache::inline(source, &f.display)?, None),
         };
         binding::check(&f, &signature, &target, &instance.exports)?;
-        let export_fn = instance
-            .function(target.export())
-            .expect("export checked above");
+        let export_fn =
+            instance
+                .function(target.export())
+                .ok_or_else(|| PlWasmError::ExportNotFound {
+                    function: f.display.clone(),
+                    module: target.module_label().to_string(),
+                    export: target.export().to_string(),
+                })?;
         Ok(Self {
             function: f.display,
             export: target.export().to_string(),
@@ -88,37 +93,17 @@ impl CallSite {
         if self.decoder.is_some() && layout != self.decoder_layout {
             self.decoder = None;
         }
-        if self.decoder.is_none() {
-            self.decoder_layout = layout;
-            let context = format!(
-                "function {} (module \"{}\", export \"{}\")",
-                self.function, self.instance.label, self.export
-            );
-            let decoder = if json_form::is_row_type(self.result_type) {
-                let mut tupdesc: pg_sys::TupleDesc = std::ptr::null_mut();
-                // SAFETY: fcinfo is valid (caller's contract).
-                let class = unsafe {
-                    pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut tupdesc)
-                };
-                if class != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE || tupdesc.is_null() {
-                    pgrx::ereport!(
-                        ERROR,
-                        pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                        format!(
-                            "function {} returns record and was called in a context that cannot accept type record",
-                            self.function
-                        ),
-                        "Declare OUT parameters or RETURNS TABLE (...), or give a column definition list."
-                    );
-                }
-                // SAFETY: a valid descriptor from get_call_result_type.
-                unsafe { JsonDecoder::for_row(tupdesc, context) }
-            } else {
-                JsonDecoder::for_value(self.result_type, context)
-            };
-            self.decoder = Some(decoder);
-        }
-        self.decoder.as_ref().expect("made above")
+        self.decoder_layout = layout;
+        let (function, label, export, result_type) = (
+            &self.function,
+            &self.instance.label,
+            &self.export,
+            self.result_type,
+        );
+        self.decoder.get_or_insert_with(|| {
+            // SAFETY: fcinfo is valid (caller's contract).
+            unsafe { make_decoder(function, label, export, result_type, fcinfo) }
+        })
     }
 
     fn mismatch(&self, reason: json_form::DecodeError) -> ! {
@@ -237,7 +222,13 @@ impl CallSite {
             (Some(SqlType::Bytes(ty)), WireResult::Bytes(bytes)) => {
                 values::from_bytes(ty, &bytes).unwrap_or_else(|reason| self.bad_result(reason))
             }
-            _ => unreachable!("the result's form follows the signature"),
+            (_, _) => PlWasmError::AbiViolation {
+                function: self.function.clone(),
+                module: self.instance.label.clone(),
+                export: self.export.clone(),
+                reason: "its result does not have the form its signature declares".into(),
+            }
+            .report(),
         }
     }
 
@@ -268,7 +259,11 @@ impl CallSite {
                     )
                 );
             }
-            let ty = self.signature.result.expect("SETOF has a type");
+            let Some(ty) = self.signature.result else {
+                // SETOF void is refused by the signature check; answer an empty set anyway.
+                (*fcinfo).isnull = true;
+                return pg_sys::Datum::from(0usize);
+            };
             let json = matches!(ty, SqlType::Bytes(BytesType::JsonForm(_)));
             // Rows of a composite type (SETOF t, RETURNS TABLE) have the decoder's descriptor.
             let row_desc = if json {
@@ -307,11 +302,11 @@ impl CallSite {
                     (SqlType::Bytes(BytesType::JsonForm(_)), Emitted::Bytes(bytes)) => {
                         let json =
                             values::utf8(&bytes).unwrap_or_else(|reason| self.bad_result(reason));
-                        let decoded = self.decoder.as_ref().expect("made above").decode(
-                            json,
-                            &mut values,
-                            &mut nulls,
-                        );
+                        let decoded = match &self.decoder {
+                            Some(decoder) => decoder.decode(json, &mut values, &mut nulls),
+                            // Made above for every JSON-form row type.
+                            None => self.decoder(fcinfo).decode(json, &mut values, &mut nulls),
+                        };
                         if let Err(reason) = decoded {
                             self.mismatch(reason);
                         }
@@ -463,6 +458,38 @@ impl CallSite {
             .into_error(&self.function, &self.instance.label, &self.export)
             .report()
     }
+}
+
+/// A JSON-form result decoder for `result_type` (a row type's descriptor comes from the call).
+///
+/// # Safety
+/// `fcinfo` is the current call's valid FunctionCallInfo.
+unsafe fn make_decoder(
+    function: &str,
+    label: &str,
+    export: &str,
+    result_type: pg_sys::Oid,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> JsonDecoder {
+    let context = format!("function {function} (module \"{label}\", export \"{export}\")");
+    if !json_form::is_row_type(result_type) {
+        return JsonDecoder::for_value(result_type, context);
+    }
+    let mut tupdesc: pg_sys::TupleDesc = std::ptr::null_mut();
+    // SAFETY: fcinfo is valid (caller's contract).
+    let class = unsafe { pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut tupdesc) };
+    if class != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE || tupdesc.is_null() {
+        pgrx::ereport!(
+            ERROR,
+            pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "function {function} returns record and was called in a context that cannot accept type record"
+            ),
+            "Declare OUT parameters or RETURNS TABLE (...), or give a column definition list."
+        );
+    }
+    // SAFETY: a valid descriptor from get_call_result_type.
+    unsafe { JsonDecoder::for_row(tupdesc, context) }
 }
 
 /// Tells the function manager that `plwasm_call_handler` uses the version-1 calling convention.

@@ -297,7 +297,10 @@ impl<'a> FunctionMiddleware<'a> for FunctionInstrument<'a> {
                 }
                 state.push_operator(op);
                 if is_loop {
-                    let cost = *loops.next().expect("one cost per loop");
+                    let cost = loops
+                        .next()
+                        .copied()
+                        .ok_or_else(|| MiddlewareError::new("plwasm", "a loop was not counted"))?;
                     self.emit_check(cost, state);
                 }
             }

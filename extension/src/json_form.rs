@@ -65,6 +65,10 @@ pub fn row_layout(oid: pg_sys::Oid) -> u64 {
 ///
 /// # Safety
 /// `datum` must be a non-NULL value of type `oid`.
+#[allow(
+    clippy::expect_used,
+    reason = "invariant: array_to_json of an array is never NULL"
+)]
 pub unsafe fn to_json(oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
     // SAFETY: the caller guarantees the datum's type; every call below is a plain Postgres API
     // on a valid datum, and array_to_json takes the element type from the array itself.
@@ -248,6 +252,10 @@ impl JsonDecoder {
     /// row), allocated in the current memory context; returns whether the JSON was `null` (a
     /// row is then all NULLs). Postgres's own conversion errors are raised with a detail line
     /// naming the function.
+    #[allow(
+        clippy::unreachable,
+        reason = "invariant: an ERROR-level report does not return"
+    )]
     pub fn decode(
         &self,
         json: &str,
@@ -326,6 +334,7 @@ impl JsonDecoder {
     /// Raw SPI between SPI_connect and SPI_finish (an ERROR in between is cleaned up by the
     /// (sub)transaction abort it causes). The results are copied into the caller's memory
     /// context before SPI_finish frees them.
+    #[allow(clippy::expect_used, reason = "invariant: a text datum is never NULL")]
     unsafe fn convert(&self, text: &str, values: &mut Vec<pg_sys::Datum>, nulls: &mut Vec<bool>) {
         // SAFETY: the function's contract.
         unsafe {
@@ -506,6 +515,10 @@ pub fn plans_prepared() -> u64 {
 }
 
 /// Prepare and keep a one-text-parameter statement.
+#[allow(
+    clippy::expect_used,
+    reason = "invariant: the statement is made of catalog type spellings and quoted names, which hold no NUL"
+)]
 fn prepare(query: &str) -> pg_sys::SPIPlanPtr {
     PLANS_PREPARED.with(|n| n.set(n.get() + 1));
     let query = CString::new(query).expect("generated SQL has no NUL");

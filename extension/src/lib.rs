@@ -21,6 +21,21 @@
 //! - [`privileges`]: who may load, replace and unload; plwasm's own catalog access;
 //! - [`errors`]: every error, with its SQLSTATE.
 
+// Nothing reachable from SQL or a module may panic: failures are typed errors with SQLSTATEs.
+// The few invariants that keep an `expect`/`unreachable!` say why, in an `allow` with a reason
+// (`grep -rn "allow(clippy::" extension/src` lists them).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 use pgrx::prelude::*;
 
 pub mod abi;
@@ -46,6 +61,12 @@ pub mod values;
 pub mod wasi;
 
 #[cfg(any(test, feature = "pg_test"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "in-backend tests fail by panicking"
+)]
 pub mod tests;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -54,7 +75,18 @@ pub mod tests;
 /// backend on first use, never in the postmaster.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    hide_host_backtraces();
     gucs::init();
+}
+
+/// pgrx attaches a Rust backtrace to the DETAIL of an error raised through Rust whenever the
+/// server runs with `RUST_BACKTRACE` set: host internals, never for a client. `RUST_LIB_BACKTRACE`
+/// takes precedence for `Backtrace::capture` (what pgrx uses), so turning it off here keeps
+/// backtraces out of every error while leaving panic messages on stderr as they were.
+fn hide_host_backtraces() {
+    // SAFETY (of the environment write): _PG_init runs at library load, before this process
+    // starts any thread of plwasm's (Wasmer's threads are created lazily, later).
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
 }
 
 extension_sql_file!("../../sql/catalog.sql", name = "catalog");

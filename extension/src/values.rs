@@ -61,6 +61,10 @@ pub fn element_size(scalar: SqlScalar) -> usize {
 /// # Safety
 /// `datum` must be a non-NULL value of a type `ty` describes; the bytes live as long as the
 /// current memory context (the call).
+#[allow(
+    clippy::expect_used,
+    reason = "invariant: pg_detoast_datum never returns NULL"
+)]
 pub unsafe fn to_bytes<'a>(
     ty: BytesType,
     datum: pg_sys::Datum,
@@ -123,6 +127,10 @@ unsafe fn output_text(type_oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
 
 /// Parse text through a type's input function (Postgres reports invalid input itself; a
 /// domain's input function checks its constraints).
+#[allow(
+    clippy::expect_used,
+    reason = "invariant: callers pass text already checked to hold no NUL (values::utf8)"
+)]
 pub fn input_text(type_oid: pg_sys::Oid, text: &str) -> pg_sys::Datum {
     let text = CString::new(text).expect("NUL bytes were rejected before");
     // SAFETY: a valid C string and the type's own input function.
@@ -144,6 +152,10 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, ValueError> {
 }
 
 /// An array datum from packed little-endian elements of `N` bytes (`bytes.len()` is a multiple).
+#[allow(
+    clippy::expect_used,
+    reason = "invariant: chunks_exact(N) yields N-byte chunks"
+)]
 fn packed<const N: usize, T: IntoDatum>(
     bytes: &[u8],
     decode: fn([u8; N]) -> T,
@@ -160,6 +172,11 @@ where
 
 /// The datum for bytes a guest returned as a value of `ty` (not JSON form: a call site's
 /// [`crate::json_form::JsonDecoder`] parses those).
+#[allow(
+    clippy::unreachable,
+    clippy::expect_used,
+    reason = "invariant: JSON-form results go through a JsonDecoder (the caller matches on it first), and non-NULL values make non-NULL datums"
+)]
 pub fn from_bytes(ty: BytesType, bytes: &[u8]) -> Result<pg_sys::Datum, ValueError> {
     let datum = match ty {
         BytesType::JsonForm(_) => unreachable!("JSON-form results go through a JsonDecoder"),

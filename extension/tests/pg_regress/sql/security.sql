@@ -223,6 +223,17 @@ SELECT wasm.load('sec_nul', wasm.wat('(module
     (@custom "plwasm.udfs" "{\"name\":\"a\00b\",\"export\":\"f\",\"args\":[],\"returns\":\"integer\",\"volatility\":\"immutable\"}\n")
     (func (export "f") (result i32) i32.const 1))'));
 SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('sec_nul', 'sec')$$);
+-- No host backtrace reaches a client, although this server runs with RUST_BACKTRACE=1 (see
+-- tests/regress.sh): a Postgres error raised inside plwasm's Rust code (CREATE FUNCTION run by
+-- wasm.create_functions, a second time) keeps its own message and no DETAIL.
+SELECT wasm.load('sec_desc', wasm.wat('(module
+    (@custom "plwasm.udfs" "{\"name\":\"described\",\"export\":\"f\",\"args\":[],\"returns\":\"integer\",\"volatility\":\"immutable\"}\n")
+    (func (export "f") (result i32) i32.const 7))'));
+SELECT * FROM wasm.create_functions('sec_desc', 'sec');
+\set VERBOSITY default
+SELECT * FROM wasm.create_functions('sec_desc', 'sec');
+\set VERBOSITY terse
+SELECT sec.described();
 -- NUL bytes a module prints or logs reach the client as U+FFFD, not as an internal error.
 CREATE FUNCTION sec.nul_out() RETURNS int LANGUAGE wasm AS '(module
     (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
