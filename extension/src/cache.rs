@@ -318,6 +318,15 @@ impl Instantiated {
                 });
             }
         }
+        if let Some(env) = &guest {
+            // What the start function or _initialize asked of "the current call" (return_null,
+            // emitted rows) belongs to no call; what they printed or logged is reported with
+            // the first one.
+            let ctx = env.as_mut(&mut store);
+            ctx.return_null = false;
+            ctx.rows.clear();
+            ctx.row_bytes = 0;
+        }
         let memory = instance.exports.get_memory("memory").ok().cloned();
         let alloc = instance
             .exports

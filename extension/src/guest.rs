@@ -76,6 +76,8 @@ pub enum Emitted {
 /// returns, then written to a tuplestore, which spills to disk).
 pub const MAX_ROWS: usize = 10_000_000;
 pub const MAX_ROW_BYTES: usize = 256 * 1024 * 1024;
+/// What one kept row costs the host besides its value (its entry, growth slack, allocation).
+pub const ROW_OVERHEAD_BYTES: usize = 64;
 
 pub fn arg_i32(args: &[Value], i: usize) -> i32 {
     args.get(i).and_then(Value::i32).unwrap_or_default()

@@ -18,7 +18,7 @@ use wasmer::{
 
 use crate::guest::{
     self, arg_i32, bytes_cost, read_message, view_read, Emitted, GuestCtx, MAX_LOGS, MAX_LOG_BYTES,
-    MAX_MESSAGE_BYTES, MAX_ROWS, MAX_ROW_BYTES,
+    MAX_MESSAGE_BYTES, MAX_ROWS, MAX_ROW_BYTES, ROW_OVERHEAD_BYTES,
 };
 
 /// The host API's import module name.
@@ -81,12 +81,19 @@ fn call(
     let (ctx, store) = env.data_and_store_mut();
     ctx.charge(1)?;
     if let Some(kind) = name.strip_prefix("emit_") {
+        // Every row costs its host-side bookkeeping as well as its payload (a row of 0 bytes is
+        // not free): both count towards MAX_ROW_BYTES, checked before anything is allocated.
+        let len = match kind {
+            "bytes" => arg_i32(args, 1).max(0) as usize,
+            _ => 0,
+        };
+        if ctx.rows.len() >= MAX_ROWS || ctx.row_bytes + ROW_OVERHEAD_BYTES + len > MAX_ROW_BYTES {
+            return Err(too_large());
+        }
+        ctx.row_bytes += ROW_OVERHEAD_BYTES;
         let row = match kind {
             "bytes" => {
-                let (ptr, len) = (arg_i32(args, 0) as u32, arg_i32(args, 1).max(0) as usize);
-                if ctx.row_bytes + len > MAX_ROW_BYTES {
-                    return Err(too_large());
-                }
+                let ptr = arg_i32(args, 0) as u32;
                 ctx.charge(bytes_cost(len as u64))?;
                 let mut bytes = vec![0u8; len];
                 if !view_read(ctx, &store, ptr, &mut bytes) {
@@ -102,9 +109,6 @@ fn call(
             "null" => Emitted::Null,
             _ => Emitted::Value(args.first().cloned().unwrap_or(Value::I32(0))),
         };
-        if ctx.rows.len() >= MAX_ROWS {
-            return Err(too_large());
-        }
         ctx.rows.push(row);
         return Ok(vec![]);
     }
@@ -174,7 +178,8 @@ fn too_large() -> RuntimeError {
     RuntimeError::user(Box::new(GuestRaised {
         sqlstate: Some(*b"54000"),
         message: format!(
-            "a set-returning call emitted more than {MAX_ROWS} rows or {MAX_ROW_BYTES} bytes"
+            "a set-returning call emitted more than {MAX_ROWS} rows or {MAX_ROW_BYTES} bytes \
+             (counting {ROW_OVERHEAD_BYTES} bytes per row besides its value)"
         ),
         bad_sqlstate: None,
     }))

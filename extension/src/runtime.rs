@@ -88,7 +88,12 @@ fn new_engine() -> Engine {
 }
 
 /// This backend's engine (created on first use).
+///
+/// A compile abandoned by a cancelled statement holds the engine's lock until it ends; anything
+/// that uses the engine (a compile, a new Store, host functions) first waits for it here,
+/// interruptibly, instead of blocking on that lock where no cancel can reach it.
 pub fn engine() -> Engine {
+    wait_for_orphan();
     ENGINE.with(|cell| cell.borrow_mut().get_or_insert_with(new_engine).clone())
 }
 

@@ -117,6 +117,16 @@ CREATE FUNCTION sec.started() RETURNS int LANGUAGE wasm AS '(module (global $g (
     (func $s (global.set $g (i32.add (global.get $g) (i32.const 41)))) (start $s)
     (func (export "started") (result i32) (global.get $g)))';
 SELECT sec.started();
+-- What a start function does to "the current call" belongs to no call: return_null and emitted
+-- rows there do not leak into the first call.
+CREATE FUNCTION sec.start_rn() RETURNS int LANGUAGE wasm AS '(module
+    (import "plwasm" "return_null" (func $rn)) (start $rn)
+    (func (export "start_rn") (result i32) i32.const 7))';
+SELECT sec.start_rn() AS not_null;
+CREATE FUNCTION sec.start_emit() RETURNS SETOF int LANGUAGE wasm AS '(module
+    (import "plwasm" "emit_null" (func $en)) (import "plwasm" "emit_i32" (func $emit (param i32)))
+    (start $en) (func (export "start_emit") (call $emit (i32.const 5))))';
+SELECT * FROM sec.start_emit();
 
 ------------------------------------------------------------------------------------------------
 -- 5. WASI fd_write copies only what it keeps: 1000 iovecs of 64 MB each took 295 s in host code,
@@ -153,6 +163,13 @@ SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 s' AS stopped_prompt
 RESET statement_timeout;
 SELECT pg_sleep(0.5);
 SELECT 'the next statement runs' AS after_timeout;
+-- An abandoned compile may still hold the engine; a new instance (here: a new memory cap) waits
+-- for it interruptibly instead of blocking where no cancel reaches (it hung past terminate).
+SET statement_timeout = '60s';
+SET wasm.max_memory = '32MB';
+SELECT sec.add(2, 3) AS new_instance_after_abandoned_compile;
+RESET wasm.max_memory;
+RESET statement_timeout;
 -- Inline modules are capped like loaded ones (wasm.max_module_size, checked before parsing).
 SET wasm.max_module_size = 100;
 SELECT sqlstate_of(format('CREATE FUNCTION sec.big() RETURNS int LANGUAGE wasm AS %L',
@@ -252,6 +269,17 @@ CREATE FUNCTION sec.two_then_exit() RETURNS SETOF int LANGUAGE wasm AS '(module
     (func (export "two_then_exit") (call $emit (i32.const 1)) (call $emit (i32.const 2))
         (call $exit (i32.const 0))))';
 SELECT * FROM sec.two_then_exit();
+
+-- 12 (bounded meanwhile). Rows of a set-returning call count 64 bytes each besides their value
+-- towards the 256 MB cap: 10 million empty rows took ~385 MB of host memory.
+CREATE FUNCTION sec.many(int) RETURNS SETOF int LANGUAGE wasm AS '(module
+    (import "plwasm" "emit_i32" (func $emit (param i32)))
+    (func (export "many") (param $n i32) (local $i i32)
+        (loop $l (call $emit (local.get $i))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_s (local.get $i) (local.get $n))))))';
+SELECT count(*) FROM sec.many(1000);
+SELECT sqlstate_of($$SELECT count(*) FROM sec.many(9999999)$$);
 
 ------------------------------------------------------------------------------------------------
 -- 15. plwasm.log keeps at most 1000 messages or 64 kB per call (1000 messages of 8 kB wrote
