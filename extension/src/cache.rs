@@ -115,7 +115,6 @@ pub struct GuestOutput {
     pub logs: Vec<(i32, String)>,
     /// `plwasm.log` messages not kept (past the per-call bounds).
     pub logs_dropped: usize,
-    pub rows: Vec<crate::guest::Emitted>,
     pub return_null: bool,
 }
 
@@ -322,10 +321,9 @@ impl Instantiated {
             // What the start function or _initialize asked of "the current call" (return_null,
             // emitted rows) belongs to no call; what they printed or logged is reported with
             // the first one.
+            // (Rows emitted there went nowhere: no spool is attached outside a set-returning call.)
             let ctx = env.as_mut(&mut store);
             ctx.return_null = false;
-            ctx.rows.clear();
-            ctx.row_bytes = 0;
         }
         let memory = instance.exports.get_memory("memory").ok().cloned();
         let alloc = instance
@@ -374,6 +372,7 @@ impl Instantiated {
     #[inline]
     pub fn call(&self, function: &Function, params: &[Value]) -> Result<Box<[Value]>, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
+        let _discard = DiscardOnUnwind(self);
         let armed = self.budget.arm();
         let result = function.call(&mut *store, params);
         let stop = armed.finish();
@@ -391,6 +390,7 @@ impl Instantiated {
         bytes_result: bool,
     ) -> Result<WireResult, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
+        let _discard = DiscardOnUnwind(self);
         let armed = self.budget.arm();
         let outcome = self.exchange(&mut store, function, args, bytes_result);
         let stop = armed.finish();
@@ -474,6 +474,13 @@ impl Instantiated {
         Ok(out)
     }
 
+    /// Where `plwasm.emit_*` put rows during the next call (None: they are ignored).
+    pub fn set_spool(&self, spool: Option<crate::spool::SpoolPtr>) {
+        if let (Some(env), Ok(mut store)) = (&self.guest, self.store.try_borrow_mut()) {
+            env.as_mut(&mut *store).spool = spool;
+        }
+    }
+
     /// Tell the host API which arguments of the next call are NULL.
     pub fn set_null_args(&self, nulls: &[bool]) {
         if let (Some(env), Ok(mut store)) = (&self.guest, self.store.try_borrow_mut()) {
@@ -494,19 +501,16 @@ impl Instantiated {
             && ctx.stderr.is_empty()
             && ctx.logs.is_empty()
             && ctx.logs_dropped == 0
-            && ctx.rows.is_empty()
             && !return_null
         {
             return None;
         }
-        ctx.row_bytes = 0;
         ctx.log_bytes = 0;
         Some(GuestOutput {
             stdout: ctx.stdout.take_lines(),
             stderr: ctx.stderr.take_lines(),
             logs: std::mem::take(&mut ctx.logs),
             logs_dropped: std::mem::take(&mut ctx.logs_dropped),
-            rows: std::mem::take(&mut ctx.rows),
             return_null,
         })
     }
@@ -515,7 +519,10 @@ impl Instantiated {
     pub fn discard(&self) {
         self.alive.set(false);
         CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
+            // (Also called while unwinding: never panic on a busy cache.)
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return;
+            };
             let fresh_module = self.module.clone();
             cache
                 .retired_modules
@@ -523,6 +530,18 @@ impl Instantiated {
             cache.stored.retain(|_, e| e.alive.get());
             cache.inline.retain(|_, e| e.alive.get());
         });
+    }
+}
+
+/// Discards an instance when a Postgres ERROR raised inside a host function unwinds its call
+/// (the guest was stopped mid-way: its memory may be half-updated).
+struct DiscardOnUnwind<'a>(&'a Instantiated);
+
+impl Drop for DiscardOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.discard();
+        }
     }
 }
 

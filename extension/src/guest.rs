@@ -37,9 +37,9 @@ pub struct GuestCtx {
     pub null_args: Vec<bool>,
     /// Set by `plwasm.return_null` during the current call.
     pub return_null: bool,
-    /// Rows a set-returning call emitted (`plwasm.emit_*`), and their total size in bytes.
-    pub rows: Vec<Emitted>,
-    pub row_bytes: usize,
+    /// Where a set-returning call's `plwasm.emit_*` rows go (attached by the handler for the
+    /// call; None otherwise).
+    pub spool: Option<crate::spool::SpoolPtr>,
     /// The instance's fuel counter and interrupt flag (set once the instance exists).
     pub meter: Option<Meter>,
 }
@@ -63,21 +63,6 @@ impl GuestCtx {
 pub fn bytes_cost(bytes: u64) -> u64 {
     1 + bytes / crate::instrument::BULK_BYTES_PER_FUEL as u64
 }
-
-/// One row value a set-returning function emitted.
-#[derive(Debug)]
-pub enum Emitted {
-    Value(Value),
-    Bytes(Vec<u8>),
-    Null,
-}
-
-/// Most rows one call may emit, and most bytes (they are held in host memory until the call
-/// returns, then written to a tuplestore, which spills to disk).
-pub const MAX_ROWS: usize = 10_000_000;
-pub const MAX_ROW_BYTES: usize = 256 * 1024 * 1024;
-/// What one kept row costs the host besides its value (its entry, growth slack, allocation).
-pub const ROW_OVERHEAD_BYTES: usize = 64;
 
 pub fn arg_i32(args: &[Value], i: usize) -> i32 {
     args.get(i).and_then(Value::i32).unwrap_or_default()

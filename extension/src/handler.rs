@@ -21,6 +21,7 @@ use crate::cache::{self, CallFailure, GuestOutput, Instantiated, WireArg, WireRe
 use crate::catalog::{self, SqlFunction};
 use crate::errors::{OrReport, PlWasmError};
 use crate::json_form::{self, JsonDecoder};
+use crate::spool::{Row, Spool, SpoolPtr};
 use crate::target::FunctionTarget;
 use crate::values::{self, ValueError};
 
@@ -145,6 +146,11 @@ impl CallSite {
         }
         // A cancel that arrived before the call is handled before wasm starts.
         pgrx::check_for_interrupts!();
+        // A set-returning call's rows go to a spool (a tuplestore) as they are emitted.
+        let mut spool = self.signature.set_returning.then(Spool::new);
+        let _spool_guard = spool
+            .as_mut()
+            .map(|spool| SpoolAttached::attach(&self.instance, spool));
         let outcome = if self.uses_memory {
             // SAFETY: non-NULL arguments of the resolved types.
             let wire = unsafe { self.wire_args(args) };
@@ -168,11 +174,10 @@ impl CallSite {
                 .call(&self.export_fn, &self.params)
                 .map(WireResult::Values)
         };
+        drop(_spool_guard);
         let mut return_null = false;
-        let mut rows = Vec::new();
-        if let Some(mut output) = self.instance.take_output() {
+        if let Some(output) = self.instance.take_output() {
             return_null = output.return_null;
-            rows = std::mem::take(&mut output.rows);
             self.report_output(output);
         }
         let result = match outcome {
@@ -181,9 +186,9 @@ impl CallSite {
                 // proc_exit(0) ends the call normally; there is no result value, but the rows a
                 // set-returning call emitted before it are its result.
                 self.instance.discard();
-                if self.signature.set_returning {
+                if let Some(spool) = spool.as_mut() {
                     // SAFETY: fcinfo is valid; the rows were emitted by this call.
-                    return unsafe { self.materialize(fcinfo, rows) };
+                    return unsafe { self.materialize(fcinfo, spool) };
                 }
                 // SAFETY: fcinfo is valid.
                 unsafe { (*fcinfo).isnull = self.signature.result.is_some() };
@@ -191,9 +196,9 @@ impl CallSite {
             }
             Err(failure) => self.fail(failure),
         };
-        if self.signature.set_returning {
+        if let Some(spool) = spool.as_mut() {
             // SAFETY: fcinfo is valid; the rows were emitted by this call.
-            return unsafe { self.materialize(fcinfo, rows) };
+            return unsafe { self.materialize(fcinfo, spool) };
         }
         if return_null && self.signature.result.is_some() {
             // The guest called plwasm.return_null: its wasm result is ignored.
@@ -239,9 +244,8 @@ impl CallSite {
     unsafe fn materialize(
         &mut self,
         fcinfo: pg_sys::FunctionCallInfo,
-        rows: Vec<crate::guest::Emitted>,
+        spool: &mut Spool,
     ) -> pg_sys::Datum {
-        use crate::guest::Emitted;
         // SAFETY: Postgres passes a ReturnSetInfo for set-returning calls (checked below).
         unsafe {
             let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
@@ -290,28 +294,31 @@ impl CallSite {
             let row_memory = PgMemoryContexts::new("plwasm SETOF row");
             let mut values = Vec::with_capacity(width);
             let mut nulls = Vec::with_capacity(width);
-            for row in rows {
+            let this = &*self;
+            spool.for_each(|row| {
                 let old = pg_sys::MemoryContextSwitchTo(row_memory.value());
                 values.clear();
                 nulls.clear();
                 match (ty, row) {
-                    (_, Emitted::Null) => {
+                    (_, Row::Null) => {
                         values.resize(width, pg_sys::Datum::from(0usize));
                         nulls.resize(width, true);
                     }
-                    (SqlType::Bytes(BytesType::JsonForm(_)), Emitted::Bytes(bytes)) => {
+                    (SqlType::Bytes(BytesType::JsonForm(_)), Row::Bytes(bytes)) => {
                         let json =
-                            values::utf8(&bytes).unwrap_or_else(|reason| self.bad_result(reason));
-                        let decoded = match &self.decoder {
+                            values::utf8(bytes).unwrap_or_else(|reason| this.bad_result(reason));
+                        // Made above (row_desc) for every JSON-form result.
+                        let decoded = match &this.decoder {
                             Some(decoder) => decoder.decode(json, &mut values, &mut nulls),
-                            // Made above for every JSON-form row type.
-                            None => self.decoder(fcinfo).decode(json, &mut values, &mut nulls),
+                            None => Err(json_form::DecodeError::NotAnObject {
+                                type_name: "(no decoder)".into(),
+                            }),
                         };
                         if let Err(reason) = decoded {
-                            self.mismatch(reason);
+                            this.mismatch(reason);
                         }
                     }
-                    (SqlType::Scalar(scalar), Emitted::Value(value))
+                    (SqlType::Scalar(scalar), Row::Value(value))
                         if crate::abi::WasmType::from(value.ty()) == scalar.wasm_type() =>
                     {
                         match scalar.from_wasm(&value) {
@@ -319,22 +326,22 @@ impl CallSite {
                                 values.push(datum);
                                 nulls.push(false);
                             }
-                            Err(value) => self.out_of_range(value, scalar),
+                            Err(value) => this.out_of_range(value, scalar),
                         }
                     }
-                    (SqlType::Bytes(bytes_type), Emitted::Bytes(bytes)) => {
-                        match values::from_bytes(bytes_type, &bytes) {
+                    (SqlType::Bytes(bytes_type), Row::Bytes(bytes)) => {
+                        match values::from_bytes(bytes_type, bytes) {
                             Ok(datum) => {
                                 values.push(datum);
                                 nulls.push(false);
                             }
-                            Err(reason) => self.bad_result(reason),
+                            Err(reason) => this.bad_result(reason),
                         }
                     }
                     (_, row) => PlWasmError::AbiViolation {
-                        function: self.function.clone(),
-                        module: self.instance.label.clone(),
-                        export: self.export.clone(),
+                        function: this.function.clone(),
+                        module: this.instance.label.clone(),
+                        export: this.export.clone(),
                         reason: format!("emitted {row:?}, which does not fit the SETOF type"),
                     }
                     .report(),
@@ -347,7 +354,7 @@ impl CallSite {
                 );
                 pg_sys::MemoryContextSwitchTo(old);
                 pg_sys::MemoryContextReset(row_memory.value());
-            }
+            });
             (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
             (*rsinfo).setResult = store;
             (*rsinfo).setDesc = set_desc;
@@ -457,6 +464,25 @@ impl CallSite {
         failure
             .into_error(&self.function, &self.instance.label, &self.export)
             .report()
+    }
+}
+
+/// Exposes a spool to the instance's `emit_*` host functions for one call; detaches it when
+/// dropped (also while an ERROR unwinds), before the spool itself goes.
+struct SpoolAttached<'a> {
+    instance: &'a Instantiated,
+}
+
+impl<'a> SpoolAttached<'a> {
+    fn attach(instance: &'a Instantiated, spool: &mut Spool) -> Self {
+        instance.set_spool(Some(SpoolPtr(spool)));
+        Self { instance }
+    }
+}
+
+impl Drop for SpoolAttached<'_> {
+    fn drop(&mut self) {
+        self.instance.set_spool(None);
     }
 }
 

@@ -17,9 +17,10 @@ use wasmer::{
 };
 
 use crate::guest::{
-    self, arg_i32, bytes_cost, read_message, view_read, Emitted, GuestCtx, MAX_LOGS, MAX_LOG_BYTES,
-    MAX_MESSAGE_BYTES, MAX_ROWS, MAX_ROW_BYTES, ROW_OVERHEAD_BYTES,
+    self, arg_i32, bytes_cost, in_bounds, read_message, view_read, GuestCtx, MAX_LOGS,
+    MAX_LOG_BYTES, MAX_MESSAGE_BYTES,
 };
+use crate::spool::{SpoolPtr, MAX_ROW_BYTES};
 
 /// The host API's import module name.
 pub const MODULE: &str = "plwasm";
@@ -81,35 +82,33 @@ fn call(
     let (ctx, store) = env.data_and_store_mut();
     ctx.charge(1)?;
     if let Some(kind) = name.strip_prefix("emit_") {
-        // Every row costs its host-side bookkeeping as well as its payload (a row of 0 bytes is
-        // not free): both count towards MAX_ROW_BYTES, checked before anything is allocated.
-        let len = match kind {
-            "bytes" => arg_i32(args, 1).max(0) as usize,
-            _ => 0,
+        // Outside a set-returning call no spool is attached and rows go nowhere.
+        let Some(SpoolPtr(spool)) = ctx.spool else {
+            return Ok(vec![]);
         };
-        if ctx.rows.len() >= MAX_ROWS || ctx.row_bytes + ROW_OVERHEAD_BYTES + len > MAX_ROW_BYTES {
-            return Err(too_large());
-        }
-        ctx.row_bytes += ROW_OVERHEAD_BYTES;
-        let row = match kind {
+        // SAFETY: the handler keeps the spool alive, and attached, for exactly this call.
+        let spool = unsafe { &mut *spool };
+        match kind {
             "bytes" => {
-                let ptr = arg_i32(args, 0) as u32;
-                ctx.charge(bytes_cost(len as u64))?;
-                let mut bytes = vec![0u8; len];
-                if !view_read(ctx, &store, ptr, &mut bytes) {
-                    return Err(RuntimeError::user(Box::new(GuestRaised {
-                        sqlstate: Some(*b"38000"),
-                        message: "emit_bytes: the row is outside the module's memory".into(),
-                        bad_sqlstate: None,
-                    })));
+                let (ptr, len) = (arg_i32(args, 0) as u32, arg_i32(args, 1).max(0) as u32);
+                if len as usize > MAX_ROW_BYTES {
+                    return Err(guest_error(
+                        *b"54000",
+                        format!("emit_bytes: a row of {len} bytes is larger than {MAX_ROW_BYTES}"),
+                    ));
                 }
-                ctx.row_bytes += len;
-                Emitted::Bytes(bytes)
+                if !in_bounds(ctx, &store, ptr, len) {
+                    return Err(guest_error(
+                        *b"38000",
+                        "emit_bytes: the row is outside the module's memory".into(),
+                    ));
+                }
+                ctx.charge(bytes_cost(u64::from(len)))?;
+                spool.put_bytes(len as usize, |row| view_read(ctx, &store, ptr, row));
             }
-            "null" => Emitted::Null,
-            _ => Emitted::Value(args.first().cloned().unwrap_or(Value::I32(0))),
-        };
-        ctx.rows.push(row);
+            "null" => spool.put_value(None),
+            _ => spool.put_value(args.first()),
+        }
         return Ok(vec![]);
     }
     match name {
@@ -174,13 +173,10 @@ fn call(
     }
 }
 
-fn too_large() -> RuntimeError {
+fn guest_error(sqlstate: [u8; 5], message: String) -> RuntimeError {
     RuntimeError::user(Box::new(GuestRaised {
-        sqlstate: Some(*b"54000"),
-        message: format!(
-            "a set-returning call emitted more than {MAX_ROWS} rows or {MAX_ROW_BYTES} bytes \
-             (counting {ROW_OVERHEAD_BYTES} bytes per row besides its value)"
-        ),
+        sqlstate: Some(sqlstate),
+        message,
         bad_sqlstate: None,
     }))
 }

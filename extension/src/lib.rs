@@ -12,6 +12,7 @@
 //! - [`gucs`]: the `wasm.*` settings;
 //! - [`wasi`], [`host_api`], [`guest`], [`guest_output`]: the guest's imports (WASI preview 1,
 //!   deny by default; the `plwasm` host API), their per-instance state, captured output;
+//! - [`spool`]: the rows a set-returning call emits, in a tuplestore while the call runs;
 //! - [`catalog`]: the module catalog and cross-backend change notification;
 //! - [`cache`]: per-backend compiled modules and instances;
 //! - [`binding`]: does an export implement a SQL function?
@@ -54,6 +55,7 @@ pub mod json_form;
 pub mod limits;
 pub mod privileges;
 pub mod runtime;
+pub mod spool;
 pub mod target;
 pub mod udfs;
 pub mod validator;

@@ -7,6 +7,8 @@ CREATE SCHEMA sec;
 -- A crash restarts the checkpointer (pg_postmaster_start_time() survives a crash-restart).
 CREATE TEMP TABLE sec_checkpointer AS
     SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer';
+-- (Roles are cluster-wide: a run that died half-way may have left them.)
+DROP ROLE IF EXISTS sec_plain, sec_loader;
 CREATE ROLE sec_plain LOGIN;                    -- no privilege at all
 CREATE ROLE sec_loader LOGIN IN ROLE wasm_loader;
 GRANT USAGE ON SCHEMA sec TO sec_plain, sec_loader;
@@ -270,16 +272,23 @@ CREATE FUNCTION sec.two_then_exit() RETURNS SETOF int LANGUAGE wasm AS '(module
         (call $exit (i32.const 0))))';
 SELECT * FROM sec.two_then_exit();
 
--- 12 (bounded meanwhile). Rows of a set-returning call count 64 bytes each besides their value
--- towards the 256 MB cap: 10 million empty rows took ~385 MB of host memory.
+-- 12. Rows of a set-returning call go to a tuplestore as they are emitted (memory context
+--     "plwasm SETOF rows": work_mem in memory, then temporary files), not to host memory: 10
+--     million empty rows took ~385 MB of Rust heap. Postgres's own limits apply, and an ERROR
+--     raised while a row is stored (here temp_file_limit) ends the call cleanly.
 CREATE FUNCTION sec.many(int) RETURNS SETOF int LANGUAGE wasm AS '(module
     (import "plwasm" "emit_i32" (func $emit (param i32)))
     (func (export "many") (param $n i32) (local $i i32)
         (loop $l (call $emit (local.get $i))
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br_if $l (i32.lt_s (local.get $i) (local.get $n))))))';
-SELECT count(*) FROM sec.many(1000);
-SELECT sqlstate_of($$SELECT count(*) FROM sec.many(9999999)$$);
+SET work_mem = '64kB';
+SELECT count(*), sum(n) FROM sec.many(300000) AS n;   -- spills past work_mem
+SET temp_file_limit = '1MB';
+SELECT count(*) FROM sec.many(2000000);
+RESET temp_file_limit;
+RESET work_mem;
+SELECT count(*) AS after_error FROM sec.many(10);
 
 ------------------------------------------------------------------------------------------------
 -- 15. plwasm.log keeps at most 1000 messages or 64 kB per call (1000 messages of 8 kB wrote

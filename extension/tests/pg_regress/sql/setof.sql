@@ -1,6 +1,6 @@
 -- Set-returning functions (RETURNS SETOF t): the export returns nothing and emits each row with
--- plwasm.emit_i32 / emit_i64 / emit_f32 / emit_f64 / emit_bytes / emit_null. Rows are kept by the
--- host, not in the module's memory, and returned in materialize mode.
+-- plwasm.emit_i32 / emit_i64 / emit_f32 / emit_f64 / emit_bytes / emit_null. Rows are kept by
+-- Postgres (a tuplestore), not in the module's memory, and returned in materialize mode.
 SELECT wasm.load('sets', wasm.wat($$
 (module
   (import "plwasm" "emit_i32" (func $emit (param i32)))
