@@ -11,7 +11,10 @@ $$;
 CREATE TABLE wasm.module_store (
     name      text PRIMARY KEY
               CHECK (name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' AND length(name) <= 128),
-    owner     oid NOT NULL,
+    -- A role reference (an OID inside) that pg_dump writes, and a restore reads, as the role's
+    -- name: a restored module belongs to the role of that name, or the restore of this table
+    -- fails loudly if there is none (restore roles first, e.g. pg_dumpall --roles-only).
+    owner     regrole NOT NULL,
     bytes     bytea NOT NULL,
     sha256    text NOT NULL,
     exports   jsonb NOT NULL,
@@ -25,7 +28,7 @@ SELECT pg_catalog.pg_extension_config_dump('wasm.module_store', '');
 
 CREATE VIEW wasm.modules AS
 SELECT name,
-       pg_catalog.pg_get_userbyid(owner) AS owner,
+       pg_catalog.pg_get_userbyid(owner::pg_catalog.oid) AS owner,
        pg_catalog.octet_length(bytes)    AS size_bytes,
        sha256,
        loaded_at,

@@ -477,7 +477,13 @@ pub fn delete(name: &str) {
     unsafe { pg_sys::CommandCounterIncrement() };
 }
 
-/// The SQL functions of this database whose body names the stored module `module`.
+/// The SQL functions of this database whose body names the stored module `module`, and so keep
+/// it from being unloaded or replaced incompatibly (they "pin" it).
+///
+/// Temporary functions are left out: any role can create them, their owner's session alone can
+/// drop them, and the module's owner cannot even see them — so they must not block it. A
+/// temporary function whose module is unloaded or replaced under it fails at its next call with
+/// the usual errors (42704, or the binding errors of the validator).
 ///
 /// Read from `pg_proc` with a catalog snapshot (the latest committed state, whatever the
 /// transaction's isolation level) through a plain catalog scan: no SQL, no operator or function
@@ -517,7 +523,10 @@ pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
                 break;
             }
             let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc;
-            oids.push((*form).oid);
+            // Temporary functions (any session's) do not pin a module: see `bound_functions`.
+            if !pg_sys::isAnyTempNamespace((*form).pronamespace) {
+                oids.push((*form).oid);
+            }
         }
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);

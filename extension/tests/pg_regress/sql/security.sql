@@ -226,6 +226,26 @@ SELECT dblink_disconnect('sec_other');
 DROP FUNCTION sec.pinned2();
 
 ------------------------------------------------------------------------------------------------
+-- 10. Pinning: only functions in permanent schemas keep a module from being unloaded or replaced.
+--     A temporary function (which any role can create, and only its session can drop) bound to
+--     another role's module no longer blocks its owner; it fails at its next call instead.
+SET SESSION AUTHORIZATION sec_loader;
+SELECT wasm.load('sec_pinme', wasm.wat('(module (func (export "one") (result i32) i32.const 1))'));
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION sec_plain;
+CREATE FUNCTION pg_temp.pin() RETURNS int LANGUAGE wasm AS 'sec_pinme:one';
+SELECT pg_temp.pin() AS temp_function_works;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION sec_loader;
+SELECT wasm.unload('sec_pinme');
+RESET SESSION AUTHORIZATION;
+SELECT sqlstate_of('SELECT pg_temp.pin()');
+DROP FUNCTION pg_temp.pin();
+-- 8. The owner is a role reference: dumped (COPY, as pg_dump does) by name, not by OID.
+SELECT pg_typeof(owner) AS owner_type FROM wasm.module_store WHERE name = 'sec_basic';
+COPY (SELECT name, owner FROM wasm.module_store WHERE name = 'sec_basic') TO STDOUT;
+
+------------------------------------------------------------------------------------------------
 -- 13, 14. Errors carry the SQLSTATE Postgres would use, never XX000.
 -- statement_timeout during _initialize: 57014, as anywhere else (was 38000).
 SET statement_timeout = '300ms';
