@@ -6,7 +6,8 @@
 #   3. cargo pgrx test   — #[pg_test] in-backend tests and plain unit tests, in a real PostgreSQL
 #   4. tests/regress.sh  — extension/tests/pg_regress SQL files against expected output (builds
 #      the WASI and SDK example modules to wasm first)
-#   5. the demo (scripts/demo.sh) — the README's first command, end to end
+#   5. tests/dump_restore.sh — pg_dump / pg_restore of a database that uses plwasm
+#   6. the demo (scripts/demo.sh) — the README's first command, end to end
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -57,6 +58,7 @@ stage sdk sdk_tests
 stage pg_test cargo pgrx test "pg$PG" "${runas[@]}" --pgdata "$WORK/test-data" \
     --manifest-path extension/Cargo.toml
 stage regress bash tests/regress.sh
+stage dump_restore bash tests/dump_restore.sh
 stage demo bash scripts/demo.sh
 
 echo
