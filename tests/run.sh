@@ -46,6 +46,21 @@ stage() {
     fi
 }
 
+# Properties checked by reading the code (docs/security.md): no internal access runs with rights
+# the caller lacks (no user switch anywhere), and no SQL is run by the module catalog.
+static_checks() {
+    local ok=0
+    if grep -rn "SetUserIdAndSecContext\|SECURITY_LOCAL_USERID_CHANGE\|SECURITY_RESTRICTED_OPERATION" extension/src; then
+        echo "a user switch: internal accesses must run with the caller's rights"
+        ok=1
+    fi
+    if grep -n "Spi::\|SPI_" extension/src/catalog.rs; then
+        echo "catalog.rs must not run SQL"
+        ok=1
+    fi
+    return $ok
+}
+stage static static_checks
 stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets --features "plwasm/pg$PG plwasm/pg_test" -- -D warnings
 sdk_tests() {

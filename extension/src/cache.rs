@@ -261,7 +261,21 @@ impl Instantiated {
             None
         };
         let null_aware = host_api::is_null_aware(&module);
-        let instance = Instance::new(&mut store, &module, &imports).map_err(|e| {
+        // Instantiating runs no guest code and calls no Postgres (the start function runs
+        // below), so a panic here is Wasmer's own: report it as this module's failure (and
+        // rebuild the engine, whose locks it may have poisoned) rather than as an internal error.
+        let instantiated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Instance::new(&mut store, &module, &imports)
+        }))
+        .map_err(|_| {
+            runtime::reset_engine();
+            PlWasmError::Instantiate {
+                function: function.to_string(),
+                module: label.to_string(),
+                reason: "the WebAssembly runtime failed while instantiating it".into(),
+            }
+        })?;
+        let instance = instantiated.map_err(|e| {
             let (function, module) = (function.to_string(), label.to_string());
             match limits::refused() {
                 Some(Refused::MemoryPages(pages)) => PlWasmError::MemoryLimit {

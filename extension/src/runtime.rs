@@ -87,6 +87,11 @@ fn new_engine() -> Engine {
     engine.into()
 }
 
+/// Drop this backend's engine (after Wasmer panicked); the next use builds a new one.
+pub fn reset_engine() {
+    ENGINE.with(|cell| cell.borrow_mut().take());
+}
+
 /// This backend's engine (created on first use).
 ///
 /// A compile abandoned by a cancelled statement holds the engine's lock until it ends; anything
@@ -201,7 +206,7 @@ pub fn compile(bytes: &[u8]) -> Result<Module, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(reason) => {
             // Wasmer panicked inside the compiler; do not reuse an engine it may have poisoned.
-            ENGINE.with(|cell| cell.borrow_mut().take());
+            reset_engine();
             Err(format!("{reason} on this module"))
         }
     }
