@@ -265,7 +265,7 @@ impl Instantiated {
         // below), so a panic here is Wasmer's own: report it as this module's failure (and
         // rebuild the engine, whose locks it may have poisoned) rather than as an internal error.
         let instantiated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Instance::new(&mut store, &module, &imports)
+            Instance::new(&mut store, &module, &imports).map_err(|e| e.to_string())
         }))
         .map_err(|_| {
             runtime::reset_engine();
@@ -293,7 +293,7 @@ impl Instantiated {
                 None => PlWasmError::Instantiate {
                     function,
                     module,
-                    reason: e.to_string(),
+                    reason: e,
                 },
             }
         })?;
