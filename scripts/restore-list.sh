@@ -34,7 +34,9 @@ esac
 awk -v mode="$mode" '
     # A TOC entry: "<id>; <catalog oid> <oid> <TYPE...> <schema> <name> <owner>".
     function is_data(line)    { return line ~ /^[0-9]+; [0-9]+ [0-9]+ TABLE DATA / }
-    function is_modules(line) { return line ~ /^[0-9]+; [0-9]+ [0-9]+ TABLE DATA wasm module_store / }
+    # The entry ends with one more word, the owner: a table of a schema named "wasm module_store"
+    # ("TABLE DATA wasm module_store t owner") is not taken for it.
+    function is_modules(line) { return line ~ /^[0-9]+; [0-9]+ [0-9]+ TABLE DATA wasm module_store [^ ]+$/ }
     { lines[NR] = $0 }
     END {
         for (i = 1; i <= NR; i++) if (is_modules(lines[i])) modules[++m] = lines[i]

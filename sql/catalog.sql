@@ -18,7 +18,11 @@ CREATE TABLE wasm.module_store (
     bytes     bytea NOT NULL,
     sha256    text NOT NULL,
     exports   jsonb NOT NULL,
-    loaded_at timestamptz NOT NULL DEFAULT now()
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    -- The owner's name when it was recorded: the role owns the module only while its name is
+    -- still this. A dropped owner's OID is dumped as a bare number, which a restore would map to
+    -- whichever role has that OID there; the name check makes such a module owner-less instead.
+    owner_name name
 );
 COMMENT ON TABLE wasm.module_store IS
     'WebAssembly modules loaded with wasm.load(); read through the wasm.modules view';
@@ -28,7 +32,8 @@ SELECT pg_catalog.pg_extension_config_dump('wasm.module_store', '');
 
 CREATE VIEW wasm.modules AS
 SELECT name,
-       pg_catalog.pg_get_userbyid(owner::pg_catalog.oid) AS owner,
+       CASE WHEN pg_catalog.pg_get_userbyid(owner::pg_catalog.oid) OPERATOR(pg_catalog.=) owner_name
+            THEN owner_name END AS owner,
        pg_catalog.octet_length(bytes)    AS size_bytes,
        sha256,
        loaded_at,
@@ -41,6 +46,17 @@ COMMENT ON VIEW wasm.modules IS 'Loaded WebAssembly modules: size, SHA-256 and e
 GRANT USAGE ON SCHEMA wasm TO PUBLIC;
 GRANT SELECT ON wasm.modules TO PUBLIC;
 REVOKE ALL ON wasm.module_store FROM PUBLIC;
+
+-- pg_dump reads this table (it is extension configuration data): let the database's owner read
+-- it, so that the owner can dump the database without being a superuser. Members of
+-- pg_read_all_data can too; other roles dump with --exclude-table-data=wasm.module_store.
+DO $$
+BEGIN
+    EXECUTE pg_catalog.format('GRANT SELECT ON wasm.module_store TO %I',
+        (SELECT pg_catalog.pg_get_userbyid(d.datdba) FROM pg_catalog.pg_database d
+          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()));
+END
+$$;
 
 -- SQL functions bound to WebAssembly (inline modules have module NULL).
 CREATE VIEW wasm.functions AS

@@ -59,10 +59,19 @@ INSERT INTO public.orders SELECT g FROM generate_series(1, 100) g;
 CREATE SCHEMA zeta;
 CREATE TABLE zeta.items (qty int CHECK (public.positive(qty)));
 INSERT INTO zeta.items VALUES (5), (6);
+-- Its TOC entry reads "TABLE DATA wasm module_store t postgres": not the modules.
+CREATE SCHEMA "wasm module_store";
+CREATE TABLE "wasm module_store".t (x int);
+INSERT INTO "wasm module_store".t VALUES (1);
 EOF
+# A module whose owner is dropped before the dump.
+sql postgres -c "DROP ROLE IF EXISTS dr_gone" -c "CREATE ROLE dr_gone LOGIN" >/dev/null
+sql src -c "GRANT wasm_loader TO dr_gone" -c "SET ROLE dr_gone" \
+    -c "SELECT wasm.load('orphan', wasm.wat('(module)'))" >/dev/null
+sql postgres -c "DROP ROLE dr_gone" >/dev/null
 tool pg_dump -Fc -f "$dump" src || { echo "pg_dump failed"; exit 1; }
 
-counts() { sql "$1" -c "SELECT (SELECT count(*) FROM public.orders) || '/' || (SELECT count(*) FROM zeta.items) || '/' || (SELECT count(*) FROM wasm.modules)"; }
+counts() { sql "$1" -c "SELECT (SELECT count(*) FROM public.orders) || '/' || (SELECT count(*) FROM zeta.items) || '/' || (SELECT count(*) FROM wasm.modules WHERE name = 'checks')"; }
 
 # The owner is restored by name: recreate the role so it gets another OID before restoring.
 sql postgres -c "DROP DATABASE src" -c "DROP ROLE dr_loader" -c "CREATE ROLE dr_filler" \
@@ -84,8 +93,13 @@ check "restored functions call their module" "true|false" \
     "$(sql dst_list -c "SELECT positive(3)::text || '|' || positive(-3)::text")"
 check "the module's owner is restored by role name" "dr_loader" \
     "$(sql dst_list -c "SELECT owner FROM wasm.modules WHERE name = 'checks'")"
+check "a module whose owner was dropped comes back without an owner" "t" \
+    "$(sql dst_list -c "SELECT owner IS NULL FROM wasm.modules WHERE name = 'orphan'")"
 check "the restored owner (a new OID) may replace its module" "ok" \
     "$(sql dst_list -c "SET ROLE dr_loader" -c "SELECT wasm.load('checks', wasm.wat('(module (func (export \"positive\") (param i32) (result i32) i32.const 1))'), true)" -c "SELECT 'ok'" | tail -1)"
+
+check "restore-list.sh --modules-only picks the modules' entry alone" "1" \
+    "$(tool pg_restore -l "$dump" | bash "$ROOT/scripts/restore-list.sh" --modules-only | wc -l)"
 
 # Parallel restore: schema, then modules, then the rest with -j.
 tool pg_restore -l "$dump" | bash "$ROOT/scripts/restore-list.sh" --modules-only > "$WORK/modules.list"
@@ -96,6 +110,8 @@ tool pg_restore --exit-on-error --section=pre-data -d dst_parallel "$dump" &&
     tool pg_restore --exit-on-error -j 2 --section=data --section=post-data -L "$WORK/rest.list" \
         -d dst_parallel "$dump"
 check "parallel restore in three steps keeps every row" "100/2/1" "$(counts dst_parallel)"
+check "a schema named \"wasm module_store\" is restored with the rest" "1" \
+    "$(sql dst_parallel -c 'SELECT count(*) FROM "wasm module_store".t')"
 
 # A plain SQL script in the right order, from the same list.
 tool pg_restore -L "$WORK/db.list" -f "$WORK/db.sql" "$dump"
@@ -104,10 +120,18 @@ sql postgres -c "CREATE DATABASE dst_plain" >/dev/null
 sql dst_plain -q -f "$WORK/db.sql" >/dev/null
 check "a plain SQL script made with the list keeps every row" "100/2/1" "$(counts dst_plain)"
 
-for db in dst_naive dst_list dst_parallel dst_plain; do
+# The database's owner may dump it without being a superuser (pg_dump reads wasm.module_store).
+sql postgres -c "DROP DATABASE IF EXISTS dr_owned" -c "DROP ROLE IF EXISTS dr_owner" \
+    -c "CREATE ROLE dr_owner LOGIN" -c "CREATE DATABASE dr_owned OWNER dr_owner" >/dev/null
+sql dr_owned -c "CREATE EXTENSION plwasm" -c "SELECT wasm.load('owned', wasm.wat('(module)'))" >/dev/null
+as_cluster_user "$PG_BIN/pg_dump" -h "$WORK" -p "$PORT" -U dr_owner -f "$WORK/owned.sql" dr_owned
+check "the database owner (not a superuser) can pg_dump a database with modules" "1" \
+    "$(grep -c '^owned	' "$WORK/owned.sql")"
+
+for db in dst_naive dst_list dst_parallel dst_plain dr_owned; do
     sql postgres -c "DROP DATABASE $db" >/dev/null
 done
-sql postgres -c "DROP ROLE dr_loader" -c "DROP ROLE dr_filler" >/dev/null
+sql postgres -c "DROP ROLE dr_loader" -c "DROP ROLE dr_filler" -c "DROP ROLE dr_owner" >/dev/null
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

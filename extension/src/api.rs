@@ -54,7 +54,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
         }
         .report(),
         Some(owner) => {
-            privileges::require_owner(name, owner, "replace").or_report();
+            privileges::require_owner(name, &owner, "replace").or_report();
             let problems: Vec<String> = catalog::bound_functions(name)
                 .iter()
                 .filter_map(|f| {
@@ -89,7 +89,7 @@ fn unload(name: &str) {
         }
         .report();
     };
-    privileges::require_owner(name, owner, "unload").or_report();
+    privileges::require_owner(name, &owner, "unload").or_report();
     let bound = catalog::bound_functions(name);
     if !bound.is_empty() {
         PlWasmError::ModuleInUse {
@@ -104,6 +104,21 @@ fn unload(name: &str) {
         .report();
     }
     catalog::delete(name);
+    catalog::announce_change();
+}
+
+/// Give a module to another role (superusers only): for modules whose owner is gone (dropped,
+/// renamed, or restored from another cluster), or to hand one over.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_owner(name: &str, role: pg_sys::Oid) {
+    privileges::require_superuser("change the owner of a module").or_report();
+    if catalog::lock(name, ModuleLock::Change).is_none() {
+        PlWasmError::ModuleNotFound {
+            name: name.to_string(),
+        }
+        .report();
+    }
+    catalog::set_owner(name, role);
     catalog::announce_change();
 }
 

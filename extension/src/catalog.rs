@@ -172,8 +172,9 @@ const COL_OWNER: i16 = 2;
 const COL_BYTES: i16 = 3;
 const COL_SHA256: i16 = 4;
 const COL_EXPORTS: i16 = 5;
-/// ... and `loaded_at`, the sixth and last.
-const NATTS: usize = 6;
+/// (`loaded_at` is the sixth.)
+const COL_OWNER_NAME: i16 = 7;
+const NATTS: usize = 7;
 
 /// `wasm.module_store` opened with a lock, closed (keeping the lock to the end of the
 /// transaction, as Postgres does for catalogs) when dropped — also while an ERROR unwinds.
@@ -355,6 +356,27 @@ pub enum ModuleLock {
     Change,
 }
 
+/// Who owns a module: the role it was loaded by (`owner`, a regrole) and that role's name when it
+/// was recorded (`owner_name`). The role owns it only while both still agree (see
+/// [`ModuleOwner::role`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleOwner {
+    pub oid: pg_sys::Oid,
+    pub name: Option<String>,
+}
+
+impl ModuleOwner {
+    /// The role that owns the module, or None when it has no owner any more: its role was
+    /// dropped, renamed, or the row was restored from another cluster where that OID (which
+    /// pg_dump writes as a number once the role is gone) belongs to somebody else. Then only
+    /// superusers may replace, unload or give it an owner (`wasm.set_owner`).
+    pub fn role(&self) -> Option<pg_sys::Oid> {
+        let name = self.name.as_deref()?;
+        let current = crate::privileges::role_name_of(self.oid)?;
+        (current == name).then_some(self.oid)
+    }
+}
+
 /// Lock a module's name until the end of the transaction, then read its owner in the latest
 /// committed state (None if there is no such module).
 ///
@@ -363,7 +385,7 @@ pub enum ModuleLock {
 /// serializes every load, replace, unload and binding of that name across sessions. Because
 /// the row is read after the lock is granted, with a new snapshot, a waiter always sees what
 /// the holder committed — under every isolation level.
-pub fn lock(name: &str, mode: ModuleLock) -> Option<pg_sys::Oid> {
+pub fn lock(name: &str, mode: ModuleLock) -> Option<ModuleOwner> {
     let table = StoreTable::open(pg_sys::AccessShareLock);
     let digest = sha2::Sha256::digest(name.as_bytes());
     let objid = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
@@ -385,10 +407,26 @@ pub fn lock(name: &str, mode: ModuleLock) -> Option<pg_sys::Oid> {
     let snapshot = LatestSnapshot::take();
     table.find(name, snapshot.snapshot, |tuple| {
         let (values, nulls) = table.deform(tuple);
-        let i = (COL_OWNER - 1) as usize;
-        // SAFETY: the oid column of the tuple just deformed.
-        unsafe { pg_sys::Oid::from_datum(values[i], nulls[i]) }.unwrap_or(pg_sys::InvalidOid)
+        owner_of(&values, &nulls)
     })
+}
+
+fn owner_of(values: &[pg_sys::Datum], nulls: &[bool]) -> ModuleOwner {
+    let i = (COL_OWNER - 1) as usize;
+    let n = (COL_OWNER_NAME - 1) as usize;
+    // SAFETY: the regrole (an oid) and name columns of a tuple just deformed.
+    unsafe {
+        ModuleOwner {
+            oid: pg_sys::Oid::from_datum(values[i], nulls[i]).unwrap_or(pg_sys::InvalidOid),
+            name: (!nulls[n]).then(|| {
+                // A `name` datum points at a fixed-size, NUL-terminated NameData (not a varlena).
+                let data = values[n].cast_mut_ptr::<pg_sys::NameData>();
+                std::ffi::CStr::from_ptr((*data).data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned()
+            }),
+        }
+    }
 }
 
 /// A new row's or a replacement's column values.
@@ -406,6 +444,7 @@ fn row_values(
             pg_sys::GetCurrentTransactionStartTimestamp(),
         )
     };
+    let owner_name = crate::privileges::role_name_of(owner).unwrap_or_default();
     [
         name.into_datum().unwrap_or(zero),
         owner.into_datum().unwrap_or(zero),
@@ -413,6 +452,7 @@ fn row_values(
         sha256.into_datum().unwrap_or(zero),
         pgrx::JsonB(exports.clone()).into_datum().unwrap_or(zero),
         pg_sys::Datum::from(now),
+        name_datum(&owner_name),
     ]
 }
 
@@ -441,6 +481,7 @@ pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Valu
     let mut replace = [true; NATTS];
     replace[(COL_NAME - 1) as usize] = false;
     replace[(COL_OWNER - 1) as usize] = false;
+    replace[(COL_OWNER_NAME - 1) as usize] = false;
     let updated = table.find(name, snapshot.snapshot, |old| {
         // SAFETY: `old` is the current row (the caller's lock excludes other writers).
         unsafe {
@@ -462,6 +503,55 @@ pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Valu
         .report();
     }
     // SAFETY: makes the new row visible to this transaction's next reads.
+    unsafe { pg_sys::CommandCounterIncrement() };
+}
+
+/// A `name` datum (NAMEDATALEN bytes, NUL-padded; longer input is cut like Postgres does).
+fn name_datum(text: &str) -> pg_sys::Datum {
+    // SAFETY: a palloc'd NameData filled from a C string without interior NUL.
+    unsafe {
+        let data =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::NameData>()) as *mut pg_sys::NameData;
+        let bytes = text.as_bytes();
+        let len = bytes
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(bytes.len())
+            .min(pg_sys::NAMEDATALEN as usize - 1);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (*data).data.as_mut_ptr().cast(), len);
+        pg_sys::Datum::from(data)
+    }
+}
+
+/// Give a module to `role` (both columns of its owner). The caller holds
+/// [`ModuleLock::Change`] on the name and has checked it may.
+pub fn set_owner(name: &str, role: pg_sys::Oid) {
+    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    let snapshot = LatestSnapshot::take();
+    let role_name = crate::privileges::role_name_of(role).unwrap_or_default();
+    let zero = pg_sys::Datum::from(0usize);
+    let mut values = [zero; NATTS];
+    values[(COL_OWNER - 1) as usize] = role.into_datum().unwrap_or(zero);
+    values[(COL_OWNER_NAME - 1) as usize] = name_datum(&role_name);
+    let mut nulls = [false; NATTS];
+    let mut replace = [false; NATTS];
+    replace[(COL_OWNER - 1) as usize] = true;
+    replace[(COL_OWNER_NAME - 1) as usize] = true;
+    table.find(name, snapshot.snapshot, |old| {
+        // SAFETY: `old` is the current row (the caller's lock excludes other writers).
+        unsafe {
+            let new = pg_sys::heap_modify_tuple(
+                old,
+                table.desc(),
+                values.as_mut_ptr(),
+                nulls.as_mut_ptr(),
+                replace.as_mut_ptr(),
+            );
+            pg_sys::CatalogTupleUpdate(table.rel, &mut (*old).t_self, new);
+            pg_sys::heap_freetuple(new);
+        }
+    });
+    // SAFETY: makes the change visible to this transaction's next reads.
     unsafe { pg_sys::CommandCounterIncrement() };
 }
 

@@ -9,6 +9,7 @@
 
 use pgrx::pg_sys;
 
+use crate::catalog::ModuleOwner;
 use crate::errors::PlWasmError;
 
 /// The role whose members may load modules.
@@ -27,16 +28,19 @@ fn is_superuser() -> bool {
 }
 
 fn role_name(role: pg_sys::Oid) -> String {
+    role_name_of(role).unwrap_or_else(|| format!("role {role}"))
+}
+
+/// The name of role `role`, or None if there is no such role.
+pub fn role_name_of(role: pg_sys::Oid) -> Option<String> {
     // SAFETY: with noerr = true an unknown role yields NULL, handled below.
     unsafe {
         let name = pg_sys::GetUserNameFromId(role, true);
-        if name.is_null() {
-            format!("role {role}")
-        } else {
+        (!name.is_null()).then(|| {
             std::ffi::CStr::from_ptr(name)
                 .to_string_lossy()
                 .into_owned()
-        }
+        })
     }
 }
 
@@ -64,15 +68,34 @@ pub fn require_loader(action: &str) -> Result<(), PlWasmError> {
     }
 }
 
-/// Require ownership of a module (its owning role's privileges) or superuser.
-pub fn require_owner(module: &str, owner: pg_sys::Oid, action: &str) -> Result<(), PlWasmError> {
-    // SAFETY: plain catalog check.
-    if is_superuser() || unsafe { pg_sys::has_privs_of_role(current_user(), owner) } {
+/// Require ownership of a module (its owning role's privileges) or superuser. A module whose
+/// owner is gone (see [`ModuleOwner::role`]) is only for superusers.
+pub fn require_owner(module: &str, owner: &ModuleOwner, action: &str) -> Result<(), PlWasmError> {
+    if is_superuser() {
+        return Ok(());
+    }
+    let reason = match owner.role() {
+        // SAFETY: plain catalog check.
+        Some(role) if unsafe { pg_sys::has_privs_of_role(current_user(), role) } => return Ok(()),
+        Some(role) => format!("it belongs to {}", role_name(role)),
+        None => "it has no owner any more (its role was dropped or renamed, or it was restored \
+                 from another cluster); a superuser can give it one with wasm.set_owner"
+            .to_string(),
+    };
+    Err(PlWasmError::PermissionDenied {
+        action: format!("{action} module \"{module}\""),
+        reason,
+    })
+}
+
+/// Require superuser.
+pub fn require_superuser(action: &str) -> Result<(), PlWasmError> {
+    if is_superuser() {
         Ok(())
     } else {
         Err(PlWasmError::PermissionDenied {
-            action: format!("{action} module \"{module}\""),
-            reason: format!("it belongs to {}", role_name(owner)),
+            action: action.to_string(),
+            reason: "only superusers may".into(),
         })
     }
 }

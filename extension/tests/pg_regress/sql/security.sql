@@ -8,7 +8,7 @@ CREATE SCHEMA sec;
 CREATE TEMP TABLE sec_checkpointer AS
     SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer';
 -- (Roles are cluster-wide: a run that died half-way may have left them.)
-DROP ROLE IF EXISTS sec_plain, sec_loader;
+DROP ROLE IF EXISTS sec_plain, sec_loader, sec_gone;
 CREATE ROLE sec_plain LOGIN;                    -- no privilege at all
 CREATE ROLE sec_loader LOGIN IN ROLE wasm_loader;
 GRANT USAGE ON SCHEMA sec TO sec_plain, sec_loader;
@@ -244,6 +244,28 @@ DROP FUNCTION pg_temp.pin();
 -- 8. The owner is a role reference: dumped (COPY, as pg_dump does) by name, not by OID.
 SELECT pg_typeof(owner) AS owner_type FROM wasm.module_store WHERE name = 'sec_basic';
 COPY (SELECT name, owner FROM wasm.module_store WHERE name = 'sec_basic') TO STDOUT;
+
+-- A dropped owner leaves its module without an owner (superusers only). pg_dump writes such an
+-- owner as a bare OID, which a restore maps to whichever role has that OID there; the owner's
+-- recorded name keeps that role from becoming the owner. (The UPDATE does what such a restore
+-- does.) A superuser gives the module an owner with wasm.set_owner.
+CREATE ROLE sec_gone LOGIN IN ROLE wasm_loader;
+SET SESSION AUTHORIZATION sec_gone;
+SELECT wasm.load('sec_orphan', wasm.wat('(module)'));
+RESET SESSION AUTHORIZATION;
+DROP ROLE sec_gone;
+SELECT owner IS NULL AS ownerless FROM wasm.modules WHERE name = 'sec_orphan';
+UPDATE wasm.module_store SET owner = 'sec_loader'::regrole WHERE name = 'sec_orphan';
+SELECT owner IS NULL AS still_ownerless FROM wasm.modules WHERE name = 'sec_orphan';
+SET SESSION AUTHORIZATION sec_loader;
+SELECT sqlstate_of($$SELECT wasm.unload('sec_orphan')$$);
+SELECT sqlstate_of($$SELECT wasm.set_owner('sec_orphan', 'sec_loader'::regrole)$$);
+RESET SESSION AUTHORIZATION;
+SELECT wasm.set_owner('sec_orphan', 'sec_loader'::regrole);
+SELECT owner FROM wasm.modules WHERE name = 'sec_orphan';
+SET SESSION AUTHORIZATION sec_loader;
+SELECT wasm.unload('sec_orphan');
+RESET SESSION AUTHORIZATION;
 
 ------------------------------------------------------------------------------------------------
 -- 13, 14. Errors carry the SQLSTATE Postgres would use, never XX000.
