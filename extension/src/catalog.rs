@@ -474,14 +474,21 @@ pub fn insert(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Valu
 /// Replace the bytes of an existing module (its owner stays). The caller holds
 /// [`ModuleLock::Change`] on the name.
 pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) {
-    let table = StoreTable::open(pg_sys::RowExclusiveLock);
-    let snapshot = LatestSnapshot::take();
     let mut values = row_values(name, bytes, sha256, exports);
-    let mut nulls = [false; NATTS];
     let mut replace = [true; NATTS];
     replace[(COL_NAME - 1) as usize] = false;
     replace[(COL_OWNER - 1) as usize] = false;
     replace[(COL_OWNER_NAME - 1) as usize] = false;
+    modify(name, &mut values, &mut replace);
+}
+
+/// Replace the columns flagged in `replace` of module `name`'s row by `values`, and make the
+/// change visible to this transaction's next reads. The caller holds [`ModuleLock::Change`] on
+/// the name, so no other writer can touch the row; a missing row is 42704.
+fn modify(name: &str, values: &mut [pg_sys::Datum; NATTS], replace: &mut [bool; NATTS]) {
+    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    let snapshot = LatestSnapshot::take();
+    let mut nulls = [false; NATTS];
     let updated = table.find(name, snapshot.snapshot, |old| {
         // SAFETY: `old` is the current row (the caller's lock excludes other writers).
         unsafe {
@@ -502,7 +509,7 @@ pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Valu
         }
         .report();
     }
-    // SAFETY: makes the new row visible to this transaction's next reads.
+    // SAFETY: makes the change visible to this transaction's next reads.
     unsafe { pg_sys::CommandCounterIncrement() };
 }
 
@@ -526,33 +533,15 @@ fn name_datum(text: &str) -> pg_sys::Datum {
 /// Give a module to `role` (both columns of its owner). The caller holds
 /// [`ModuleLock::Change`] on the name and has checked it may.
 pub fn set_owner(name: &str, role: pg_sys::Oid) {
-    let table = StoreTable::open(pg_sys::RowExclusiveLock);
-    let snapshot = LatestSnapshot::take();
     let role_name = crate::privileges::role_name_of(role).unwrap_or_default();
     let zero = pg_sys::Datum::from(0usize);
     let mut values = [zero; NATTS];
     values[(COL_OWNER - 1) as usize] = role.into_datum().unwrap_or(zero);
     values[(COL_OWNER_NAME - 1) as usize] = name_datum(&role_name);
-    let mut nulls = [false; NATTS];
     let mut replace = [false; NATTS];
     replace[(COL_OWNER - 1) as usize] = true;
     replace[(COL_OWNER_NAME - 1) as usize] = true;
-    table.find(name, snapshot.snapshot, |old| {
-        // SAFETY: `old` is the current row (the caller's lock excludes other writers).
-        unsafe {
-            let new = pg_sys::heap_modify_tuple(
-                old,
-                table.desc(),
-                values.as_mut_ptr(),
-                nulls.as_mut_ptr(),
-                replace.as_mut_ptr(),
-            );
-            pg_sys::CatalogTupleUpdate(table.rel, &mut (*old).t_self, new);
-            pg_sys::heap_freetuple(new);
-        }
-    });
-    // SAFETY: makes the change visible to this transaction's next reads.
-    unsafe { pg_sys::CommandCounterIncrement() };
+    modify(name, &mut values, &mut replace);
 }
 
 /// Remove a module. The caller holds [`ModuleLock::Change`] on the name.
