@@ -194,7 +194,21 @@ impl StoreTable {
         }
         // SAFETY: a relation that exists (checked above); table_open raises if it vanished.
         let rel = unsafe { pg_sys::table_open(relid, lockmode as pg_sys::LOCKMODE) };
-        Self { rel }
+        let table = Self { rel };
+        // Every access below deforms and forms tuples of exactly NATTS columns.
+        // SAFETY: an open relation's descriptor.
+        let natts = unsafe { (*table.desc()).natts };
+        if natts as usize != NATTS {
+            pgrx::ereport!(
+                ERROR,
+                pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "plwasm: wasm.module_store has {natts} columns, this library expects {NATTS}"
+                ),
+                "The extension's SQL and its library are from different versions: ALTER EXTENSION plwasm UPDATE, or reinstall."
+            );
+        }
+        table
     }
 
     fn desc(&self) -> pg_sys::TupleDesc {
@@ -232,8 +246,12 @@ impl StoreTable {
                 pg_sys::Oid::from(pg_sys::F_TEXTEQ),
                 name.into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
             );
-            let attr = (*self.desc()).attrs.as_slice(NATTS)[(COL_NAME - 1) as usize];
-            key.sk_collation = attr.attcollation;
+            // The key column is the first; the slice covers only the descriptor's attributes.
+            let desc = self.desc();
+            let attrs = (*desc).attrs.as_slice((*desc).natts.max(0) as usize);
+            key.sk_collation = attrs
+                .get((COL_NAME - 1) as usize)
+                .map_or(pg_sys::DEFAULT_COLLATION_OID, |attr| attr.attcollation);
             let scan = pg_sys::systable_beginscan(
                 self.rel,
                 index,
