@@ -37,7 +37,7 @@ SELECT id2((-32768)::int2) AS min2, id2(32767::int2) AS max2,
        id4(-2147483648) AS min4, id4(2147483647) AS max4,
        id8(-9223372036854775808) AS min8, id8(9223372036854775807) AS max8;
 SELECT idf4(1.5::float4) AS f4, idf4('-Infinity') AS f4_inf, idf4('NaN') AS f4_nan,
-       idf8(1e300) AS f8, idf8(-0.0) AS f8_negzero, idf8('Infinity') AS f8_inf;
+       idf8(1e300) AS f8, idf8('-0') AS f8_negzero, idf8('Infinity') AS f8_inf;
 SELECT idb(true) AS t, idb(false) AS f,
        int_as_bool(0) AS zero, int_as_bool(1) AS one, int_as_bool(-5) AS minus_five;
 SELECT int_as_int2(-32768) AS lowest, int_as_int2(32767) AS highest;

@@ -25,7 +25,8 @@ SELECT wasm.load('limits', wasm.wat($$
         local.get 0 i64.lt_s br_if $l)
       local.get $i))
 $$));
-CREATE FUNCTION spin() RETURNS int LANGUAGE wasm AS 'limits';
+-- (Named limits_spin: interrupts.sql has its own spin(), and each file must run alone.)
+CREATE FUNCTION limits_spin() RETURNS int LANGUAGE wasm AS 'limits:spin';
 CREATE FUNCTION recurse(int) RETURNS int LANGUAGE wasm AS 'limits';
 CREATE FUNCTION fib(int) RETURNS int8 LANGUAGE wasm AS 'limits';
 CREATE FUNCTION grow(int) RETURNS int LANGUAGE wasm AS 'limits';
@@ -40,7 +41,7 @@ SHOW wasm.max_module_size;
 
 -- statement_timeout stops a loop without calls with Postgres's own error.
 SET statement_timeout = '200ms';
-SELECT spin();
+SELECT limits_spin();
 -- ... and deep, exponential recursion.
 SELECT fib(60);
 -- ... and endless bulk memory work (16MB memory.fill and 8MB memory.copy per iteration).

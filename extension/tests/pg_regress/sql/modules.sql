@@ -8,7 +8,7 @@ SELECT wasm.load('calc', wasm.wat($$
     (global (export "answer") i32 (i32.const 42)))
 $$));
 SELECT name, owner = current_user AS owned, size_bytes, length(sha256) AS sha_len,
-       loaded_at <= now() AS loaded
+       loaded_at = now() AS loaded_by_this_transaction
   FROM wasm.modules WHERE name = 'calc';
 SELECT jsonb_array_elements(exports) AS export FROM wasm.modules WHERE name = 'calc';
 SELECT wasm.load('empty', wasm.wat('(module)'));

@@ -93,7 +93,8 @@ SELECT count(*) AS replaced FROM wasm.create_functions('text_udfs', 'sdk', repla
 
 -- Without a schema, the functions go to the current schema.
 CREATE SCHEMA sdk_default;
-SET search_path = sdk_default, public;
+-- (Schema sdk stays on the path: the module's descriptions name its composite types.)
+SET search_path = sdk_default, sdk, public;
 SELECT * FROM wasm.create_functions('json_udfs') ORDER BY 1;
 SELECT pronamespace::regnamespace AS schema, count(*) FROM pg_proc
  WHERE proname IN ('order_summary', 'normalize_tags') GROUP BY 1 ORDER BY 1::text;

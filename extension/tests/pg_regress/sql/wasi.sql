@@ -20,6 +20,11 @@ SELECT c_open_passwd() AS open_result;
 SELECT c_quit(0);
 SELECT sqlstate_of('SELECT c_quit(3)');
 SELECT c_greet(1) AS after_exit;
+-- A function with a result that calls proc_exit(0) returns NULL.
+CREATE FUNCTION exit_with_result() RETURNS int LANGUAGE wasm AS '(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (func (export "exit_with_result") (result i32) (call $exit (i32.const 0)) i32.const 5))';
+SELECT exit_with_result() IS NULL AS null_after_exit;
 
 -- Rust (wasm32-wasip1): println! and eprintln!, SystemTime, a randomly seeded HashMap hasher.
 CREATE FUNCTION rs_shout(int) RETURNS int LANGUAGE wasm AS 'rust_hello:shout';
