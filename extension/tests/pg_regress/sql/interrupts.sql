@@ -1,7 +1,9 @@
 -- pg_cancel_backend and pg_terminate_backend from another session stop a wasm loop; the
 -- postmaster does not restart. The other session is a dblink connection; every wait is bounded.
-SELECT wasm.load('spinner', wasm.wat('(module (func (export "spin") (result i32) (loop $l (br $l)) i32.const 0))'));
+SELECT wasm.load('spinner', wasm.wat('(module (func (export "spin") (result i32) (loop $l (br $l)) i32.const 0)
+    (func (export "ready") (result i32) i32.const 1))'));
 CREATE FUNCTION spin() RETURNS int LANGUAGE wasm AS 'spinner';
+CREATE FUNCTION spinner_ready() RETURNS int LANGUAGE wasm AS 'spinner:ready';
 CREATE TEMP TABLE postmaster AS SELECT pg_postmaster_start_time() AS started;
 
 -- Wait (at most 10 s) until the other connection runs `query`; return its pid.
@@ -22,6 +24,10 @@ SELECT dblink_connect('other', format('dbname=%s port=%s host=%s user=%s',
        split_part(current_setting('unix_socket_directories'), ',', 1), current_user));
 -- A safety net: the other session gives up after 20 s whatever happens.
 SELECT dblink_exec('other', 'SET statement_timeout = ''20s''');
+-- Compile and instantiate the module in the other session first, so that the cancel below
+-- lands while spin() runs wasm (a cancel during the compile would also be 57014, but would not
+-- exercise the interrupt of running code).
+SELECT * FROM dblink('other', 'SELECT spinner_ready()') AS t(ready int);
 
 -- Cancel.
 SELECT dblink_send_query('other', 'SELECT spin() /* cancel me */');
