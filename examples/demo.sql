@@ -30,6 +30,14 @@ SELECT dist(0, 0, 3, 4) AS dist, in_box(1, 2, 10, 10) AS inside, in_box(11, 2, 1
 SELECT count(*) FILTER (WHERE in_box(x, y, 50, 50)) AS points_in_box,
        round(avg(dist(0, 0, x, y))::numeric, 3) AS mean_dist
   FROM generate_series(1, 100) x, generate_series(1, 100) y;
+-- The demo checks its answers: a wrong one stops it with an ERROR (and scripts/demo.sh fails).
+DO $$
+BEGIN
+    IF NOT (dist(0, 0, 3, 4) = 5 AND in_box(1, 2, 10, 10) AND NOT in_box(11, 2, 10, 10)
+            AND fib(30) = 832040 AND ratio(22, 7) = 3 AND fib(22) = fib_plpgsql(22)) THEN
+        RAISE EXCEPTION 'demo: a wasm function returned a wrong answer';
+    END IF;
+END $$;
 
 \echo '--- 4. Same answer as PL/pgSQL, much faster (see the timings)'
 \timing on
@@ -43,4 +51,10 @@ SELECT fib_plpgsql(22) AS plpgsql_fib22;
 SELECT ratio(1, 0);
 \echo 'SQLSTATE of that error:' :LAST_ERROR_SQLSTATE
 \set ON_ERROR_STOP on
+SELECT :'LAST_ERROR_SQLSTATE' = '38000' AS trap_is_38000 \gset
+\if :trap_is_38000
+\else
+    \echo 'demo: the trap was not SQLSTATE 38000'
+    SELECT 'demo check failed'::int;
+\endif
 SELECT ratio(9, 3) AS after_the_trap;
