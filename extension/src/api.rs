@@ -112,6 +112,13 @@ fn unload(name: &str) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_owner(name: &str, role: pg_sys::Oid) {
     privileges::require_superuser("change the owner of a module").or_report();
+    if privileges::role_name_of(role).is_none() {
+        pgrx::ereport!(
+            ERROR,
+            pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("wasm.set_owner: role with OID {role} does not exist")
+        );
+    }
     if catalog::lock(name, ModuleLock::Change).is_none() {
         PlWasmError::ModuleNotFound {
             name: name.to_string(),

@@ -140,7 +140,8 @@ pub fn check_memory_exports(
     Ok(())
 }
 
-fn type_name(oid: pg_sys::Oid) -> String {
+/// Postgres's name of type `oid` (as `format_type_be` spells it), for messages.
+pub fn type_name(oid: pg_sys::Oid) -> String {
     // SAFETY: format_type_be accepts any OID and returns a palloc'd string.
     unsafe {
         std::ffi::CStr::from_ptr(pg_sys::format_type_be(oid))

@@ -342,7 +342,11 @@ impl CallSite {
                         function: this.function.clone(),
                         module: this.instance.label.clone(),
                         export: this.export.clone(),
-                        reason: format!("emitted {row:?}, which does not fit the SETOF type"),
+                        reason: format!(
+                            "called {}, which does not fit SETOF {}",
+                            describe_row(&row),
+                            crate::binding::type_name(this.result_type)
+                        ),
                     }
                     .report(),
                 };
@@ -464,6 +468,19 @@ impl CallSite {
         failure
             .into_error(&self.function, &self.instance.label, &self.export)
             .report()
+    }
+}
+
+/// How the guest emitted a row, for messages: `emit_i32(1)`, `emit_bytes(5 bytes)`, `emit_null()`.
+fn describe_row(row: &Row<'_>) -> String {
+    match row {
+        Row::Null => "emit_null()".into(),
+        Row::Bytes(bytes) => format!("emit_bytes({} bytes)", bytes.len()),
+        Row::Value(Value::I32(v)) => format!("emit_i32({v})"),
+        Row::Value(Value::I64(v)) => format!("emit_i64({v})"),
+        Row::Value(Value::F32(v)) => format!("emit_f32({v})"),
+        Row::Value(Value::F64(v)) => format!("emit_f64({v})"),
+        Row::Value(other) => format!("{other:?}"),
     }
 }
 

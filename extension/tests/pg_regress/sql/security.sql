@@ -261,6 +261,7 @@ SET SESSION AUTHORIZATION sec_loader;
 SELECT sqlstate_of($$SELECT wasm.unload('sec_orphan')$$);
 SELECT sqlstate_of($$SELECT wasm.set_owner('sec_orphan', 'sec_loader'::regrole)$$);
 RESET SESSION AUTHORIZATION;
+SELECT sqlstate_of($$SELECT wasm.set_owner('sec_orphan', 0)$$);   -- not a role
 SELECT wasm.set_owner('sec_orphan', 'sec_loader'::regrole);
 SELECT owner FROM wasm.modules WHERE name = 'sec_orphan';
 SET SESSION AUTHORIZATION sec_loader;
