@@ -290,7 +290,8 @@ impl PlWasmError {
             }
             Self::ModuleInUse { .. } => Some("Drop those functions first.".into()),
             Self::NullArgument { .. } => Some(
-                "Declare the function STRICT; NULL-aware calls arrive with ABI v1 rich types."
+                "Declare the function STRICT, or have its module import plwasm.arg_is_null to \
+                 receive NULL arguments (see the ABI's host API)."
                     .into(),
             ),
             Self::OutOfFuel { .. } => {

@@ -60,3 +60,26 @@ CREATE FUNCTION bad_start() RETURNS int LANGUAGE wasm AS 'bad_start:f';
 RESET check_function_bodies;
 SELECT bad_start();
 SELECT t_div(9, 3) AS healthy;
+
+-- What the terse output above leaves out: each error's DETAIL and HINT (the promise that every
+-- error says where it came from and what to do). The backtrace names the wasm function.
+\set VERBOSITY default
+SELECT t_div(1, 0);
+CREATE FUNCTION deep_trap(int) RETURNS int LANGUAGE wasm AS '(module
+    (func $inner (param i32) (result i32) (i32.div_s (i32.const 1) (local.get 0)))
+    (func (export "deep_trap") (param i32) (result i32) (call $inner (local.get 0))))';
+SELECT deep_trap(0);
+SELECT wasm.load('bad_start', wasm.wat('(module)'));
+CREATE FUNCTION lax(int) RETURNS int LANGUAGE wasm AS '(module (func (export "lax") (param i32) (result i32) local.get 0))';
+SELECT lax(NULL);
+SELECT wasm.load('needs_env', wasm.wat('(module (import "env" "f" (func)))'));
+CREATE FUNCTION raiser() RETURNS int LANGUAGE wasm AS '(module
+    (import "plwasm" "error_code" (func $err (param i32 i32 i32 i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 0) "00000boom")
+    (func (export "raiser") (result i32) (call $err (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 4)) i32.const 0))';
+SELECT raiser();
+SET wasm.fuel_limit = 1000;
+SELECT t_recurse(0);
+RESET wasm.fuel_limit;
+\set VERBOSITY terse
