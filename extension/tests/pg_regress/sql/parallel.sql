@@ -10,6 +10,12 @@ SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF) SELECT sum(twice(i)) FROM par_data;
 SELECT sum(twice(i)) FROM par_data;
+-- Without the leader's participation every row goes through a worker: both launched and called
+-- wasm (each scanning half of the rows), and the sum is the same.
+SET parallel_leader_participation = off;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT sum(twice(i)) FROM par_data;
+SELECT sum(twice(i)) FROM par_data;
+RESET parallel_leader_participation;
 -- Replaced: the workers of the next query see the new module too.
 SELECT wasm.load('par', wasm.wat('(module (func (export "twice") (param i64) (result i64) local.get 0 i64.const 3 i64.mul))'), true);
 SELECT sum(twice(i)) FROM par_data;
