@@ -1,7 +1,8 @@
 //! Compile-time instrumentation: the fuel counter and interrupt flag every module is compiled with.
 //!
-//! A Wasmer middleware adds two globals to each module, invisible to its own code (the module was
-//! validated before they existed, so no instruction of it can name them):
+//! A Wasmer middleware adds three globals to each module, invisible to its own code (the module
+//! was validated before they existed, so no instruction of it can name them): the two below, and
+//! a scratch slot for bulk instructions (see further down).
 //!
 //! - `fuel` (i64): decremented at every function entry by the number of instructions in the
 //!   function outside loops, and at every loop iteration by the number of instructions directly in

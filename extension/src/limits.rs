@@ -4,8 +4,8 @@
 //! Memory: the engine's tunables cap the memory's maximum at `wasm.max_memory` when an
 //! instance is created (modules have at most one memory: multi-memory is refused), and all the
 //! instance's tables together at as many bytes; `memory.grow`/`table.grow` past them return -1,
-//! and a declared minimum above them makes instantiation fail. An instance remembers the cap it was created with and is re-created when
-//! the setting changes.
+//! and a declared minimum above them makes instantiation fail. An instance remembers the cap it
+//! was created with and is re-created when the setting changes.
 //!
 //! Interrupts: while a backend runs wasm in a transaction, a Postgres timeout (`USER_TIMEOUT`)
 //! ticks every [`TICK_MS`]. Its handler runs in signal context and does one thing: if a cancel or

@@ -2,8 +2,9 @@
 //!
 //! Always: the SQL signature maps onto the ABI and the body parses. With `check_function_bodies`
 //! on (the default; pg_dump turns it off on restore): the module exists, the export exists and is
-//! a function, and its wasm signature matches. A stored module's row is key-share locked so it
-//! cannot be unloaded before the new function commits; an inline module is compiled and cached.
+//! a function, and its wasm signature matches. A stored module's name is share-locked
+//! (`catalog::lock`) so it cannot be unloaded or replaced before the new function commits; an
+//! inline module is compiled and cached.
 
 use pgrx::prelude::*;
 
