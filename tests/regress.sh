@@ -42,9 +42,11 @@ bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/tests/wasi/c_hello.c" "$wasm_dir/c_h
 bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/examples/c/c_udfs.c" "$wasm_dir/c_udfs.wasm"
 CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
     "$ROOT/tests/wasi/rust-hello" "$wasm_dir/rust_hello.wasm"
-for example in text-udfs vector-udfs json-udfs; do
+for crate in examples/rust/text-udfs examples/rust/vector-udfs examples/rust/json-udfs \
+    tests/sdk-signatures; do
+    name=$(basename "$crate")
     CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
-        "$ROOT/examples/rust/$example" "$wasm_dir/${example//-/_}.wasm" wasm32-unknown-unknown
+        "$ROOT/$crate" "$wasm_dir/${name//-/_}.wasm" wasm32-unknown-unknown
 done
 chmod -R a+rX "$wasm_dir"
 

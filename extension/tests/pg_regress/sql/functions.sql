@@ -100,6 +100,10 @@ SELECT late(1);
 
 -- Functions bound to a module keep it from being unloaded or broken by a replace.
 SELECT sqlstate_of($$SELECT wasm.unload('later')$$);
+-- Its HINT (VERBOSITY default); the ERROR is intended.
+\set VERBOSITY default
+SELECT wasm.unload('later');
+\set VERBOSITY terse
 SELECT sqlstate_of($$SELECT wasm.load('later', wasm.wat('(module (func (export "f") (param i64) (result i64) local.get 0))'), true)$$);
 SELECT sqlstate_of($$SELECT wasm.load('later', wasm.wat('(module (func (export "g")))'), true)$$);
 SELECT wasm.load('later', wasm.wat('(module (func (export "f") (param i32) (result i32) local.get 0 i32.const 200 i32.add))'), true);

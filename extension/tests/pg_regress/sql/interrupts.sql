@@ -6,13 +6,19 @@ CREATE FUNCTION spin() RETURNS int LANGUAGE wasm AS 'spinner';
 CREATE FUNCTION spinner_ready() RETURNS int LANGUAGE wasm AS 'spinner:ready';
 CREATE TEMP TABLE postmaster AS SELECT pg_postmaster_start_time() AS started;
 
--- Wait (at most 10 s) until the other connection runs `query`; return its pid.
+-- Wait (at most 10 s) until the other connection has been running `query` for 300 ms; return
+-- its pid. Its module is compiled and instantiated beforehand (below), so after 300 ms the
+-- statement is inside the wasm loop, not in parsing, planning or instantiation. Statistics are
+-- read afresh on each try (pg_stat_activity is otherwise a snapshot per transaction).
 CREATE FUNCTION wait_running(query text) RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     found int;
 BEGIN
     FOR i IN 1..1000 LOOP
-        SELECT pid INTO found FROM pg_stat_activity WHERE state = 'active' AND pg_stat_activity.query = wait_running.query;
+        PERFORM pg_stat_clear_snapshot();
+        SELECT pid INTO found FROM pg_stat_activity
+         WHERE state = 'active' AND pg_stat_activity.query = wait_running.query
+           AND clock_timestamp() - query_start >= interval '300 ms';
         IF found IS NOT NULL THEN RETURN found; END IF;
         PERFORM pg_sleep(0.01);
     END LOOP;

@@ -89,3 +89,16 @@ SELECT sqlstate_of($$SET wasm.fuel_limit = 0$$);
 SELECT sqlstate_of($$SET wasm.max_memory = '1GB'$$);
 RESET ROLE;
 DROP ROLE limits_user;
+
+-- The DETAIL and HINT of the limit errors (VERBOSITY default): each ERROR below is intended.
+\set VERBOSITY default
+SET wasm.max_memory = '1MB';
+SELECT big_memory();
+CREATE FUNCTION limits_big_table() RETURNS int LANGUAGE wasm AS
+    '(module (table 1000000 funcref) (func (export "limits_big_table") (result i32) i32.const 0))';
+RESET wasm.max_memory;
+SELECT recurse(0);
+SET wasm.max_module_size = 16;
+SELECT wasm.load('too_big', wasm.wat('(module (func (export "f")))'));
+RESET wasm.max_module_size;
+\set VERBOSITY terse

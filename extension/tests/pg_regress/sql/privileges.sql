@@ -80,6 +80,8 @@ RESET ROLE;
 SET ROLE priv_loader_a;
 SELECT wasm.load('owned_by_a', wasm.wat('(module)'));
 RESET ROLE;
+SELECT wasm.load('owned_by_a', wasm.wat('(module (func (export "f")))'), true);
+SELECT owner AS owner_after_superuser_replace FROM wasm.modules WHERE name = 'owned_by_a';
 SELECT wasm.unload('owned_by_a');
 
 REVOKE CREATE ON SCHEMA public FROM priv_user, priv_loader_a, priv_loader_b;

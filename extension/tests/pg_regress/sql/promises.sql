@@ -41,7 +41,7 @@ SELECT prom.wasi(0, 0) AS stdin_errno_and_bytes, prom.wasi(1, 0) AS args, prom.w
        prom.wasi(6, 1048576) AS random_1mb, prom.wasi(6, 1048577) AS random_past_1mb;
 
 -- sql-reference "WASI" and abi.md "host API": output and log messages are reported after the
--- call, also when the call then fails; plwasm.log levels map to Postgres's (2 INFO, 4 WARNING).
+-- call (log messages first), also when the call then fails; plwasm.log levels map to Postgres's (2 INFO, 4 WARNING).
 CREATE FUNCTION prom.talk_then_trap(trap bool) RETURNS int LANGUAGE wasm AS '(module
     (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
     (import "plwasm" "log" (func $log (param i32 i32 i32)))
@@ -134,6 +134,152 @@ CREATE FUNCTION prom.halves() RETURNS SETOF float4 LANGUAGE wasm AS '(module
 SELECT * FROM prom.big_numbers();
 SELECT * FROM prom.halves();
 
+-- sql-reference "WASI": stderr goes to the server log at LOG, prefixed with the function (shown
+-- here because client_min_messages = log also sends LOG messages to the client).
+CREATE FUNCTION prom.to_stderr() RETURNS int LANGUAGE wasm AS '(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 100) "written to stderr\n")
+    (data (i32.const 0) "\64\00\00\00\12\00\00\00")
+    (func (export "to_stderr") (result i32)
+        (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 16))) i32.const 1))';
+SET client_min_messages = log;
+SELECT prom.to_stderr();
+RESET client_min_messages;
+
+-- abi.md "Host API": log messages are cut at 8kB, and at most 1000 messages (and 64kB) are kept
+-- per call. Seen through the dropped count (level DEBUG1 is not shown): 1001 one-byte messages
+-- drop one; nine messages of 9000 bytes are cut to 8192 bytes, so eight fit in 64kB and one is
+-- dropped (uncut, only seven would fit).
+CREATE FUNCTION prom.many_logs(n int, len int) RETURNS int LANGUAGE wasm AS '(module
+    (import "plwasm" "log" (func $log (param i32 i32 i32)))
+    (memory (export "memory") 1)
+    (func (export "many_logs") (param $n i32) (param $len i32) (result i32) (local $i i32)
+        (memory.fill (i32.const 0) (i32.const 97) (i32.const 9000))
+        (block $done (loop $l
+            (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+            (call $log (i32.const 0) (i32.const 0) (local.get $len))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $l)))
+        (local.get $i)))';
+SET client_min_messages = notice;
+SELECT prom.many_logs(1000, 1) AS none_dropped;
+SELECT prom.many_logs(1001, 1) AS one_dropped;
+SELECT prom.many_logs(9, 9000) AS one_dropped;
+RESET client_min_messages;
+
+-- abi.md "Results": a name result is at most 63 bytes; a longer one is 38000, not truncated.
+CREATE FUNCTION prom.as_name(text) RETURNS name LANGUAGE wasm AS '(module
+    (memory (export "memory") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (func (export "plwasm_alloc") (param i32) (result i32) (local $p i32)
+        (local.set $p (global.get $next))
+        (global.set $next (i32.add (global.get $next) (local.get 0)))
+        (local.get $p))
+    (func (export "as_name") (param i32 i32) (result i64)
+        (global.set $next (i32.const 1024))
+        (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32)) (i64.extend_i32_u (local.get 1)))))';
+SELECT length(prom.as_name(repeat('n', 63))) AS name_of_63_bytes;
+SELECT sqlstate_of($$SELECT prom.as_name(repeat('n', 64))$$) AS name_of_64_bytes;
+
+-- abi.md "Module interface": plwasm_free is called for each argument buffer after the call and
+-- for the result buffer after it was copied; a result that is an argument's buffer is freed
+-- twice (once as the result, once as the argument). The counters live in the instance, which
+-- every function over the stored module shares.
+SELECT wasm.load('prom_buffers', wasm.wat('(module
+    (memory (export "memory") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (global $frees (mut i32) (i32.const 0))
+    (global $freed (mut i32) (i32.const 0))
+    (func (export "plwasm_alloc") (param i32) (result i32) (local $p i32)
+        (local.set $p (global.get $next))
+        (global.set $next (i32.add (global.get $next) (local.get 0)))
+        (local.get $p))
+    (func (export "plwasm_free") (param i32 i32)
+        (global.set $frees (i32.add (global.get $frees) (i32.const 1)))
+        (global.set $freed (i32.add (global.get $freed) (local.get 1))))
+    (func (export "first") (param i32 i32 i32 i32) (result i64)
+        (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32)) (i64.extend_i32_u (local.get 1))))
+    (func (export "frees") (result i32) (global.get $frees))
+    (func (export "freed_bytes") (result i32) (global.get $freed)))'));
+CREATE FUNCTION prom.first(text, text) RETURNS text LANGUAGE wasm AS 'prom_buffers';
+CREATE FUNCTION prom.frees() RETURNS int LANGUAGE wasm AS 'prom_buffers';
+CREATE FUNCTION prom.freed_bytes() RETURNS int LANGUAGE wasm AS 'prom_buffers';
+SELECT prom.first('abc', 'de') AS first;
+SELECT prom.frees() AS frees, prom.freed_bytes() AS freed_bytes;
+SELECT prom.first('', 'x') AS first_empty;
+SELECT prom.frees() AS frees, prom.freed_bytes() AS freed_bytes;
+
+-- abi.md "Errors, budget and state": plwasm_alloc and plwasm_free run under the call's fuel
+-- budget and are interruptible: a loop in either is stopped by the fuel limit (54000) and by
+-- statement_timeout (57014).
+CREATE FUNCTION prom.alloc_spins(text) RETURNS int LANGUAGE wasm AS '(module
+    (memory (export "memory") 1)
+    (func (export "plwasm_alloc") (param i32) (result i32) (loop $l (br $l)) i32.const 0)
+    (func (export "alloc_spins") (param i32 i32) (result i32) i32.const 0))';
+CREATE FUNCTION prom.free_spins(text) RETURNS int LANGUAGE wasm AS '(module
+    (memory (export "memory") 1)
+    (func (export "plwasm_alloc") (param i32) (result i32) i32.const 1024)
+    (func (export "plwasm_free") (param i32 i32) (loop $l (br $l)))
+    (func (export "free_spins") (param i32 i32) (result i32) i32.const 0))';
+SET wasm.fuel_limit = 100000;
+SELECT sqlstate_of($$SELECT prom.alloc_spins('x')$$) AS alloc_out_of_fuel,
+       sqlstate_of($$SELECT prom.free_spins('x')$$) AS free_out_of_fuel;
+RESET wasm.fuel_limit;
+-- The two ERRORs below are the intended statement_timeout cancels (PL/pgSQL cannot catch them).
+SET statement_timeout = '300ms';
+SELECT prom.alloc_spins('x');
+SELECT prom.free_spins('x');
+RESET statement_timeout;
+
+-- sql-reference "Settings": with session_preload_libraries = 'plwasm' the settings exist from
+-- the start of a session; without it, only once the library is loaded.
+SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s',
+        current_database(), current_setting('port'),
+        split_part(current_setting('unix_socket_directories'), ',', 1), current_user),
+    $$SELECT current_setting('wasm.max_memory', true)$$) AS t(max_memory_without_preload text);
+SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s options=-csession_preload_libraries=plwasm',
+        current_database(), current_setting('port'),
+        split_part(current_setting('unix_socket_directories'), ',', 1), current_user),
+    $$SELECT current_setting('wasm.max_memory', true)$$) AS t(max_memory_with_preload text);
+
+-- sql-reference "Objects created": the role wasm_loader is not dropped with the extension, and
+-- keeps its members, so CREATE EXTENSION again finds it as it was.
+CREATE DATABASE prom_db;
+CREATE ROLE prom_loader IN ROLE wasm_loader;
+SELECT dblink_connect('prom_db', format('dbname=prom_db port=%s host=%s user=%s',
+       current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
+       current_user));
+SELECT dblink_exec('prom_db', 'CREATE EXTENSION plwasm');
+SELECT dblink_exec('prom_db', 'DROP EXTENSION plwasm');
+SELECT count(*) AS wasm_loader_roles, pg_has_role('prom_loader', 'wasm_loader', 'member') AS still_member
+  FROM pg_roles WHERE rolname = 'wasm_loader';
+SELECT dblink_exec('prom_db', 'CREATE EXTENSION plwasm');
+SELECT * FROM dblink('prom_db', $$SELECT has_function_privilege('wasm_loader',
+    'wasm.load(text, bytea, boolean)', 'EXECUTE')$$) AS t(loader_may_load_again boolean);
+SELECT dblink_disconnect('prom_db');
+DROP DATABASE prom_db;
+DROP ROLE prom_loader;
+
+-- abi.md "Set-returning functions": one row's value is at most 1GB (checked before anything is
+-- read or allocated): 54000.
+CREATE FUNCTION prom.huge_row() RETURNS SETOF bytea LANGUAGE wasm AS '(module
+    (import "plwasm" "emit_bytes" (func $e (param i32 i32)))
+    (memory (export "memory") 1)
+    (func (export "huge_row") (call $e (i32.const 0) (i32.const 1073741824))))';
+SELECT sqlstate_of('SELECT count(*) FROM prom.huge_row()') AS row_of_1gb;
+
+-- sql-reference "WASI": a reactor's _initialize is called once per instance, before the first
+-- call; the instance (and its state) is kept for the next calls.
+CREATE FUNCTION prom.reactor() RETURNS int LANGUAGE wasm AS '(module
+    (global $inits (mut i32) (i32.const 0))
+    (global $calls (mut i32) (i32.const 0))
+    (func (export "_initialize") (global.set $inits (i32.add (global.get $inits) (i32.const 1))))
+    (func (export "reactor") (result i32)
+        (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+        (i32.add (i32.mul (global.get $inits) (i32.const 100)) (global.get $calls))))';
+SELECT prom.reactor() AS first_call, prom.reactor() AS second_call;
+
 DROP SCHEMA prom CASCADE;
-SELECT wasm.unload('prom_shared'), wasm.unload('prom_table');
+SELECT wasm.unload('prom_shared'), wasm.unload('prom_table'), wasm.unload('prom_buffers');
 DROP ROLE prom_plain, prom_member, prom_owner;
