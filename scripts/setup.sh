@@ -7,12 +7,13 @@
 #   bash scripts/setup.sh --wasm-toolchains # also compilers to build test modules to wasm:
 #                                           # clang + wasi-libc (C), Debian's rustc-web (Rust)
 #
-# Environment: PLWASM_PG (default 15), PLWASM_PROFILE (dev or release, default dev).
+# Environment: PLWASM_PG (default 15), PLWASM_PROFILE (release or dev, default release: what
+# users run; PLWASM_PROFILE=dev builds faster while developing and runs wasm calls far slower).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG=${PLWASM_PG:-15}
-PROFILE=${PLWASM_PROFILE:-dev}
+PROFILE=${PLWASM_PROFILE:-release}
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/$PG/bin/pg_config
 DEPS_ONLY=0

@@ -30,6 +30,23 @@ COMMENT ON TABLE wasm.module_store IS
 -- Keep loaded modules in pg_dump output.
 SELECT pg_catalog.pg_extension_config_dump('wasm.module_store', '');
 
+-- Compiled modules (see extension/src/artifacts.rs): what wasm.load compiled, kept so that
+-- backends and parallel workers deserialize it instead of compiling. An artifact is machine code
+-- for one build of plwasm and one CPU: only plwasm writes this table, no role but its owner may
+-- read or write it, and pg_dump leaves it out (it is not configuration).
+CREATE TABLE wasm.module_artifacts (
+    name     text PRIMARY KEY,
+    sha256   text NOT NULL,   -- of the module's bytes it was compiled from
+    engine   text NOT NULL,   -- the build and CPU that compiled it (artifacts::fingerprint)
+    crc32c   bigint NOT NULL, -- of the artifact
+    artifact bytea NOT NULL
+);
+-- Machine code does not compress well; store it out of line, uncompressed, to read it fast.
+ALTER TABLE wasm.module_artifacts ALTER COLUMN artifact SET STORAGE EXTERNAL;
+COMMENT ON TABLE wasm.module_artifacts IS
+    'Compiled forms of the modules in wasm.module_store, written and read only by plwasm';
+REVOKE ALL ON wasm.module_artifacts FROM PUBLIC;
+
 CREATE VIEW wasm.modules AS
 SELECT name,
        CASE WHEN pg_catalog.pg_get_userbyid(owner::pg_catalog.oid) OPERATOR(pg_catalog.=) owner_name

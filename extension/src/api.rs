@@ -6,6 +6,7 @@
 
 use pgrx::prelude::*;
 
+use crate::artifacts;
 use crate::binding;
 use crate::cache::{self, sha256_hex};
 use crate::catalog::{self, ModuleLock};
@@ -76,6 +77,8 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
         }
         None => catalog::insert(name, module, &sha256, &exports_json),
     }
+    // What was compiled to validate the module is kept, so backends need not compile it again.
+    artifacts::store(name, &sha256, &compiled);
     catalog::announce_change();
 }
 
@@ -104,6 +107,7 @@ fn unload(name: &str) {
         .report();
     }
     catalog::delete(name);
+    artifacts::remove(name);
     catalog::announce_change();
 }
 
@@ -134,4 +138,20 @@ fn set_owner(name: &str, role: pg_sys::Oid) {
 #[pg_extern(immutable, parallel_safe)]
 fn wat(source: &str) -> Vec<u8> {
     cache::wat_to_wasm(source).or_report()
+}
+
+/// This backend's module cache: modules it compiled, modules it loaded from their stored
+/// compiled artifact instead, and artifacts it found but could not use (compiled by another
+/// build of plwasm or Wasmer, for another CPU, or damaged) — those modules were compiled.
+#[pg_extern(volatile, parallel_safe)]
+fn cache_stats() -> TableIterator<
+    'static,
+    (
+        name!(compiled, i64),
+        name!(from_artifact, i64),
+        name!(artifacts_refused, i64),
+    ),
+> {
+    let (from_artifact, refused) = artifacts::stats();
+    TableIterator::once((runtime::compile_count(), from_artifact, refused))
 }

@@ -630,7 +630,10 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
             reusable = Some(entry.module.clone());
         }
     }
-    let module = match reusable.or_else(|| take_retired(&current.sha256)) {
+    let reused = reusable
+        .or_else(|| take_retired(&current.sha256))
+        .or_else(|| crate::artifacts::load(name, &current.sha256));
+    let module = match reused {
         Some(module) => module,
         None => {
             let stored =

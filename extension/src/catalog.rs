@@ -17,6 +17,7 @@
 //! check is one integer comparison and no catalog access.
 
 use std::cell::Cell;
+use std::ffi::CStr;
 
 use pgrx::{pg_guard, pg_sys, FromDatum, IntoDatum};
 use sha2::Digest;
@@ -127,13 +128,18 @@ pub fn generation() -> u64 {
     GENERATION.with(Cell::get)
 }
 
+/// The OID of table `relname` in schema `wasm` (InvalidOid if missing).
+fn relid_of(relname: &CStr) -> pg_sys::Oid {
+    // SAFETY: plain catalog lookups by name; both return InvalidOid when missing.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"wasm".as_ptr(), true);
+        pg_sys::get_relname_relid(relname.as_ptr(), nsp)
+    }
+}
+
 /// The OID of `wasm.module_store` (it changes if the extension is dropped and re-created).
 fn refresh_store_relid() -> pg_sys::Oid {
-    // SAFETY: plain catalog lookups by name; both return InvalidOid when missing.
-    let relid = unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"wasm".as_ptr(), true);
-        pg_sys::get_relname_relid(c"module_store".as_ptr(), nsp)
-    };
+    let relid = relid_of(MODULES.relname);
     STORE_RELID.with(|r| r.set(relid));
     relid
 }
@@ -176,34 +182,56 @@ const COL_EXPORTS: i16 = 5;
 const COL_OWNER_NAME: i16 = 7;
 const NATTS: usize = 7;
 
-/// `wasm.module_store` opened with a lock, closed (keeping the lock to the end of the
-/// transaction, as Postgres does for catalogs) when dropped — also while an ERROR unwinds.
-struct StoreTable {
+/// One of plwasm's tables in schema `wasm`, keyed by its first column (`name text`) through
+/// its primary-key index.
+pub(crate) struct TableSpec {
+    pub relname: &'static CStr,
+    pub key_index: &'static CStr,
+    pub natts: usize,
+}
+
+/// `wasm.module_store`.
+const MODULES: TableSpec = TableSpec {
+    relname: c"module_store",
+    key_index: c"module_store_pkey",
+    natts: NATTS,
+};
+
+/// A plwasm table opened with a lock, closed (keeping the lock to the end of the transaction,
+/// as Postgres does for catalogs) when dropped — also while an ERROR unwinds.
+pub(crate) struct StoreTable {
     rel: pg_sys::Relation,
+    spec: &'static TableSpec,
 }
 
 impl StoreTable {
-    fn open(lockmode: u32) -> Self {
-        let relid = refresh_store_relid();
+    pub(crate) fn open(spec: &'static TableSpec, lockmode: u32) -> Self {
+        let relid = if std::ptr::eq(spec, &MODULES) {
+            refresh_store_relid()
+        } else {
+            relid_of(spec.relname)
+        };
+        let relname = spec.relname.to_string_lossy();
         if relid == pg_sys::InvalidOid {
             pgrx::ereport!(
                 ERROR,
                 pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                "plwasm: the module catalog wasm.module_store does not exist"
+                format!("plwasm: the catalog table wasm.{relname} does not exist")
             );
         }
         // SAFETY: a relation that exists (checked above); table_open raises if it vanished.
         let rel = unsafe { pg_sys::table_open(relid, lockmode as pg_sys::LOCKMODE) };
-        let table = Self { rel };
-        // Every access below deforms and forms tuples of exactly NATTS columns.
+        let table = Self { rel, spec };
+        // Every access below deforms and forms tuples of exactly `natts` columns.
         // SAFETY: an open relation's descriptor.
         let natts = unsafe { (*table.desc()).natts };
-        if natts as usize != NATTS {
+        if natts as usize != spec.natts {
             pgrx::ereport!(
                 ERROR,
                 pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!(
-                    "plwasm: wasm.module_store has {natts} columns, this library expects {NATTS}"
+                    "plwasm: wasm.{relname} has {natts} columns, this library expects {}",
+                    spec.natts
                 ),
                 "The extension's SQL and its library are from different versions: ALTER EXTENSION plwasm UPDATE, or reinstall."
             );
@@ -211,24 +239,24 @@ impl StoreTable {
         table
     }
 
-    fn desc(&self) -> pg_sys::TupleDesc {
+    pub(crate) fn desc(&self) -> pg_sys::TupleDesc {
         // SAFETY: an open relation.
         unsafe { (*self.rel).rd_att }
     }
 
-    /// The OID of the table's primary-key index (`module_store_pkey`).
+    /// The OID of the table's primary-key index.
     fn key_index(&self) -> pg_sys::Oid {
         // SAFETY: a lookup by name in the table's own namespace; InvalidOid if missing.
         unsafe {
             pg_sys::get_relname_relid(
-                c"module_store_pkey".as_ptr(),
+                self.spec.key_index.as_ptr(),
                 (*(*self.rel).rd_rel).relnamespace,
             )
         }
     }
 
     /// Scan for the row named `name` with `snapshot`; call `f` with the tuple if found.
-    fn find<R>(
+    pub(crate) fn find<R>(
         &self,
         name: &str,
         snapshot: pg_sys::Snapshot,
@@ -272,9 +300,9 @@ impl StoreTable {
     }
 
     /// The columns of `tuple` (datums point into it or are detoasted copies on demand).
-    fn deform(&self, tuple: pg_sys::HeapTuple) -> ([pg_sys::Datum; NATTS], [bool; NATTS]) {
-        let mut values = [pg_sys::Datum::from(0usize); NATTS];
-        let mut nulls = [true; NATTS];
+    pub(crate) fn deform(&self, tuple: pg_sys::HeapTuple) -> (Vec<pg_sys::Datum>, Vec<bool>) {
+        let mut values = vec![pg_sys::Datum::from(0usize); self.spec.natts];
+        let mut nulls = vec![true; self.spec.natts];
         // SAFETY: a tuple of this table, arrays sized to its descriptor.
         unsafe {
             pg_sys::heap_deform_tuple(tuple, self.desc(), values.as_mut_ptr(), nulls.as_mut_ptr())
@@ -292,14 +320,14 @@ impl Drop for StoreTable {
 
 /// A registered snapshot of the latest committed state (the query's own snapshot in parallel
 /// mode, where Postgres forbids new ones), unregistered when dropped.
-struct LatestSnapshot {
-    snapshot: pg_sys::Snapshot,
+pub(crate) struct LatestSnapshot {
+    pub(crate) snapshot: pg_sys::Snapshot,
     registered: bool,
     latest: bool,
 }
 
 impl LatestSnapshot {
-    fn take() -> Self {
+    pub(crate) fn take() -> Self {
         // SAFETY: snapshot management inside a transaction.
         unsafe {
             if pg_sys::IsInParallelMode() {
@@ -328,7 +356,7 @@ impl Drop for LatestSnapshot {
     }
 }
 
-fn text_at(values: &[pg_sys::Datum], nulls: &[bool], col: i16) -> String {
+pub(crate) fn text_at(values: &[pg_sys::Datum], nulls: &[bool], col: i16) -> String {
     let i = (col - 1) as usize;
     // SAFETY: a text column of the tuple just deformed.
     unsafe { String::from_datum(values[i], nulls[i]) }.unwrap_or_default()
@@ -338,7 +366,7 @@ fn text_at(values: &[pg_sys::Datum], nulls: &[bool], col: i16) -> String {
 /// [`StoredModule::latest`] for the one exception).
 pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
     LOOKUPS.with(|n| n.set(n.get() + 1));
-    let table = StoreTable::open(pg_sys::AccessShareLock);
+    let table = StoreTable::open(&MODULES, pg_sys::AccessShareLock);
     let snapshot = LatestSnapshot::take();
     table.find(name, snapshot.snapshot, |tuple| {
         let (values, nulls) = table.deform(tuple);
@@ -404,7 +432,7 @@ impl ModuleOwner {
 /// the row is read after the lock is granted, with a new snapshot, a waiter always sees what
 /// the holder committed — under every isolation level.
 pub fn lock(name: &str, mode: ModuleLock) -> Option<ModuleOwner> {
-    let table = StoreTable::open(pg_sys::AccessShareLock);
+    let table = StoreTable::open(&MODULES, pg_sys::AccessShareLock);
     let digest = sha2::Sha256::digest(name.as_bytes());
     let objid = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
     let objsubid = u16::from_le_bytes([digest[4], digest[5]]);
@@ -477,7 +505,7 @@ fn row_values(
 /// Store a new module owned by the current user. The caller holds [`ModuleLock::Change`] on
 /// the name and has checked that no module has it.
 pub fn insert(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) {
-    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    let table = StoreTable::open(&MODULES, pg_sys::RowExclusiveLock);
     let mut values = row_values(name, bytes, sha256, exports);
     let mut nulls = [false; NATTS];
     // SAFETY: a tuple of this table's descriptor, inserted with its index entries.
@@ -504,7 +532,7 @@ pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Valu
 /// change visible to this transaction's next reads. The caller holds [`ModuleLock::Change`] on
 /// the name, so no other writer can touch the row; a missing row is 42704.
 fn modify(name: &str, values: &mut [pg_sys::Datum; NATTS], replace: &mut [bool; NATTS]) {
-    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    let table = StoreTable::open(&MODULES, pg_sys::RowExclusiveLock);
     let snapshot = LatestSnapshot::take();
     let mut nulls = [false; NATTS];
     let updated = table.find(name, snapshot.snapshot, |old| {
@@ -564,13 +592,58 @@ pub fn set_owner(name: &str, role: pg_sys::Oid) {
 
 /// Remove a module. The caller holds [`ModuleLock::Change`] on the name.
 pub fn delete(name: &str) {
-    let table = StoreTable::open(pg_sys::RowExclusiveLock);
+    delete_row(&MODULES, name);
+}
+
+/// Delete the row named `name` of `spec`'s table, if there is one. The caller holds
+/// [`ModuleLock::Change`] on the name.
+pub(crate) fn delete_row(spec: &'static TableSpec, name: &str) {
+    let table = StoreTable::open(spec, pg_sys::RowExclusiveLock);
     let snapshot = LatestSnapshot::take();
     table.find(name, snapshot.snapshot, |old| {
         // SAFETY: `old` is the current row (the caller's lock excludes other writers).
         unsafe { pg_sys::CatalogTupleDelete(table.rel, &mut (*old).t_self) };
     });
     // SAFETY: makes the deletion visible to this transaction's next reads.
+    unsafe { pg_sys::CommandCounterIncrement() };
+}
+
+/// Write the row named `name` of `spec`'s table: replace every column of the existing row, or
+/// insert one. `values` has one non-NULL datum per column, the key first. The caller holds
+/// [`ModuleLock::Change`] on the name.
+pub(crate) fn upsert_row(spec: &'static TableSpec, name: &str, values: &mut [pg_sys::Datum]) {
+    let table = StoreTable::open(spec, pg_sys::RowExclusiveLock);
+    let snapshot = LatestSnapshot::take();
+    let mut nulls = vec![false; spec.natts];
+    let mut replace = vec![true; spec.natts];
+    if values.len() != spec.natts {
+        return;
+    }
+    let updated = table.find(name, snapshot.snapshot, |old| {
+        // SAFETY: `old` is the current row (the caller's lock excludes other writers); the
+        // arrays have one entry per column.
+        unsafe {
+            let new = pg_sys::heap_modify_tuple(
+                old,
+                table.desc(),
+                values.as_mut_ptr(),
+                nulls.as_mut_ptr(),
+                replace.as_mut_ptr(),
+            );
+            pg_sys::CatalogTupleUpdate(table.rel, &mut (*old).t_self, new);
+            pg_sys::heap_freetuple(new);
+        }
+    });
+    if updated.is_none() {
+        // SAFETY: a tuple of this table's descriptor, inserted with its index entries.
+        unsafe {
+            let tuple =
+                pg_sys::heap_form_tuple(table.desc(), values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::CatalogTupleInsert(table.rel, tuple);
+            pg_sys::heap_freetuple(tuple);
+        }
+    }
+    // SAFETY: makes the change visible to this transaction's next reads.
     unsafe { pg_sys::CommandCounterIncrement() };
 }
 

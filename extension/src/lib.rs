@@ -41,6 +41,7 @@ use pgrx::prelude::*;
 
 pub mod abi;
 pub mod api;
+pub mod artifacts;
 pub mod binding;
 pub mod cache;
 pub mod catalog;

@@ -194,6 +194,7 @@ fn wait_for_orphan() {
 /// Only the binary format is accepted here; text goes through `wasm.wat` first. Compiling runs
 /// on a worker thread and can be cancelled (see [`run_interruptibly`]).
 pub fn compile(bytes: &[u8]) -> Result<Module, String> {
+    COMPILES.with(|n| n.set(n.get() + 1));
     if !bytes.starts_with(b"\0asm") {
         return Err(
             "not a WebAssembly binary (it does not start with the \\0asm magic number)".into(),
@@ -210,6 +211,15 @@ pub fn compile(bytes: &[u8]) -> Result<Module, String> {
             Err(format!("{reason} on this module"))
         }
     }
+}
+
+thread_local! {
+    static COMPILES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many modules this backend compiled (or tried to).
+pub fn compile_count() -> i64 {
+    COMPILES.with(std::cell::Cell::get)
 }
 
 /// WebAssembly text to binary, on a worker thread (interruptible like [`compile`]).

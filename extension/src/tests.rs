@@ -192,9 +192,19 @@ mod tests {
                '(module (func (export "sq") (param i32) (result i32) local.get 0 local.get 0 i32.mul))'"#,
         );
         let before = catalog::lookup_count();
+        // The validator compiled it once already (CREATE FUNCTION); the calls reuse that.
+        let compiles_before = crate::runtime::compile_count();
         assert_eq!(
             one::<i64>("SELECT sum(sq(i))::int8 FROM generate_series(1, 100) i"),
             338_350
+        );
+        assert_eq!(
+            one::<i64>("SELECT sum(sq(i))::int8 FROM generate_series(1, 10) i"),
+            385
+        );
+        assert!(
+            crate::runtime::compile_count() - compiles_before <= 1,
+            "an inline module is compiled at most once in a backend, not per call or statement"
         );
         assert_eq!(
             catalog::lookup_count(),

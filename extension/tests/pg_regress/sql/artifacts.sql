@@ -1,0 +1,76 @@
+-- Compiled artifacts: wasm.load keeps what it compiled in wasm.module_artifacts, and a backend
+-- that calls the module later (another session, a parallel worker) deserializes it instead of
+-- compiling. An artifact that does not fit (damaged, or from another build of plwasm/Wasmer or
+-- another CPU) is refused and the module compiled from its bytes; the call works either way.
+-- wasm.cache_stats() counts, per backend, what was compiled and what came from an artifact.
+SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
+    (i32.mul (local.get 0) (i32.const 2))))'));
+CREATE FUNCTION art_twice(int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT PARALLEL SAFE AS 'art:twice';
+SELECT a.name, a.sha256 = m.sha256 AS for_these_bytes, a.engine LIKE 'plwasm %' AS engine_named,
+       length(a.artifact) > 0 AS has_code
+  FROM wasm.module_artifacts a JOIN wasm.modules m USING (name) WHERE name = 'art';
+
+-- Call art_twice(21) in a new session and report its result and that session's cache_stats
+-- right after the call.
+CREATE FUNCTION art_new_session() RETURNS TABLE (result int, compiled bigint, from_artifact bigint,
+    artifacts_refused bigint) LANGUAGE sql AS $$
+  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s', current_database(),
+         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_user),
+      'WITH r AS MATERIALIZED (SELECT art_twice(21) AS v)
+       SELECT r.v, s.* FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
+    AS t(result int, compiled bigint, from_artifact bigint, artifacts_refused bigint)
+$$;
+-- A new session compiles nothing.
+SELECT * FROM art_new_session();
+
+-- A damaged artifact (its CRC-32C no longer matches) is refused: the module is compiled.
+UPDATE wasm.module_artifacts SET artifact = overlay(artifact PLACING '\xdeadbeef' FROM 200)
+ WHERE name = 'art';
+SELECT * FROM art_new_session();
+
+-- Replacing the module writes a new artifact; one made by another build or CPU is refused.
+SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
+    (i32.shl (local.get 0) (i32.const 1))))'), true);
+SELECT * FROM art_new_session();
+UPDATE wasm.module_artifacts SET engine = 'plwasm 0.0.0 on another machine' WHERE name = 'art';
+SELECT * FROM art_new_session();
+-- An artifact of other bytes (same name) is not used for these.
+SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
+    (i32.add (local.get 0) (local.get 0))))'), true);
+UPDATE wasm.module_artifacts SET sha256 = repeat('0', 64) WHERE name = 'art';
+SELECT * FROM art_new_session();
+
+-- Parallel workers deserialize too: every row is computed in a worker (the leader does not
+-- participate), and each worker reports what it did after its first call (this session, which
+-- compiled each module it loaded, would not report 0 compiled).
+SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
+    (i32.mul (local.get 0) (i32.const 2))))'), true);
+CREATE TABLE art_data AS SELECT i FROM generate_series(1, 20000) i;
+ANALYZE art_data;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+-- art_stats_after(v) reads the calling process's counts after v (an art_twice call) is computed.
+CREATE FUNCTION art_stats_after(v int) RETURNS text LANGUAGE sql VOLATILE PARALLEL SAFE AS
+    $$SELECT compiled || ' compiled, ' || from_artifact || ' from artifact' FROM wasm.cache_stats()$$;
+EXPLAIN (COSTS OFF, VERBOSE) SELECT DISTINCT art_stats_after(art_twice(i)) FROM art_data WHERE i % 5000 = 0;
+SELECT DISTINCT art_stats_after(art_twice(i)) AS each_worker FROM art_data WHERE i % 5000 = 0;
+RESET ALL;
+DROP TABLE art_data;
+DROP FUNCTION art_stats_after(int);
+
+-- Who may read it: nobody but its owner (the functions above ran as superuser).
+CREATE ROLE art_user;
+SET ROLE art_user;
+SELECT sqlstate_of('SELECT count(*) FROM wasm.module_artifacts') AS read_artifacts;
+RESET ROLE;
+DROP ROLE art_user;
+
+-- Unloading removes it.
+DROP FUNCTION art_twice(int);
+SELECT wasm.unload('art');
+SELECT count(*) AS artifacts_left FROM wasm.module_artifacts WHERE name = 'art';
+DROP FUNCTION art_new_session();
