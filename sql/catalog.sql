@@ -32,13 +32,14 @@ SELECT pg_catalog.pg_extension_config_dump('wasm.module_store', '');
 
 -- Compiled modules (see extension/src/artifacts.rs): what wasm.load compiled, kept so that
 -- backends and parallel workers deserialize it instead of compiling. An artifact is machine code
--- for one build of plwasm and one CPU: only plwasm writes this table, no role but its owner may
--- read or write it, and pg_dump leaves it out (it is not configuration).
+-- for one build of plwasm and one CPU, used only if its MAC (under a key in the data directory)
+-- verifies; no grants (beyond pg_read/write_all_data, which the MAC defeats), and pg_dump leaves
+-- it out (it is not configuration).
 CREATE TABLE wasm.module_artifacts (
     name     text PRIMARY KEY,
     sha256   text NOT NULL,   -- of the module's bytes it was compiled from
     engine   text NOT NULL,   -- the build and CPU that compiled it (artifacts::fingerprint)
-    crc32c   bigint NOT NULL, -- of the artifact
+    mac      bytea NOT NULL,  -- HMAC-SHA256 under the cluster's key (artifacts.rs)
     artifact bytea NOT NULL
 );
 -- Machine code does not compress well; store it out of line, uncompressed, to read it fast.

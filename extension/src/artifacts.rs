@@ -2,19 +2,23 @@
 //! parallel worker deserializes a stored module instead of compiling it.
 //!
 //! `wasm.load` compiles every module anyway (to validate it); it keeps the compiled,
-//! instrumented code beside the module, tagged with the module's SHA-256, this build's engine
-//! [`fingerprint`] and a CRC-32C of the artifact. A backend uses an artifact only if all three
-//! match; anything else (another plwasm or Wasmer build, another CPU, a damaged row) falls back
-//! to compiling the module's bytes, and is counted in [`stats`].
+//! instrumented code beside the module, with the module's SHA-256, this build's engine
+//! [`fingerprint`], and a MAC: HMAC-SHA256 over all of it (and the module's name) under a key
+//! that only this cluster's files hold ([`key`], a file in the data directory). A backend uses an
+//! artifact only if the SHA-256 and fingerprint match and the MAC verifies; anything else
+//! (another plwasm or Wasmer build, another CPU, another cluster, a row written by anything but
+//! plwasm) falls back to compiling the module's bytes, and is counted in [`stats`].
 //!
-//! Deserializing maps machine code, so nothing but plwasm writes the table: it is readable and
-//! writable only by its owner (the superuser who created the extension; a superuser can run
-//! native code anyway). pg_dump leaves it out (an artifact belongs to one build and CPU); it
-//! travels in WAL to physical standbys with the rest of the database.
+//! The MAC is what makes deserializing (mapping machine code) safe: table privileges alone are
+//! not enough, since members of `pg_write_all_data` may write any table. Forging a MAC needs the
+//! key file, i.e. the server's files (superusers, `pg_read_server_files`). pg_dump leaves the
+//! table out; physical standbys receive it in WAL and the key with the data directory.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::io::Write as _;
 use std::sync::OnceLock;
 
+use hmac::Mac as _;
 use pgrx::{pg_sys, FromDatum, IntoDatum};
 use sha2::Digest as _;
 use wasmer::Module;
@@ -23,15 +27,29 @@ use crate::catalog::{self, LatestSnapshot, StoreTable, TableSpec};
 
 const COL_SHA256: i16 = 2;
 const COL_ENGINE: i16 = 3;
-const COL_CRC32C: i16 = 4;
+const COL_MAC: i16 = 4;
 const COL_ARTIFACT: i16 = 5;
 
 /// `wasm.module_artifacts` (see `sql/catalog.sql`).
 static ARTIFACTS: TableSpec = TableSpec {
     relname: c"module_artifacts",
     key_index: c"module_artifacts_pkey",
-    natts: 5,
+    types: &[
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::BYTEAOID,
+        pg_sys::BYTEAOID,
+    ],
 };
+
+/// Largest artifact kept; a larger one is not stored (its module is compiled at first call).
+/// Compiled code can be tens of times larger than the module.
+const MAX_ARTIFACT_BYTES: usize = 256 * 1024 * 1024;
+
+/// The key file, in the data directory (copied to standbys by pg_basebackup).
+const KEY_FILE: &str = "plwasm_artifact.key";
+const KEY_LEN: usize = 32;
 
 /// Sources whose change changes the code plwasm generates: the instrumentation, the engine's
 /// configuration, the tunables, and the exact versions of Wasmer and Cranelift.
@@ -72,39 +90,99 @@ pub fn fingerprint() -> &'static str {
 thread_local! {
     static FROM_ARTIFACT: Cell<i64> = const { Cell::new(0) };
     static REFUSED: Cell<i64> = const { Cell::new(0) };
+    static KEY: RefCell<Option<Option<[u8; KEY_LEN]>>> = const { RefCell::new(None) };
 }
 
 /// This backend's counts: modules deserialized from an artifact, and artifacts found but not
-/// used (built elsewhere, damaged, or refused by Wasmer).
+/// used (built elsewhere, for other bytes, or not written by plwasm here).
 pub fn stats() -> (i64, i64) {
     (FROM_ARTIFACT.with(Cell::get), REFUSED.with(Cell::get))
 }
 
-/// CRC-32C of `bytes`, with Postgres's own (hardware-assisted where the CPU has it) routine.
-fn crc32c(bytes: &[u8]) -> u32 {
-    // SAFETY: Postgres sets the function pointer when the library loads; the buffer is valid.
-    unsafe {
-        match pg_sys::pg_comp_crc32c {
-            Some(comp) => !comp(0xFFFF_FFFF, bytes.as_ptr().cast(), bytes.len()),
-            None => 0,
+/// The cluster's artifact key: read from the data directory, or created there (32 bytes from
+/// Postgres's strong random source, mode 0600, published atomically with a hard link so
+/// concurrent backends agree). None if it cannot be read or made: artifacts are then neither
+/// written nor used.
+fn key() -> Option<[u8; KEY_LEN]> {
+    KEY.with(|cached| *cached.borrow_mut().get_or_insert_with(read_or_create_key))
+}
+
+fn read_or_create_key() -> Option<[u8; KEY_LEN]> {
+    // SAFETY: DataDir is set for the life of every backend.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) }
+        .to_str()
+        .ok()?
+        .to_owned();
+    let path = std::path::Path::new(&dir).join(KEY_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        return bytes.try_into().ok();
+    }
+    let mut fresh = [0u8; KEY_LEN];
+    // SAFETY: a buffer of KEY_LEN bytes.
+    if !unsafe { pg_sys::pg_strong_random(fresh.as_mut_ptr().cast(), KEY_LEN) } {
+        return None;
+    }
+    let temp = path.with_extension(format!("key.{}", std::process::id()));
+    let written = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(&fresh).and_then(|()| file.sync_all()))
+    };
+    // Whoever links first wins; everyone then reads the one key file.
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, &path));
+    let _ = std::fs::remove_file(&temp);
+    if let Err(e) = linked {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return None;
         }
     }
+    std::fs::read(&path).ok()?.try_into().ok()
+}
+
+/// HMAC-SHA256 under the cluster's key over everything a row binds together.
+fn mac(key: &[u8; KEY_LEN], name: &str, sha256: &str, engine: &str, artifact: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length: this cannot fail (an empty MAC would never verify).
+    let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key) else {
+        return Vec::new();
+    };
+    for part in [
+        name.as_bytes(),
+        sha256.as_bytes(),
+        engine.as_bytes(),
+        artifact,
+    ] {
+        mac.update(&(part.len() as u64).to_le_bytes());
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// Keep `module` (compiled from the bytes with `sha256`) as module `name`'s artifact, replacing
-/// any earlier one. A module Wasmer cannot serialize gets none (calls compile it). The caller
-/// holds the name's [`catalog::ModuleLock::Change`].
+/// any earlier one. A module Wasmer cannot serialize, or whose artifact is over
+/// [`MAX_ARTIFACT_BYTES`], gets none (calls compile it). Never fails the load. The caller holds
+/// the name's [`catalog::ModuleLock::Change`].
 pub fn store(name: &str, sha256: &str, module: &Module) {
-    let Ok(artifact) = module.serialize() else {
-        remove(name);
-        return;
+    let artifact = match (key(), module.serialize()) {
+        (Some(key), Ok(artifact)) if artifact.len() <= MAX_ARTIFACT_BYTES => (key, artifact),
+        _ => {
+            remove(name);
+            return;
+        }
     };
+    let (key, artifact) = artifact;
+    let engine = fingerprint();
     let zero = pg_sys::Datum::from(0usize);
     let mut values = [
         name.into_datum().unwrap_or(zero),
         sha256.into_datum().unwrap_or(zero),
-        fingerprint().into_datum().unwrap_or(zero),
-        i64::from(crc32c(&artifact)).into_datum().unwrap_or(zero),
+        engine.into_datum().unwrap_or(zero),
+        mac(&key, name, sha256, engine, &artifact)
+            .into_datum()
+            .unwrap_or(zero),
         artifact.as_ref().into_datum().unwrap_or(zero),
     ];
     catalog::upsert_row(&ARTIFACTS, name, &mut values);
@@ -117,33 +195,40 @@ pub fn remove(name: &str) {
 }
 
 /// Module `name` deserialized from its artifact, if it has one made from the bytes with
-/// `sha256` by a build like this one, intact.
+/// `sha256` by a build like this one, that plwasm wrote in this cluster.
 pub fn load(name: &str, sha256: &str) -> Option<Module> {
-    let table = StoreTable::open(&ARTIFACTS, pg_sys::AccessShareLock);
+    let table = StoreTable::try_open(&ARTIFACTS, pg_sys::AccessShareLock)?;
+    let key = key()?;
     let snapshot = LatestSnapshot::take();
-    let artifact = table
-        .find(name, snapshot.snapshot, |tuple| {
-            let (values, nulls) = table.deform(tuple);
-            let matches = catalog::text_at(&values, &nulls, COL_SHA256) == sha256
-                && catalog::text_at(&values, &nulls, COL_ENGINE) == fingerprint();
-            if !matches {
-                return None;
-            }
-            let (crc, bytes) = ((COL_CRC32C - 1) as usize, (COL_ARTIFACT - 1) as usize);
-            // SAFETY: the bigint and bytea columns of the tuple just deformed (the bytea is
-            // detoasted into a copy).
-            let crc = unsafe { i64::from_datum(values[crc], nulls[crc]) }?;
-            let bytes = unsafe { Vec::<u8>::from_datum(values[bytes], nulls[bytes]) }?;
-            (i64::from(crc32c(&bytes)) == crc).then_some(bytes)
-        })
-        .flatten();
-    let Some(artifact) = artifact else {
-        REFUSED.with(|n| n.set(n.get() + i64::from(table_has(&table, name, &snapshot))));
+    let row = table.find(name, snapshot.snapshot, |tuple| {
+        let (values, nulls) = table.deform(tuple);
+        let engine = fingerprint();
+        if catalog::text_at(&values, &nulls, COL_SHA256) != sha256
+            || catalog::text_at(&values, &nulls, COL_ENGINE) != engine
+        {
+            return None;
+        }
+        let (mac_col, bytes_col) = ((COL_MAC - 1) as usize, (COL_ARTIFACT - 1) as usize);
+        // SAFETY: the two bytea columns of the tuple just deformed (detoasted into copies).
+        let stored_mac = unsafe { Vec::<u8>::from_datum(values[mac_col], nulls[mac_col]) }?;
+        let bytes = unsafe { Vec::<u8>::from_datum(values[bytes_col], nulls[bytes_col]) }?;
+        let expected = mac(&key, name, sha256, engine, &bytes);
+        // Constant-time comparison of the two MACs.
+        let same = stored_mac.len() == expected.len()
+            && stored_mac
+                .iter()
+                .zip(&expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then_some(bytes)
+    })?;
+    let Some(artifact) = row else {
+        REFUSED.with(|n| n.set(n.get() + 1));
         return None;
     };
     let engine = crate::runtime::engine();
-    // SAFETY: the bytes are an artifact plwasm serialized (only plwasm writes the table), for
-    // this build and CPU (fingerprint) and intact (CRC-32C).
+    // SAFETY: the bytes are an artifact plwasm serialized in this cluster (the MAC proves it)
+    // for this build and CPU (fingerprint) from this module's bytes (SHA-256).
     match unsafe { Module::deserialize(&engine, artifact) } {
         Ok(module) => {
             FROM_ARTIFACT.with(|n| n.set(n.get() + 1));
@@ -154,9 +239,4 @@ pub fn load(name: &str, sha256: &str) -> Option<Module> {
             None
         }
     }
-}
-
-/// Whether the table has a row for `name` (an artifact was there but not usable).
-fn table_has(table: &StoreTable, name: &str, snapshot: &LatestSnapshot) -> bool {
-    table.find(name, snapshot.snapshot, |_| ()).is_some()
 }

@@ -128,13 +128,57 @@ pub fn generation() -> u64 {
     GENERATION.with(Cell::get)
 }
 
-/// The OID of table `relname` in schema `wasm` (InvalidOid if missing).
-fn relid_of(relname: &CStr) -> pg_sys::Oid {
-    // SAFETY: plain catalog lookups by name; both return InvalidOid when missing.
+/// The schema the extension plwasm was created in (`pg_extension.extnamespace`), InvalidOid if
+/// it is not created. Not looked up by name: a role that owns a schema named `wasm` (e.g. one
+/// it renamed the extension's away from and created anew) must not be able to stand in for it.
+fn extension_namespace() -> pg_sys::Oid {
+    // SAFETY: a catalog scan of pg_extension by OID through its index, with the catalog
+    // snapshot systable_beginscan takes; the tuple is read before the scan ends.
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"wasm".as_ptr(), true);
-        pg_sys::get_relname_relid(relname.as_ptr(), nsp)
+        let extension = pg_sys::get_extension_oid(c"plwasm".as_ptr(), true);
+        if extension == pg_sys::InvalidOid {
+            return pg_sys::InvalidOid;
+        }
+        let rel = pg_sys::table_open(
+            pg_sys::ExtensionRelationId,
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        );
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            pg_sys::Anum_pg_extension_oid as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::Oid::from(pg_sys::F_OIDEQ),
+            pg_sys::Datum::from(extension),
+        );
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            pg_sys::Oid::from(pg_sys::ExtensionOidIndexId),
+            true,
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        let tuple = pg_sys::systable_getnext(scan);
+        let namespace = if tuple.is_null() {
+            pg_sys::InvalidOid
+        } else {
+            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_extension>(tuple)).extnamespace
+        };
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        namespace
     }
+}
+
+/// The OID of plwasm's table `relname` in the extension's schema (InvalidOid if missing).
+fn relid_of(relname: &CStr) -> pg_sys::Oid {
+    let namespace = extension_namespace();
+    if namespace == pg_sys::InvalidOid {
+        return pg_sys::InvalidOid;
+    }
+    // SAFETY: a plain catalog lookup by name in a given namespace; InvalidOid when missing.
+    unsafe { pg_sys::get_relname_relid(relname.as_ptr(), namespace) }
 }
 
 /// The OID of `wasm.module_store` (it changes if the extension is dropped and re-created).
@@ -187,14 +231,23 @@ const NATTS: usize = 7;
 pub(crate) struct TableSpec {
     pub relname: &'static CStr,
     pub key_index: &'static CStr,
-    pub natts: usize,
+    /// The type of each column, in order (the key, `text`, first).
+    pub types: &'static [pg_sys::Oid],
 }
 
 /// `wasm.module_store`.
-const MODULES: TableSpec = TableSpec {
+static MODULES: TableSpec = TableSpec {
     relname: c"module_store",
     key_index: c"module_store_pkey",
-    natts: NATTS,
+    types: &[
+        pg_sys::TEXTOID,
+        pg_sys::REGROLEOID,
+        pg_sys::BYTEAOID,
+        pg_sys::TEXTOID,
+        pg_sys::JSONBOID,
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::NAMEOID,
+    ],
 };
 
 /// A plwasm table opened with a lock, closed (keeping the lock to the end of the transaction,
@@ -205,38 +258,57 @@ pub(crate) struct StoreTable {
 }
 
 impl StoreTable {
+    /// Open `spec`'s table; ERROR (42P01) if it does not exist.
     pub(crate) fn open(spec: &'static TableSpec, lockmode: u32) -> Self {
-        let relid = if std::ptr::eq(spec, &MODULES) {
-            refresh_store_relid()
-        } else {
-            relid_of(spec.relname)
-        };
-        let relname = spec.relname.to_string_lossy();
-        if relid == pg_sys::InvalidOid {
+        Self::try_open(spec, lockmode).unwrap_or_else(|| {
+            let relname = spec.relname.to_string_lossy();
             pgrx::ereport!(
                 ERROR,
                 pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
                 format!("plwasm: the catalog table wasm.{relname} does not exist")
             );
+        })
+    }
+
+    /// Open `spec`'s table, or None if the extension's schema has no such table. A table whose
+    /// columns are not exactly the expected ones is an ERROR (55000): every access deforms and
+    /// forms tuples of exactly those columns.
+    pub(crate) fn try_open(spec: &'static TableSpec, lockmode: u32) -> Option<Self> {
+        let relid = if std::ptr::eq(spec, &MODULES) {
+            refresh_store_relid()
+        } else {
+            relid_of(spec.relname)
+        };
+        if relid == pg_sys::InvalidOid {
+            return None;
         }
         // SAFETY: a relation that exists (checked above); table_open raises if it vanished.
         let rel = unsafe { pg_sys::table_open(relid, lockmode as pg_sys::LOCKMODE) };
         let table = Self { rel, spec };
-        // Every access below deforms and forms tuples of exactly `natts` columns.
-        // SAFETY: an open relation's descriptor.
-        let natts = unsafe { (*table.desc()).natts };
-        if natts as usize != spec.natts {
+        // SAFETY: an open relation's descriptor and its attributes.
+        let columns: Vec<(pg_sys::Oid, bool)> = unsafe {
+            let desc = table.desc();
+            (*desc)
+                .attrs
+                .as_slice((*desc).natts.max(0) as usize)
+                .iter()
+                .map(|attr| (attr.atttypid, attr.attisdropped))
+                .collect()
+        };
+        let expected: Vec<(pg_sys::Oid, bool)> = spec.types.iter().map(|t| (*t, false)).collect();
+        if columns != expected {
+            let relname = spec.relname.to_string_lossy();
             pgrx::ereport!(
                 ERROR,
                 pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!(
-                    "plwasm: wasm.{relname} has {natts} columns, this library expects {}",
-                    spec.natts
+                    "plwasm: the columns of wasm.{relname} are not the ones this library expects ({} columns of fixed types)",
+                    spec.types.len()
                 ),
-                "The extension's SQL and its library are from different versions: ALTER EXTENSION plwasm UPDATE, or reinstall."
+                "The extension's SQL and its library are from different versions, or the table was altered: ALTER EXTENSION plwasm UPDATE, or reinstall."
             );
         }
-        table
+        Some(table)
     }
 
     pub(crate) fn desc(&self) -> pg_sys::TupleDesc {
@@ -301,8 +373,8 @@ impl StoreTable {
 
     /// The columns of `tuple` (datums point into it or are detoasted copies on demand).
     pub(crate) fn deform(&self, tuple: pg_sys::HeapTuple) -> (Vec<pg_sys::Datum>, Vec<bool>) {
-        let mut values = vec![pg_sys::Datum::from(0usize); self.spec.natts];
-        let mut nulls = vec![true; self.spec.natts];
+        let mut values = vec![pg_sys::Datum::from(0usize); self.spec.types.len()];
+        let mut nulls = vec![true; self.spec.types.len()];
         // SAFETY: a tuple of this table, arrays sized to its descriptor.
         unsafe {
             pg_sys::heap_deform_tuple(tuple, self.desc(), values.as_mut_ptr(), nulls.as_mut_ptr())
@@ -595,10 +667,12 @@ pub fn delete(name: &str) {
     delete_row(&MODULES, name);
 }
 
-/// Delete the row named `name` of `spec`'s table, if there is one. The caller holds
+/// Delete the row named `name` of `spec`'s table, if there is one (and the table). The caller holds
 /// [`ModuleLock::Change`] on the name.
 pub(crate) fn delete_row(spec: &'static TableSpec, name: &str) {
-    let table = StoreTable::open(spec, pg_sys::RowExclusiveLock);
+    let Some(table) = StoreTable::try_open(spec, pg_sys::RowExclusiveLock) else {
+        return;
+    };
     let snapshot = LatestSnapshot::take();
     table.find(name, snapshot.snapshot, |old| {
         // SAFETY: `old` is the current row (the caller's lock excludes other writers).
@@ -609,14 +683,17 @@ pub(crate) fn delete_row(spec: &'static TableSpec, name: &str) {
 }
 
 /// Write the row named `name` of `spec`'s table: replace every column of the existing row, or
-/// insert one. `values` has one non-NULL datum per column, the key first. The caller holds
+/// insert one (nothing if the table does not exist). `values` has one non-NULL datum per
+/// column, the key first. The caller holds
 /// [`ModuleLock::Change`] on the name.
 pub(crate) fn upsert_row(spec: &'static TableSpec, name: &str, values: &mut [pg_sys::Datum]) {
-    let table = StoreTable::open(spec, pg_sys::RowExclusiveLock);
+    let Some(table) = StoreTable::try_open(spec, pg_sys::RowExclusiveLock) else {
+        return;
+    };
     let snapshot = LatestSnapshot::take();
-    let mut nulls = vec![false; spec.natts];
-    let mut replace = vec![true; spec.natts];
-    if values.len() != spec.natts {
+    let mut nulls = vec![false; spec.types.len()];
+    let mut replace = vec![true; spec.types.len()];
+    if values.len() != spec.types.len() {
         return;
     }
     let updated = table.find(name, snapshot.snapshot, |old| {

@@ -1,7 +1,8 @@
 -- Compiled artifacts: wasm.load keeps what it compiled in wasm.module_artifacts, and a backend
 -- that calls the module later (another session, a parallel worker) deserializes it instead of
--- compiling. An artifact that does not fit (damaged, or from another build of plwasm/Wasmer or
--- another CPU) is refused and the module compiled from its bytes; the call works either way.
+-- compiling. An artifact that does not fit (damaged, not written by plwasm in this cluster, from
+-- another build of plwasm/Wasmer or another CPU) is refused and the module compiled from its
+-- bytes; the call works either way.
 -- wasm.cache_stats() counts, per backend, what was compiled and what came from an artifact.
 SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
     (i32.mul (local.get 0) (i32.const 2))))'));
@@ -24,7 +25,7 @@ $$;
 -- A new session compiles nothing.
 SELECT * FROM art_new_session();
 
--- A damaged artifact (its CRC-32C no longer matches) is refused: the module is compiled.
+-- A damaged artifact (its MAC no longer verifies) is refused: the module is compiled.
 UPDATE wasm.module_artifacts SET artifact = overlay(artifact PLACING '\xdeadbeef' FROM 200)
  WHERE name = 'art';
 SELECT * FROM art_new_session();
@@ -40,6 +41,23 @@ SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (re
     (i32.add (local.get 0) (local.get 0))))'), true);
 UPDATE wasm.module_artifacts SET sha256 = repeat('0', 64) WHERE name = 'art';
 SELECT * FROM art_new_session();
+
+-- A role that may write every table (pg_write_all_data) cannot plant code: another module's
+-- valid artifact and MAC copied into this module's row fail the MAC (it binds the module's name
+-- and SHA-256 too), so the module is compiled and runs its own code.
+SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
+    (i32.mul (local.get 0) (i32.const 2))))'), true);
+SELECT wasm.load('art_other', wasm.wat('(module (func (export "twice") (param i32) (result i32)
+    (i32.const 666)))'));
+SELECT * FROM art_new_session();
+CREATE ROLE art_writer IN ROLE pg_read_all_data, pg_write_all_data;
+SET ROLE art_writer;
+UPDATE wasm.module_artifacts a SET artifact = o.artifact, mac = o.mac
+  FROM wasm.module_artifacts o WHERE a.name = 'art' AND o.name = 'art_other';
+RESET ROLE;
+DROP ROLE art_writer;
+SELECT * FROM art_new_session();
+SELECT wasm.unload('art_other');
 
 -- Parallel workers deserialize too: every row is computed in a worker (the leader does not
 -- participate), and each worker reports what it did after its first call (this session, which
@@ -62,7 +80,7 @@ RESET ALL;
 DROP TABLE art_data;
 DROP FUNCTION art_stats_after(int);
 
--- Who may read it: nobody but its owner (the functions above ran as superuser).
+-- A role without those predefined roles cannot even read it (no grants).
 CREATE ROLE art_user;
 SET ROLE art_user;
 SELECT sqlstate_of('SELECT count(*) FROM wasm.module_artifacts') AS read_artifacts;

@@ -160,7 +160,7 @@ RESET statement_timeout;
 SET statement_timeout = '300ms';
 SELECT clock_timestamp() AS t0 \gset
 DO $$ BEGIN EXECUTE format('CREATE FUNCTION sec.deep() RETURNS void LANGUAGE wasm AS %L',
-    '(module (func (export "deep") ' || repeat('(block ', 20000) || repeat(')', 20000) || '))'); END $$;
+    '(module (func (export "deep") ' || repeat('(block ', 400000) || repeat(')', 400000) || '))'); END $$;
 SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 s' AS stopped_promptly;
 RESET statement_timeout;
 SELECT pg_sleep(0.5);
