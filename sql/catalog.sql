@@ -1,5 +1,19 @@
 -- plwasm module catalog. Included into the extension script by extension/src/lib.rs.
 
+-- The extension's schema must belong to a superuser: CREATE EXTENSION reuses an existing schema
+-- `wasm`, and a role that owned it could create or drop objects beside plwasm's own.
+DO $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_namespace n
+              JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+             WHERE n.nspname OPERATOR(pg_catalog.=) 'wasm') THEN
+        RAISE EXCEPTION 'schema "wasm" already exists and belongs to a role that is not a superuser'
+            USING ERRCODE = '42501',
+                  HINT = 'Drop or rename it, or give it to a superuser, before CREATE EXTENSION plwasm.';
+    END IF;
+END
+$$;
+
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'wasm_loader') THEN

@@ -327,7 +327,7 @@ impl Instantiated {
                         module: label.to_string(),
                         reason: format!("its {what} failed: {}", trap.message()),
                     },
-                    other => other.into_error(function, label, what),
+                    other => other.into_error(function, label, export),
                 });
             }
         }

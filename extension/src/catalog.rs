@@ -224,7 +224,17 @@ const COL_SHA256: i16 = 4;
 const COL_EXPORTS: i16 = 5;
 /// (`loaded_at` is the sixth.)
 const COL_OWNER_NAME: i16 = 7;
-const NATTS: usize = 7;
+/// The type of each column of `wasm.module_store`, in order.
+const MODULE_COLUMN_TYPES: [pg_sys::Oid; 7] = [
+    pg_sys::TEXTOID,
+    pg_sys::REGROLEOID,
+    pg_sys::BYTEAOID,
+    pg_sys::TEXTOID,
+    pg_sys::JSONBOID,
+    pg_sys::TIMESTAMPTZOID,
+    pg_sys::NAMEOID,
+];
+const NATTS: usize = MODULE_COLUMN_TYPES.len();
 
 /// One of plwasm's tables in schema `wasm`, keyed by its first column (`name text`) through
 /// its primary-key index.
@@ -239,15 +249,7 @@ pub(crate) struct TableSpec {
 static MODULES: TableSpec = TableSpec {
     relname: c"module_store",
     key_index: c"module_store_pkey",
-    types: &[
-        pg_sys::TEXTOID,
-        pg_sys::REGROLEOID,
-        pg_sys::BYTEAOID,
-        pg_sys::TEXTOID,
-        pg_sys::JSONBOID,
-        pg_sys::TIMESTAMPTZOID,
-        pg_sys::NAMEOID,
-    ],
+    types: &MODULE_COLUMN_TYPES,
 };
 
 /// A plwasm table opened with a lock, closed (keeping the lock to the end of the transaction,
@@ -380,6 +382,49 @@ impl StoreTable {
             pg_sys::heap_deform_tuple(tuple, self.desc(), values.as_mut_ptr(), nulls.as_mut_ptr())
         };
         (values, nulls)
+    }
+}
+
+impl StoreTable {
+    /// Replace the columns flagged in `replace` of the row named `name` (current as of
+    /// `snapshot`) by `values`; false if there is no such row. The caller holds the name's
+    /// [`ModuleLock::Change`], so no other writer can touch the row. One entry per column.
+    fn update_row(
+        &self,
+        name: &str,
+        snapshot: &LatestSnapshot,
+        values: &mut [pg_sys::Datum],
+        replace: &mut [bool],
+    ) -> bool {
+        let mut nulls = vec![false; values.len()];
+        self.find(name, snapshot.snapshot, |old| {
+            // SAFETY: `old` is the current row (the caller's lock excludes other writers); the
+            // arrays have one entry per column of this table.
+            unsafe {
+                let new = pg_sys::heap_modify_tuple(
+                    old,
+                    self.desc(),
+                    values.as_mut_ptr(),
+                    nulls.as_mut_ptr(),
+                    replace.as_mut_ptr(),
+                );
+                pg_sys::CatalogTupleUpdate(self.rel, &mut (*old).t_self, new);
+                pg_sys::heap_freetuple(new);
+            }
+        })
+        .is_some()
+    }
+
+    /// Insert a row of non-NULL `values` (one per column) with its index entries.
+    fn insert_row(&self, values: &mut [pg_sys::Datum]) {
+        let mut nulls = vec![false; values.len()];
+        // SAFETY: a tuple of this table's descriptor (one value per column).
+        unsafe {
+            let tuple =
+                pg_sys::heap_form_tuple(self.desc(), values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::CatalogTupleInsert(self.rel, tuple);
+            pg_sys::heap_freetuple(tuple);
+        }
     }
 }
 
@@ -578,15 +623,9 @@ fn row_values(
 /// the name and has checked that no module has it.
 pub fn insert(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Value) {
     let table = StoreTable::open(&MODULES, pg_sys::RowExclusiveLock);
-    let mut values = row_values(name, bytes, sha256, exports);
-    let mut nulls = [false; NATTS];
-    // SAFETY: a tuple of this table's descriptor, inserted with its index entries.
-    unsafe {
-        let tuple = pg_sys::heap_form_tuple(table.desc(), values.as_mut_ptr(), nulls.as_mut_ptr());
-        pg_sys::CatalogTupleInsert(table.rel, tuple);
-        pg_sys::heap_freetuple(tuple);
-        pg_sys::CommandCounterIncrement();
-    }
+    table.insert_row(&mut row_values(name, bytes, sha256, exports));
+    // SAFETY: makes the new row visible to this transaction's next reads.
+    unsafe { pg_sys::CommandCounterIncrement() };
 }
 
 /// Replace the bytes of an existing module (its owner stays). The caller holds
@@ -606,22 +645,7 @@ pub fn update(name: &str, bytes: &[u8], sha256: &str, exports: &serde_json::Valu
 fn modify(name: &str, values: &mut [pg_sys::Datum; NATTS], replace: &mut [bool; NATTS]) {
     let table = StoreTable::open(&MODULES, pg_sys::RowExclusiveLock);
     let snapshot = LatestSnapshot::take();
-    let mut nulls = [false; NATTS];
-    let updated = table.find(name, snapshot.snapshot, |old| {
-        // SAFETY: `old` is the current row (the caller's lock excludes other writers).
-        unsafe {
-            let new = pg_sys::heap_modify_tuple(
-                old,
-                table.desc(),
-                values.as_mut_ptr(),
-                nulls.as_mut_ptr(),
-                replace.as_mut_ptr(),
-            );
-            pg_sys::CatalogTupleUpdate(table.rel, &mut (*old).t_self, new);
-            pg_sys::heap_freetuple(new);
-        }
-    });
-    if updated.is_none() {
+    if !table.update_row(name, &snapshot, values, replace) {
         PlWasmError::ModuleNotFound {
             name: name.to_string(),
         }
@@ -690,35 +714,13 @@ pub(crate) fn upsert_row(spec: &'static TableSpec, name: &str, values: &mut [pg_
     let Some(table) = StoreTable::try_open(spec, pg_sys::RowExclusiveLock) else {
         return;
     };
-    let snapshot = LatestSnapshot::take();
-    let mut nulls = vec![false; spec.types.len()];
-    let mut replace = vec![true; spec.types.len()];
     if values.len() != spec.types.len() {
         return;
     }
-    let updated = table.find(name, snapshot.snapshot, |old| {
-        // SAFETY: `old` is the current row (the caller's lock excludes other writers); the
-        // arrays have one entry per column.
-        unsafe {
-            let new = pg_sys::heap_modify_tuple(
-                old,
-                table.desc(),
-                values.as_mut_ptr(),
-                nulls.as_mut_ptr(),
-                replace.as_mut_ptr(),
-            );
-            pg_sys::CatalogTupleUpdate(table.rel, &mut (*old).t_self, new);
-            pg_sys::heap_freetuple(new);
-        }
-    });
-    if updated.is_none() {
-        // SAFETY: a tuple of this table's descriptor, inserted with its index entries.
-        unsafe {
-            let tuple =
-                pg_sys::heap_form_tuple(table.desc(), values.as_mut_ptr(), nulls.as_mut_ptr());
-            pg_sys::CatalogTupleInsert(table.rel, tuple);
-            pg_sys::heap_freetuple(tuple);
-        }
+    let snapshot = LatestSnapshot::take();
+    let mut replace = vec![true; values.len()];
+    if !table.update_row(name, &snapshot, values, &mut replace) {
+        table.insert_row(values);
     }
     // SAFETY: makes the change visible to this transaction's next reads.
     unsafe { pg_sys::CommandCounterIncrement() };

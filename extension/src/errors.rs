@@ -79,7 +79,7 @@ pub enum PlWasmError {
         reason: String,
     },
 
-    #[error("wasm trap in function {function} (module \"{module}\", export \"{export}\"): {trap}")]
+    #[error("wasm trap in function {function} (module \"{module}\", {site}): {trap}", site = site(.export))]
     Trap {
         function: String,
         module: String,
@@ -91,7 +91,7 @@ pub enum PlWasmError {
     #[error("function {function} was called with a NULL argument {position}, but is not STRICT")]
     NullArgument { function: String, position: usize },
 
-    #[error("function {function} (module \"{module}\", export \"{export}\") returned {value}, which is out of range for type {type_name}")]
+    #[error("function {function} (module \"{module}\", {site}) returned {value}, which is out of range for type {type_name}", site = site(.export))]
     ResultOutOfRange {
         function: String,
         module: String,
@@ -123,7 +123,7 @@ pub enum PlWasmError {
         limit: u64,
     },
 
-    #[error("function {function} (module \"{module}\", export \"{export}\") ran out of fuel: wasm.fuel_limit is {limit} instructions per call")]
+    #[error("function {function} (module \"{module}\", {site}) ran out of fuel: wasm.fuel_limit is {limit} instructions per call", site = site(.export))]
     OutOfFuel {
         function: String,
         module: String,
@@ -131,14 +131,14 @@ pub enum PlWasmError {
         limit: i32,
     },
 
-    #[error("function {function} (module \"{module}\", export \"{export}\") exhausted the wasm call stack")]
+    #[error("function {function} (module \"{module}\", {site}) exhausted the wasm call stack", site = site(.export))]
     StackExhausted {
         function: String,
         module: String,
         export: String,
     },
 
-    #[error("function {function} (module \"{module}\", export \"{export}\") was interrupted")]
+    #[error("function {function} (module \"{module}\", {site}) was interrupted", site = site(.export))]
     Interrupted {
         function: String,
         module: String,
@@ -146,8 +146,7 @@ pub enum PlWasmError {
     },
 
     #[error(
-        "function {function} (module \"{module}\", export \"{export}\") called proc_exit({code})"
-    )]
+        "function {function} (module \"{module}\", {site}) called proc_exit({code})", site = site(.export))]
     Exit {
         function: String,
         module: String,
@@ -162,7 +161,7 @@ pub enum PlWasmError {
         reason: String,
     },
 
-    #[error("function {function} (module \"{module}\", export \"{export}\") returned an invalid value: {reason}")]
+    #[error("function {function} (module \"{module}\", {site}) returned an invalid value: {reason}", site = site(.export))]
     BadResult {
         function: String,
         module: String,
@@ -172,7 +171,7 @@ pub enum PlWasmError {
         text: bool,
     },
 
-    #[error("function {function} (module \"{module}\", export \"{export}\") returned a value that does not fit its result type: {reason}")]
+    #[error("function {function} (module \"{module}\", {site}) returned a value that does not fit its result type: {reason}", site = site(.export))]
     ResultMismatch {
         function: String,
         module: String,
@@ -181,8 +180,7 @@ pub enum PlWasmError {
     },
 
     #[error(
-        "function {function} (module \"{module}\", export \"{export}\") broke ABI v1: {reason}"
-    )]
+        "function {function} (module \"{module}\", {site}) broke ABI v1: {reason}", site = site(.export))]
     AbiViolation {
         function: String,
         module: String,
@@ -215,6 +213,17 @@ pub enum PlWasmError {
 
     #[error("function {function}: module \"{module}\" is already running in this backend (re-entrant call)")]
     Reentrant { function: String, module: String },
+}
+
+/// Where in a module an error arose, for messages: `export "name"`, or `start function` for the
+/// module's start function (which the instrumentation exports under the reserved
+/// [`START_EXPORT`](crate::instrument::START_EXPORT); a module cannot export that name itself).
+fn site(export: &str) -> String {
+    if export == crate::instrument::START_EXPORT {
+        "start function".to_string()
+    } else {
+        format!("export \"{export}\"")
+    }
 }
 
 impl PlWasmError {

@@ -34,6 +34,8 @@ SELECT wasm.load('host', wasm.wat($$
     (call $log (i32.const 3) (i32.const 0) (i32.const 18))
     (call $log (i32.const 4) (i32.const 32) (i32.const 19))
     (call $log (i32.const 0) (i32.const 32) (i32.const 19))
+    (call $log (i32.const 1) (i32.const 0) (i32.const 18))
+    (call $log (i32.const 2) (i32.const 32) (i32.const 19))
     (i32.mul (local.get $x) (i32.const 2)))
   (func (export "fail") (param i32) (result i32)
     (call $error (i32.const 64) (i32.const 32))
@@ -60,6 +62,10 @@ SELECT count(*) FILTER (WHERE coalesce2(CASE WHEN i % 3 = 0 THEN NULL ELSE i END
 -- log: DEBUG(0) LOG(1) INFO(2) NOTICE(3) WARNING(4), reported after the call.
 CREATE FUNCTION chatty(int) RETURNS int LANGUAGE wasm STRICT AS 'host';
 SELECT chatty(21);
+-- All five levels, each as the Postgres level it maps to, in the order logged.
+SET client_min_messages = debug1;
+SELECT chatty(1);
+SET client_min_messages = notice;
 
 -- error: the guest's message as an ERROR, P0001 by default, or a chosen standard SQLSTATE.
 CREATE FUNCTION fail(int) RETURNS int LANGUAGE wasm STRICT AS 'host';
@@ -70,6 +76,10 @@ SELECT sqlstate_of('SELECT fail(1)');
 SELECT sqlstate_of('SELECT fail_with_code(1)');
 SELECT sqlstate_of('SELECT fail_unknown_code()');
 SELECT sqlstate_of('SELECT fail_bad_code()');
+-- The ERROR's DETAIL names the SQL function that raised it (the ERROR is intended).
+\set VERBOSITY default
+SELECT fail(1);
+\set VERBOSITY terse
 -- It can be caught like any ERROR, and the session carries on.
 DO $$
 BEGIN

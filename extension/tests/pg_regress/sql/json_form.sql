@@ -90,6 +90,9 @@ SELECT to_numeric('{oops');
 SELECT to_point('{"x": 1, "z": 2}');
 SELECT to_point('[1, 2]');
 \set VERBOSITY terse
+-- The SQLSTATEs of the first and third above: the type's own (22007, 23514).
+SELECT sqlstate_of($$SELECT to_date('"yesterday-ish"')$$) AS bad_date,
+       sqlstate_of($$SELECT to_percent('101')$$) AS domain_check;
 SELECT sqlstate_of($$SELECT to_numeric('"abc"')$$) AS bad_number,
        sqlstate_of($$SELECT to_int_array('[[1,2],[3]]')$$) AS ragged,
        sqlstate_of($$SELECT to_point('{"x": "east"}')$$) AS bad_field;

@@ -83,6 +83,7 @@ SELECT sqlstate_of($$SELECT wasm.load('sneaky', wasm.wat('(module (global (expor
 SELECT jsonb_array_length(exports) AS exports_shown FROM wasm.modules WHERE name = 'limits';
 
 -- Only superusers may change the limits.
+DROP ROLE IF EXISTS limits_user;   -- (left by a run that died half-way)
 CREATE ROLE limits_user;
 SET ROLE limits_user;
 SELECT sqlstate_of($$SET wasm.fuel_limit = 0$$);

@@ -15,9 +15,11 @@ SELECT sum(twice(i)) FROM par_data;
 SET parallel_leader_participation = off;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT sum(twice(i)) FROM par_data;
 SELECT sum(twice(i)) FROM par_data;
-RESET parallel_leader_participation;
--- Replaced: the workers of the next query see the new module too.
+-- Replaced: the workers of the next query see the new module too (still without the leader, so
+-- the sum comes from the workers).
 SELECT wasm.load('par', wasm.wat('(module (func (export "twice") (param i64) (result i64) local.get 0 i64.const 3 i64.mul))'), true);
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT sum(twice(i)) FROM par_data;
 SELECT sum(twice(i)) FROM par_data;
+RESET parallel_leader_participation;
 RESET ALL;
 DROP TABLE par_data;

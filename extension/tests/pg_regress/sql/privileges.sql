@@ -1,4 +1,6 @@
 -- Who may load, replace, unload and use modules; instances are never shared between roles.
+-- (Roles are cluster-wide: a run that died half-way may have left them.)
+DROP ROLE IF EXISTS priv_loader_a, priv_loader_b, priv_user;
 CREATE ROLE priv_loader_a LOGIN;
 CREATE ROLE priv_loader_b LOGIN;
 CREATE ROLE priv_user LOGIN;

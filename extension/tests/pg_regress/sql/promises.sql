@@ -1,6 +1,9 @@
 -- Promises of docs/sql-reference.md and docs/abi.md that no other file checks (issue
 -- "test-honesty"). Each case names the promise it checks. The file stands alone.
 CREATE SCHEMA prom;
+-- (Roles and databases are cluster-wide: a run that died half-way may have left them.)
+DROP DATABASE IF EXISTS prom_db;
+DROP ROLE IF EXISTS prom_plain, prom_owner, prom_member, prom_loader;
 
 -- sql-reference "WASI": empty stdin, no arguments or environment, sched_yield returns at once,
 -- proc_raise is ENOTSUP (58), descriptors beyond 0-2 are EBADF (8), random_get serves up to 1MB
@@ -114,7 +117,7 @@ SELECT exports FROM wasm.modules WHERE name = 'prom_table';
 CREATE FUNCTION prom.stored() RETURNS int LANGUAGE wasm AS 'prom_shared:v';
 CREATE FUNCTION prom.inline_one() RETURNS int LANGUAGE wasm AS
     '(module (func (export "inline_one") (result i32) i32.const 1))';
-SELECT function, module, export, inline, owner FROM wasm.functions
+SELECT function, module, export, inline, owner = current_user AS owned_by_me FROM wasm.functions
  WHERE function::text IN ('prom.stored()', 'prom.inline_one()') ORDER BY function::text;
 
 -- sql-reference "Errors while calling": an export that no longer fits its function (bound with
@@ -255,6 +258,7 @@ SELECT dblink_exec('prom_db', 'DROP EXTENSION plwasm');
 SELECT count(*) AS wasm_loader_roles, pg_has_role('prom_loader', 'wasm_loader', 'member') AS still_member
   FROM pg_roles WHERE rolname = 'wasm_loader';
 SELECT dblink_exec('prom_db', 'CREATE EXTENSION plwasm');
+SELECT pg_has_role('prom_loader', 'wasm_loader', 'member') AS member_after_create_again;
 SELECT * FROM dblink('prom_db', $$SELECT has_function_privilege('wasm_loader',
     'wasm.load(text, bytea, boolean)', 'EXECUTE')$$) AS t(loader_may_load_again boolean);
 SELECT dblink_disconnect('prom_db');

@@ -22,7 +22,7 @@ SELECT wasm.load('injected', wasm.wat($$(module
 SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('injected', 'sdk')$$) AS injected;
 SELECT count(*) AS sdk_schema_still_there FROM pg_namespace WHERE nspname = 'sdk';
 SELECT wasm.unload('injected');
-SELECT function, module, export, inline FROM wasm.functions WHERE module IN ('text_udfs', 'vector_udfs', 'json_udfs') ORDER BY 1::text;
+SELECT function, module, export, inline FROM wasm.functions WHERE module IN ('text_udfs', 'vector_udfs', 'json_udfs') ORDER BY function::text;
 SELECT p.proname, p.proisstrict, p.provolatile, pg_get_function_arguments(p.oid) AS args,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p WHERE p.pronamespace = 'sdk'::regnamespace ORDER BY 1, 4;
@@ -97,7 +97,7 @@ CREATE SCHEMA sdk_default;
 SET search_path = sdk_default, sdk, public;
 SELECT * FROM wasm.create_functions('json_udfs') ORDER BY 1;
 SELECT pronamespace::regnamespace AS schema, count(*) FROM pg_proc
- WHERE proname IN ('order_summary', 'normalize_tags') GROUP BY 1 ORDER BY 1::text;
+ WHERE proname IN ('order_summary', 'normalize_tags') GROUP BY 1 ORDER BY pronamespace::regnamespace::text;
 RESET search_path;
 DROP SCHEMA sdk_default CASCADE;
 

@@ -25,6 +25,10 @@ SELECT sig.nullable(NULL, 'x') AS a_null, sig.nullable(1, NULL) AS b_null, sig.n
 -- Result<T, String>: Err is an ERROR naming the function.
 SELECT sig.fallible(4) AS ok;
 SELECT sqlstate_of('SELECT sig.fallible(-1)') AS err;
+-- Its DETAIL names the SQL function (the ERROR is intended).
+\set VERBOSITY default
+SELECT sig.fallible(-1);
+\set VERBOSITY terse
 -- No result: RETURNS void.
 SELECT sig.nothing(1) IS NOT NULL AS returns_void;
 

@@ -45,9 +45,12 @@ SELECT t_indirect(7, 5);
 SELECT t_wrong_type(0);
 SELECT t_div(7, 2) AS healthy;
 
--- The SQLSTATE, through a PL/pgSQL exception block (a subtransaction).
-SELECT sqlstate_of('SELECT t_div(1, 0)');
-SELECT sqlstate_of('SELECT t_recurse(0)');
+-- The SQLSTATE, through a PL/pgSQL exception block (a subtransaction): 38000 for every trap,
+-- 54001 for the exhausted stack.
+SELECT t.q, split_part(sqlstate_of(t.q), ':', 1) AS sqlstate
+  FROM (VALUES ('SELECT t_unreachable()'), ('SELECT t_div(1, 0)'), ('SELECT t_div(-2147483648, -1)'),
+               ('SELECT t_load(65536)'), ('SELECT t_to_int(''NaN'')'), ('SELECT t_indirect(1, 5)'),
+               ('SELECT t_indirect(7, 5)'), ('SELECT t_wrong_type(0)'), ('SELECT t_recurse(0)')) t(q);
 
 -- A trap in the middle of a scan aborts the statement; the next one works.
 SELECT sum(t_div(100, i)) FROM generate_series(-5, 5) i;
@@ -59,6 +62,7 @@ SET check_function_bodies = off;
 CREATE FUNCTION bad_start() RETURNS int LANGUAGE wasm AS 'bad_start:f';
 RESET check_function_bodies;
 SELECT bad_start();
+SELECT split_part(sqlstate_of('SELECT bad_start()'), ':', 1) AS start_trap_sqlstate;
 SELECT t_div(9, 3) AS healthy;
 
 -- What the terse output above leaves out: each error's DETAIL and HINT (the promise that every
