@@ -2,7 +2,8 @@
 # Run the SQL regression tests in extension/tests/pg_regress with pg_regress, against a
 # throw-away cluster running as an unprivileged OS user.
 #
-#   bash tests/regress.sh            # run all (setup first), compare with expected/
+#   bash tests/regress.sh            # run all (setup first, then the files in a shuffled order
+#                                    # that PLWASM_REGRESS_SEED=N repeats), compare with expected/
 #   bash tests/regress.sh --accept   # ... and copy changed outputs over expected/ (review the diff!)
 #   bash tests/regress.sh traps      # only setup + the named tests
 #
@@ -27,10 +28,16 @@ for arg in "$@"; do
     esac
 done
 if ((${#tests[@]} == 0)); then
-    for f in "$SUITE"/sql/*.sql; do
+    # Every file must stand alone and pass in any order: the whole suite runs in an order shuffled
+    # by a seed it prints (PLWASM_REGRESS_SEED=N repeats an order).
+    seed=${PLWASM_REGRESS_SEED:-$RANDOM}
+    echo "regress: file order shuffled with PLWASM_REGRESS_SEED=$seed"
+    mapfile -t tests < <(for f in "$SUITE"/sql/*.sql; do
         name=$(basename "$f" .sql)
-        [[ $name == setup ]] || tests+=("$name")
-    done
+        [[ $name == setup ]] || echo "$name"
+    done | awk -v seed="$seed" 'BEGIN { srand(seed) } { printf "%.9f\t%s\n", rand(), $0 }' |
+        sort -n | cut -f2)
+    echo "regress: ${tests[*]}"
 fi
 
 bash "$ROOT/scripts/setup.sh" --wasm-toolchains

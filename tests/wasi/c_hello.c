@@ -35,6 +35,12 @@ __attribute__((export_name("open_passwd"))) int open_passwd(void) {
     return fd >= 0 ? fd : -errno;
 }
 
+/* Counts this instance's calls of it: 1 in a fresh instance. */
+static int calls;
+__attribute__((export_name("count_calls"))) int count_calls(void) {
+    return ++calls;
+}
+
 /* Exits the "process" with the given code. */
 __attribute__((export_name("quit"))) void quit(int code) {
     exit(code);

@@ -60,5 +60,5 @@ fn log_macros_are_recorded_natively_in_order() {
         .into_iter()
         .map(|(level, _)| level)
         .collect();
-    assert_eq!(levels, vec![2, 3, 4]);
+    assert_eq!(levels, vec![0, 2, 3, 4]);
 }

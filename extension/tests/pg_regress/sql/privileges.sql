@@ -65,10 +65,12 @@ RESET ROLE;
 SET ROLE priv_user;
 SELECT public.priv_peek() AS user_memory_kept, public.priv_bump() AS user_third;
 RESET ROLE;
--- SECURITY DEFINER functions run as their owner, with the owner's instance.
+-- SECURITY DEFINER functions run as their owner, with the owner's instance: the owner (this
+-- superuser) bumps its own instance to 5, and priv_user's definer call sees 5, not its own 3.
 CREATE FUNCTION public.priv_peek_definer() RETURNS int LANGUAGE wasm SECURITY DEFINER AS 'counter:peek';
+SELECT max(public.priv_bump()) AS owner_bumped FROM generate_series(1, 5);
 SET ROLE priv_user;
-SELECT public.priv_peek_definer() AS definer_memory;
+SELECT public.priv_peek_definer() AS definer_memory, public.priv_peek() AS own_memory;
 RESET ROLE;
 
 -- The owner replaces and unloads it.

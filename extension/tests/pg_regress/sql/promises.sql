@@ -17,7 +17,7 @@ CREATE FUNCTION prom.wasi(what int, n int) RETURNS int LANGUAGE wasm AS '(module
     (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
     (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
     (memory (export "memory") 48)
-    (func (export "wasi") (param $what i32) (param $n i32) (result i32)
+    (func (export "wasi") (param $what i32) (param $n i32) (result i32) (local $e i32) (local $i i32) (local $c i32)
         (i32.store (i32.const 0) (i32.const 1024))
         (i32.store (i32.const 4) (i32.const 16))
         (i32.store (i32.const 8) (i32.const 99))
@@ -38,10 +38,23 @@ CREATE FUNCTION prom.wasi(what int, n int) RETURNS int LANGUAGE wasm AS '(module
         (if (i32.eq (local.get $what) (i32.const 4)) (then (return (call $raise (i32.const 2)))))
         (if (i32.eq (local.get $what) (i32.const 5))
             (then (return (call $fd_write (i32.const 5) (i32.const 0) (i32.const 1) (i32.const 8)))))
+        (if (i32.eq (local.get $what) (i32.const 7))   ;; errno * 10000 + nonzero bytes of the last 1024
+            (then (local.set $e (call $random (i32.const 65536) (local.get $n)))
+                  (local.set $i (i32.add (i32.const 64512) (local.get $n)))
+                  (block $d (loop $l
+                      (br_if $d (i32.ge_u (local.get $i) (i32.add (i32.const 65536) (local.get $n))))
+                      (if (i32.load8_u (local.get $i))
+                          (then (local.set $c (i32.add (local.get $c) (i32.const 1)))))
+                      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                      (br $l)))
+                  (return (i32.add (i32.mul (local.get $e) (i32.const 10000)) (local.get $c)))))
         (call $random (i32.const 65536) (local.get $n))))';
 SELECT prom.wasi(0, 0) AS stdin_errno_and_bytes, prom.wasi(1, 0) AS args, prom.wasi(2, 0) AS environ,
        prom.wasi(3, 0) AS sched_yield, prom.wasi(4, 0) AS proc_raise, prom.wasi(5, 0) AS fd_5,
        prom.wasi(6, 1048576) AS random_1mb, prom.wasi(6, 1048577) AS random_past_1mb;
+-- random_get fills the whole buffer: of the last 1024 bytes of a 1MB draw, all but a few are
+-- nonzero (the chance of more than 30 zero bytes among 1024 random ones is below 1e-9).
+SELECT prom.wasi(7, 1048576) BETWEEN 994 AND 1024 AS random_fills_1mb;
 
 -- sql-reference "WASI" and abi.md "host API": output and log messages are reported after the
 -- call (log messages first), also when the call then fails; plwasm.log levels map to Postgres's (2 INFO, 4 WARNING).
@@ -284,6 +297,45 @@ CREATE FUNCTION prom.reactor() RETURNS int LANGUAGE wasm AS '(module
         (i32.add (i32.mul (global.get $inits) (i32.const 100)) (global.get $calls))))';
 SELECT prom.reactor() AS first_call, prom.reactor() AS second_call;
 
+-- sql-reference "wasm.set_owner": a renamed owner no longer owns its module (superusers only);
+-- a renamed role that gets its old name back owns it again.
+ALTER ROLE prom_owner RENAME TO prom_renamed;
+SELECT name, owner FROM wasm.modules WHERE name = 'prom_shared';
+SET ROLE prom_renamed;
+SELECT sqlstate_of($$SELECT wasm.load('prom_shared', wasm.wat('(module)'), true)$$) AS renamed_replaces;
+RESET ROLE;
+ALTER ROLE prom_renamed RENAME TO prom_owner;
+SELECT name, owner FROM wasm.modules WHERE name = 'prom_shared';
+
+-- sql-reference "LANGUAGE wasm": everything after the first colon is the export name, so export
+-- names may contain colons.
+SELECT wasm.load('prom_colon', wasm.wat('(module
+    (func (export "a:b") (result i32) i32.const 12)
+    (func (export "a") (result i32) i32.const 1))'));
+CREATE FUNCTION prom.colon() RETURNS int LANGUAGE wasm AS 'prom_colon:a:b';
+SELECT prom.colon() AS colon_export, export FROM wasm.functions WHERE function = 'prom.colon()'::regprocedure;
+
+-- sql-reference "wasm.create_functions": it runs as the caller, so it needs CREATE on the schema
+-- (42501, nothing created), and the functions it creates belong to the caller.
+SELECT wasm.load('prom_described', wasm.wat('(module
+    (@custom "plwasm.udfs" "{\"name\":\"described\",\"export\":\"f\",\"args\":[],\"returns\":\"integer\",\"volatility\":\"immutable\"}\n")
+    (func (export "f") (result i32) i32.const 7))'));
+CREATE SCHEMA prom_closed;
+GRANT USAGE ON SCHEMA prom_closed TO prom_plain;
+SET ROLE prom_plain;
+SELECT sqlstate_of($$SELECT * FROM wasm.create_functions('prom_described', 'prom_closed')$$) AS without_create;
+RESET ROLE;
+SELECT count(*) AS created FROM pg_proc WHERE pronamespace = 'prom_closed'::regnamespace;
+GRANT CREATE ON SCHEMA prom_closed TO prom_plain;
+SET ROLE prom_plain;
+SELECT * FROM wasm.create_functions('prom_described', 'prom_closed');
+SELECT prom_closed.described() AS described;
+RESET ROLE;
+SELECT proowner::regrole AS created_function_owner FROM pg_proc
+ WHERE pronamespace = 'prom_closed'::regnamespace;
+DROP SCHEMA prom_closed CASCADE;
+
 DROP SCHEMA prom CASCADE;
-SELECT wasm.unload('prom_shared'), wasm.unload('prom_table'), wasm.unload('prom_buffers');
+SELECT wasm.unload('prom_shared'), wasm.unload('prom_table'), wasm.unload('prom_buffers'),
+       wasm.unload('prom_colon'), wasm.unload('prom_described');
 DROP ROLE prom_plain, prom_member, prom_owner;

@@ -42,9 +42,12 @@ SELECT sig.halve(3, NULL) AS halve, sig.halve(5, '2024-01-31') AS halve_with_dat
 SELECT * FROM sig.origin();
 SELECT * FROM sig.diagonal(3);
 
--- The log macros: INFO, NOTICE and WARNING messages, in that order, then the result.
+-- The log macros: DEBUG (DEBUG1, shown only from client_min_messages = debug1), INFO, NOTICE and
+-- WARNING messages, in that order, then the result.
 SET client_min_messages = info;
 SELECT sig.chatty(7) AS chatty;
+SET client_min_messages = debug1;
+SELECT sig.chatty(8) AS chatty;
 RESET client_min_messages;
 
 DROP SCHEMA sig CASCADE;

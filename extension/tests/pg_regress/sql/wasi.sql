@@ -16,9 +16,13 @@ SELECT c_random_differs() AS random_works;
 -- Files are denied: there are no preopened directories (76 is ENOTCAPABLE).
 SELECT c_open_passwd() AS open_result;
 -- proc_exit(0) ends the call normally; another code is an ERROR. Either way the instance is done
--- and the next call gets a fresh one.
+-- and the next call gets a fresh one (count_calls counts the calls an instance has seen).
+CREATE FUNCTION c_count() RETURNS int LANGUAGE wasm AS 'c_hello:count_calls';
+SELECT c_count() AS first_call, c_count() AS second_call;
 SELECT c_quit(0);
+SELECT c_count() AS fresh_after_exit_0, c_count() AS second_call;
 SELECT sqlstate_of('SELECT c_quit(3)');
+SELECT c_count() AS fresh_after_exit_3;
 SELECT c_greet(1) AS after_exit;
 -- A function with a result that calls proc_exit(0) returns NULL.
 CREATE FUNCTION exit_with_result() RETURNS int LANGUAGE wasm AS '(module

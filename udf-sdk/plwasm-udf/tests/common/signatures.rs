@@ -124,6 +124,7 @@ fn varchar_len(#[sql("varchar")] s: &str) -> i32 {
 /// The log macros reach the server as messages of their level, in order.
 #[udf]
 fn chatty(n: i32) -> i32 {
+    plwasm_udf::debug!("debug {n}");
     plwasm_udf::info!("info {n}");
     plwasm_udf::notice!("notice {n}");
     plwasm_udf::warning!("warning {n}");
