@@ -2,10 +2,12 @@
 # Dump and restore a database that uses plwasm, with PostgreSQL's own pg_dump and pg_restore, in
 # a throw-away cluster (as the unprivileged `postgres` OS user when run as root).
 #
-# Checks: modules and functions come back; tables whose CHECK constraints call wasm functions
-# keep their rows when restored through scripts/restore-list.sh (serial, parallel and as a plain
-# SQL script); a module's owner is restored by role name, not by OID; and — recorded as a known
-# limitation, so a change in it is noticed — a plain pg_restore without the list loses those rows.
+# Checks: modules and functions come back; tables and domains whose CHECK constraints call wasm
+# functions keep their rows with a plain pg_restore, a parallel one and a plain SQL script
+# (pg_dump writes those constraints after the data, see extension/src/restore_order.rs), and
+# through scripts/restore-list.sh; a module's owner is restored by role name, not by OID; and —
+# recorded as a known limitation, so a change in it is noticed — a stored generated column that
+# calls a wasm function needs scripts/restore-list.sh (without it, its table's rows are lost).
 #
 #   bash tests/dump_restore.sh        # prints one line per check, then "N passed, M failed"
 set -uo pipefail
@@ -39,7 +41,7 @@ check() { # check NAME EXPECTED ACTUAL
     fi
 }
 
-for db in src dst_naive dst_list dst_parallel dst_plain; do
+for db in src dst_naive dst_psql dst_jobs dst_list dst_parallel dst_plain src_gen dst_gen dst_gen_list; do
     sql postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null
 done
 sql postgres -c "DROP ROLE IF EXISTS dr_loader" -c "DROP ROLE IF EXISTS dr_filler" >/dev/null
@@ -59,6 +61,21 @@ INSERT INTO public.orders SELECT g FROM generate_series(1, 100) g;
 CREATE SCHEMA zeta;
 CREATE TABLE zeta.items (qty int CHECK (public.positive(qty)));
 INSERT INTO zeta.items VALUES (5), (6);
+-- A domain, a partitioned table whose constraint was added by ALTER TABLE, and a constraint
+-- over a function that was re-bound to the module after the constraint was created.
+CREATE DOMAIN zeta.qty AS int CHECK (public.positive(VALUE));
+CREATE TABLE zeta.boxes (q zeta.qty);
+INSERT INTO zeta.boxes VALUES (1), (2), (3);
+CREATE TABLE public.parted (x int) PARTITION BY RANGE (x);
+CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (1) TO (1000);
+ALTER TABLE public.parted ADD CONSTRAINT parted_positive CHECK (positive(x));
+INSERT INTO public.parted SELECT g FROM generate_series(1, 10) g;
+CREATE FUNCTION later(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS
+    '(module (func (export "later") (param i32) (result i32) i32.const 1))';
+CREATE TABLE public.late (x int CHECK (later(x)));
+INSERT INTO public.late VALUES (1), (2), (3), (4);
+CREATE OR REPLACE FUNCTION later(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS
+    'checks:positive';
 -- Its TOC entry reads "TABLE DATA wasm module_store t postgres": not the modules.
 CREATE SCHEMA "wasm module_store";
 CREATE TABLE "wasm module_store".t (x int);
@@ -70,25 +87,48 @@ sql src -c "GRANT wasm_loader TO dr_gone" -c "SET ROLE dr_gone" \
     -c "SELECT wasm.load('orphan', wasm.wat('(module)'))" >/dev/null
 sql postgres -c "DROP ROLE dr_gone" >/dev/null
 tool pg_dump -Fc -f "$dump" src || { echo "pg_dump failed"; exit 1; }
+tool pg_dump -f "$WORK/plain.sql" src || { echo "pg_dump failed"; exit 1; }
+chmod a+r "$WORK/plain.sql"
 
-counts() { sql "$1" -c "SELECT (SELECT count(*) FROM public.orders) || '/' || (SELECT count(*) FROM zeta.items) || '/' || (SELECT count(*) FROM wasm.modules WHERE name = 'checks')"; }
+check "the constraints that call the module are dumped after the data (5; parted_1 inherits one)" "5" \
+    "$(grep -c '^    ADD CONSTRAINT .*CHECK (.*\(positive\|later\)(' "$WORK/plain.sql")"
+
+# orders / items / boxes / parted / late / module
+all_rows="100/2/3/10/4/1"
+counts() { sql "$1" -c "SELECT concat_ws('/', (SELECT count(*) FROM public.orders), (SELECT count(*) FROM zeta.items), (SELECT count(*) FROM zeta.boxes), (SELECT count(*) FROM public.parted), (SELECT count(*) FROM public.late), (SELECT count(*) FROM wasm.modules WHERE name = 'checks'))"; }
 
 # The owner is restored by name: recreate the role so it gets another OID before restoring.
 sql postgres -c "DROP DATABASE src" -c "DROP ROLE dr_loader" -c "CREATE ROLE dr_filler" \
     -c "CREATE ROLE dr_loader LOGIN" -c "GRANT wasm_loader TO dr_loader" >/dev/null
 
-# Known limitation: pg_restore alone restores public.orders before wasm.module_store (pg_dump
-# orders table data by schema name), and the CHECK constraint cannot run without its module.
+# pg_restore alone restores public.orders before wasm.module_store (pg_dump orders table data by
+# schema name); the CHECK constraints that need the module come after all the data.
 sql postgres -c "CREATE DATABASE dst_naive" >/dev/null
-tool pg_restore -d dst_naive "$dump" >/dev/null 2>&1
-check "plain pg_restore loses the rows of a table whose CHECK needs a module (known)" \
-    "0/2/1" "$(counts dst_naive)"
+tool pg_restore --exit-on-error -d dst_naive "$dump"
+check "plain pg_restore keeps the rows of tables and domains whose CHECK needs a module" \
+    "$all_rows" "$(counts dst_naive)"
+check "the restored constraints still check" "23514|23514|23514|23514" \
+    "$(for stmt in "INSERT INTO public.orders VALUES (-1)" "INSERT INTO zeta.boxes VALUES (-1)" \
+        "INSERT INTO public.parted VALUES (-1)" "INSERT INTO public.late VALUES (-1)"; do
+        sql dst_naive -c "DO \$\$ BEGIN $stmt; EXCEPTION WHEN OTHERS THEN RAISE WARNING '%', SQLSTATE; END \$\$" 2>&1 |
+            grep -o '[0-9A-Z]\{5\}$'
+    done | paste -sd'|')"
+check "the restored constraints keep their dependency on the modules (a dump of the restore works too)" "6" \
+    "$(sql dst_naive -c "SELECT count(*) FROM pg_depend WHERE classid = 'pg_constraint'::regclass AND refobjid = 'wasm.module_store_pkey'::regclass")"
+
+sql postgres -c "CREATE DATABASE dst_jobs" >/dev/null
+tool pg_restore --exit-on-error -j 2 -d dst_jobs "$dump"
+check "parallel pg_restore -j 2 keeps every row" "$all_rows" "$(counts dst_jobs)"
+
+sql postgres -c "CREATE DATABASE dst_psql" >/dev/null
+sql dst_psql -q -f "$WORK/plain.sql" >/dev/null
+check "a plain pg_dump script run by psql keeps every row" "$all_rows" "$(counts dst_psql)"
 
 # Serial restore through the reordered list.
 tool pg_restore -l "$dump" | bash "$ROOT/scripts/restore-list.sh" > "$WORK/db.list"
 sql postgres -c "CREATE DATABASE dst_list" >/dev/null
 tool pg_restore --exit-on-error -L "$WORK/db.list" -d dst_list "$dump"
-check "pg_restore -L with restore-list.sh keeps every row" "100/2/1" "$(counts dst_list)"
+check "pg_restore -L with restore-list.sh keeps every row" "$all_rows" "$(counts dst_list)"
 check "compiled artifacts are not dumped (machine code of one build and CPU)" "0" \
     "$(tool pg_restore -l "$dump" | grep -c 'TABLE DATA wasm module_artifacts')"
 check "a restored module (no artifact) is compiled at its first call and works" "0|t" \
@@ -114,7 +154,7 @@ tool pg_restore --exit-on-error --section=pre-data -d dst_parallel "$dump" &&
     tool pg_restore --exit-on-error -L "$WORK/modules.list" -d dst_parallel "$dump" &&
     tool pg_restore --exit-on-error -j 2 --section=data --section=post-data -L "$WORK/rest.list" \
         -d dst_parallel "$dump"
-check "parallel restore in three steps keeps every row" "100/2/1" "$(counts dst_parallel)"
+check "parallel restore in three steps keeps every row" "$all_rows" "$(counts dst_parallel)"
 check "a schema named \"wasm module_store\" is restored with the rest" "1" \
     "$(sql dst_parallel -c 'SELECT count(*) FROM "wasm module_store".t')"
 
@@ -123,7 +163,28 @@ tool pg_restore -L "$WORK/db.list" -f "$WORK/db.sql" "$dump"
 chmod a+r "$WORK/db.sql"
 sql postgres -c "CREATE DATABASE dst_plain" >/dev/null
 sql dst_plain -q -f "$WORK/db.sql" >/dev/null
-check "a plain SQL script made with the list keeps every row" "100/2/1" "$(counts dst_plain)"
+check "a plain SQL script made with the list keeps every row" "$all_rows" "$(counts dst_plain)"
+
+# Known limitation: a stored generated column is computed while its table's data is copied in,
+# and cannot be added after the data, so its module must come first: scripts/restore-list.sh.
+sql postgres -c "CREATE DATABASE src_gen" >/dev/null
+sql src_gen >/dev/null <<'EOF'
+CREATE EXTENSION plwasm;
+SELECT wasm.load('gen', wasm.wat('(module (func (export "double") (param i32) (result i32)
+    (i32.mul (local.get 0) (i32.const 2))))'));
+CREATE FUNCTION double(int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT AS 'gen';
+CREATE TABLE public.doubled (x int, d int GENERATED ALWAYS AS (double(x)) STORED);
+INSERT INTO public.doubled SELECT g FROM generate_series(1, 5) g;
+EOF
+tool pg_dump -Fc -f "$WORK/gen.dump" src_gen
+sql postgres -c "CREATE DATABASE dst_gen" -c "CREATE DATABASE dst_gen_list" >/dev/null
+tool pg_restore -d dst_gen "$WORK/gen.dump" >/dev/null 2>&1
+check "plain pg_restore loses the rows of a table with a generated column over a module (known)" \
+    "0" "$(sql dst_gen -c "SELECT count(*) FROM public.doubled")"
+tool pg_restore -l "$WORK/gen.dump" | bash "$ROOT/scripts/restore-list.sh" > "$WORK/gen.list"
+tool pg_restore --exit-on-error -L "$WORK/gen.list" -d dst_gen_list "$WORK/gen.dump"
+check "pg_restore -L with restore-list.sh keeps them" "5|30" \
+    "$(sql dst_gen_list -c "SELECT count(*) || '|' || sum(d) FROM public.doubled")"
 
 # The database's owner may dump it without being a superuser (pg_dump reads wasm.module_store).
 sql postgres -c "DROP DATABASE IF EXISTS dr_owned" -c "DROP ROLE IF EXISTS dr_owner" \
@@ -133,7 +194,7 @@ as_cluster_user "$PG_BIN/pg_dump" -h "$WORK" -p "$PORT" -U dr_owner -f "$WORK/ow
 check "the database owner (not a superuser) can pg_dump a database with modules" "1" \
     "$(grep -c '^owned	' "$WORK/owned.sql")"
 
-for db in dst_naive dst_list dst_parallel dst_plain dr_owned; do
+for db in dst_naive dst_psql dst_jobs dst_list dst_parallel dst_plain src_gen dst_gen dst_gen_list dr_owned; do
     sql postgres -c "DROP DATABASE $db" >/dev/null
 done
 sql postgres -c "DROP ROLE dr_loader" -c "DROP ROLE dr_filler" -c "DROP ROLE dr_owner" >/dev/null

@@ -181,6 +181,12 @@ fn relid_of(relname: &CStr) -> pg_sys::Oid {
     unsafe { pg_sys::get_relname_relid(relname.as_ptr(), namespace) }
 }
 
+/// The OID of `wasm.module_store`'s primary-key index (InvalidOid if the extension is not
+/// created): what constraints that call stored modules depend on (see `restore_order.rs`).
+pub fn module_store_key_index() -> pg_sys::Oid {
+    relid_of(MODULES.key_index)
+}
+
 /// The OID of `wasm.module_store` (it changes if the extension is dropped and re-created).
 fn refresh_store_relid() -> pg_sys::Oid {
     let relid = relid_of(MODULES.relname);

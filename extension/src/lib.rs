@@ -55,6 +55,7 @@ pub mod instrument;
 pub mod json_form;
 pub mod limits;
 pub mod privileges;
+pub mod restore_order;
 pub mod runtime;
 pub mod spool;
 pub mod target;
@@ -107,6 +108,47 @@ COMMENT ON LANGUAGE wasm IS 'SQL functions written in WebAssembly (plwasm)';
 "#,
     name = "language",
     requires = ["catalog", validator::plwasm_validator],
+);
+
+extension_sql!(
+    r#"
+-- Constraints that call functions over stored modules must be restored after the modules:
+-- after each DDL command that can create one, record their dependency (restore_order.rs).
+-- Runs as the role that ran the command; every name is qualified and the search_path pinned.
+CREATE FUNCTION wasm.order_constraints_after_modules() RETURNS event_trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    constraint_oid pg_catalog.oid;
+BEGIN
+    FOR constraint_oid IN
+        WITH RECURSIVE commands AS (
+            SELECT d.classid, d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+        ), relations(relid) AS (
+            SELECT c.objid FROM commands c
+             WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN relations r ON i.inhparent OPERATOR(pg_catalog.=) r.relid
+        )
+        SELECT k.oid FROM pg_catalog.pg_constraint k
+          JOIN relations r ON k.conrelid OPERATOR(pg_catalog.=) r.relid
+         WHERE k.contype OPERATOR(pg_catalog.=) 'c'::pg_catalog."char"
+        UNION
+        SELECT k.oid FROM pg_catalog.pg_constraint k
+          JOIN commands c ON c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                         AND k.contypid OPERATOR(pg_catalog.=) c.objid
+         WHERE k.contype OPERATOR(pg_catalog.=) 'c'::pg_catalog."char"
+    LOOP
+        PERFORM wasm.depend_on_modules(constraint_oid);
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER plwasm_order_constraints_after_modules ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE DOMAIN', 'ALTER DOMAIN')
+    EXECUTE FUNCTION wasm.order_constraints_after_modules();
+"#,
+    name = "restore_order",
+    requires = ["catalog", restore_order::depend_on_modules],
 );
 
 extension_sql!(

@@ -26,6 +26,9 @@ unsafe fn plwasm_validator(fn_oid: pg_sys::Oid, fcinfo: pg_sys::FunctionCallInfo
     let f = SqlFunction::from_oid(fn_oid);
     let signature = binding::sql_signature(&f).or_report();
     let target = binding::target(&f).or_report();
+    // Constraints already calling a function re-bound to a stored module are restored after the
+    // modules from now on (also while restoring, when function bodies are not checked).
+    crate::restore_order::order_users_of(fn_oid);
     // SAFETY: reading a GUC variable.
     if !unsafe { pg_sys::check_function_bodies } {
         return;

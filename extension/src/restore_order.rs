@@ -1,0 +1,192 @@
+//! Dump order: constraints that call wasm functions over stored modules are restored after the
+//! modules.
+//!
+//! pg_dump restores `wasm.module_store`'s rows with the other tables' data, ordered by schema
+//! name, and a CHECK constraint written inside `CREATE TABLE` (or `CREATE DOMAIN`) is checked
+//! while a table's data is copied in. A constraint that calls a function bound to a stored
+//! module would then run before its module exists, and the copy fails (the table comes back
+//! empty). pg_dump has no dependency on another table's data, but it does follow `pg_depend`: a
+//! constraint that depends on a post-data object (module_store's primary-key index) cannot be
+//! created with its table, so pg_dump writes it as a separate `ALTER TABLE/ALTER DOMAIN ... ADD
+//! CONSTRAINT` after all the data, serial or parallel, plain script or archive.
+//!
+//! This module records that dependency: [`depend_on_modules`] for one constraint (after checking
+//! that it calls such a function, so calling it on any other constraint changes nothing), the
+//! event trigger `wasm.order_constraints_after_modules` (extension script) for every constraint
+//! of a table, its partitions and children, or a domain a DDL command touched, and the validator
+//! for the constraints that use a function re-bound with `CREATE OR REPLACE`. Catalog access is by
+//! OID through indexes: no SQL, nothing a role can define is reached.
+
+use pgrx::prelude::*;
+
+use crate::catalog::{self, SqlFunction};
+use crate::target::FunctionTarget;
+
+// Catalog OIDs and attribute numbers that pgrx does not bind (fixed by PostgreSQL's catalog
+// headers: pg_constraint.h, pg_depend.h).
+const CONSTRAINT_RELATION_ID: u32 = 2606;
+const DEPEND_RELATION_ID: u32 = 2608;
+const DEPEND_DEPENDER_INDEX_ID: u32 = 2673;
+const DEPEND_REFERENCE_INDEX_ID: u32 = 2674;
+const ANUM_PG_DEPEND_CLASSID: i16 = 1;
+const ANUM_PG_DEPEND_OBJID: i16 = 2;
+const ANUM_PG_DEPEND_REFCLASSID: i16 = 4;
+const ANUM_PG_DEPEND_REFOBJID: i16 = 5;
+
+/// A `pg_depend` row (`FormData_pg_depend`, whose layout has not changed since PostgreSQL 8.0).
+#[repr(C)]
+struct DependRow {
+    classid: pg_sys::Oid,
+    objid: pg_sys::Oid,
+    objsubid: i32,
+    refclassid: pg_sys::Oid,
+    refobjid: pg_sys::Oid,
+    refobjsubid: i32,
+    deptype: std::ffi::c_char,
+}
+
+/// The `(classid, objid, refclassid, refobjid)` of the `pg_depend` rows whose `key_class` and
+/// `key_object` are `class` and `object`, through `index` (depender or referenced side).
+fn depend_rows(
+    index: u32,
+    key_class: i16,
+    key_object: i16,
+    class: pg_sys::Oid,
+    object: pg_sys::Oid,
+) -> Vec<(pg_sys::Oid, pg_sys::Oid, pg_sys::Oid, pg_sys::Oid)> {
+    let mut rows = Vec::new();
+    // SAFETY: an index scan of pg_depend with two equality keys and the catalog snapshot
+    // systable_beginscan takes; each tuple is read before the next getnext, and the relation is
+    // closed after the scan ends.
+    unsafe {
+        let rel = pg_sys::table_open(
+            pg_sys::Oid::from(DEPEND_RELATION_ID),
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        );
+        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
+        for (key, (attno, value)) in keys
+            .iter_mut()
+            .zip([(key_class, class), (key_object, object)])
+        {
+            pg_sys::ScanKeyInit(
+                key,
+                attno,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::Oid::from(pg_sys::F_OIDEQ),
+                pg_sys::Datum::from(value),
+            );
+        }
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            pg_sys::Oid::from(index),
+            true,
+            std::ptr::null_mut(),
+            2,
+            keys.as_mut_ptr(),
+        );
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            let row = &*(pg_sys::GETSTRUCT(tuple) as *const DependRow);
+            rows.push((row.classid, row.objid, row.refclassid, row.refobjid));
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    }
+    rows
+}
+
+/// Whether `function` is a `LANGUAGE wasm` function bound to a stored module.
+fn calls_stored_module(function: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup by name; InvalidOid when the language does not exist.
+    let wasm = unsafe { pg_sys::get_language_oid(c"wasm".as_ptr(), true) };
+    let Some(proc) = pgrx::pg_catalog::pg_proc::PgProc::new(function) else {
+        return false;
+    };
+    if wasm == pg_sys::InvalidOid || proc.prolang() != wasm {
+        return false;
+    }
+    SqlFunction::try_from_oid(function)
+        .is_some_and(|f| matches!(f.target(), Ok(FunctionTarget::Stored { .. })))
+}
+
+/// Make constraint `constraint` depend on `wasm.module_store`'s key index when it calls a
+/// function bound to a stored module, so pg_dump restores it after the modules. Returns whether
+/// the constraint has that dependency now; calling it again, or on any other constraint, changes
+/// nothing.
+pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
+    let key_index = catalog::module_store_key_index();
+    if key_index == pg_sys::InvalidOid {
+        return false;
+    }
+    let depends = depend_rows(
+        DEPEND_DEPENDER_INDEX_ID,
+        ANUM_PG_DEPEND_CLASSID,
+        ANUM_PG_DEPEND_OBJID,
+        pg_sys::Oid::from(CONSTRAINT_RELATION_ID),
+        constraint,
+    );
+    if depends
+        .iter()
+        .any(|&(_, _, class, object)| class == pg_sys::RelationRelationId && object == key_index)
+    {
+        return true;
+    }
+    let calls_module = depends.iter().any(|&(_, _, class, object)| {
+        class == pg_sys::ProcedureRelationId && calls_stored_module(object)
+    });
+    if !calls_module {
+        return false;
+    }
+    let depender = pg_sys::ObjectAddress {
+        classId: pg_sys::Oid::from(CONSTRAINT_RELATION_ID),
+        objectId: constraint,
+        objectSubId: 0,
+    };
+    let referenced = pg_sys::ObjectAddress {
+        classId: pg_sys::RelationRelationId,
+        objectId: key_index,
+        objectSubId: 0,
+    };
+    // SAFETY: both objects exist (the constraint has pg_depend rows, the index was just looked
+    // up); recordDependencyOn inserts one pg_depend row.
+    unsafe {
+        pg_sys::recordDependencyOn(
+            &depender,
+            &referenced,
+            pg_sys::DependencyType::DEPENDENCY_NORMAL,
+        )
+    };
+    true
+}
+
+/// Order every constraint that uses `function` after the modules (when the function is bound
+/// to a stored module): a `CREATE OR REPLACE FUNCTION` may re-bind a function that constraints
+/// already call.
+pub fn order_users_of(function: pg_sys::Oid) {
+    if !calls_stored_module(function) {
+        return;
+    }
+    let users = depend_rows(
+        DEPEND_REFERENCE_INDEX_ID,
+        ANUM_PG_DEPEND_REFCLASSID,
+        ANUM_PG_DEPEND_REFOBJID,
+        pg_sys::ProcedureRelationId,
+        function,
+    );
+    for (class, object, _, _) in users {
+        if class == pg_sys::Oid::from(CONSTRAINT_RELATION_ID) {
+            order_after_modules(object);
+        }
+    }
+}
+
+/// `wasm.depend_on_modules(constraint)`: see [`order_after_modules`]. Called by the event trigger
+/// for the constraints of what a DDL command created or altered; for databases that had such
+/// constraints before, `SELECT wasm.depend_on_modules(oid) FROM pg_constraint` records them all.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn depend_on_modules(constraint: pg_sys::Oid) -> bool {
+    order_after_modules(constraint)
+}

@@ -1,0 +1,78 @@
+-- Constraints that call functions over stored modules are restored after the modules: pg_dump
+-- writes them after all the data because each depends on wasm.module_store's key index, a
+-- dependency an event trigger records when a table or domain is created or altered
+-- (restore_order.rs). tests/dump_restore.sh checks the dumps and restores; this file checks which
+-- constraints get the dependency. The file stands alone.
+DROP ROLE IF EXISTS ro_user;
+CREATE SCHEMA ro;
+SELECT wasm.load('ro_mod', wasm.wat('(module (func (export "pos") (param i32) (result i32)
+    (i32.gt_s (local.get 0) (i32.const 0))))'));
+CREATE FUNCTION ro.pos(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS 'ro_mod';
+CREATE FUNCTION ro.inline_pos(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS
+    '(module (func (export "inline_pos") (param i32) (result i32) (i32.gt_s (local.get 0) (i32.const 0))))';
+CREATE FUNCTION ro.ordered() RETURNS TABLE (object text, constraint_name name, after_modules boolean)
+LANGUAGE sql AS $$
+    SELECT CASE WHEN c.conrelid <> 0 THEN c.conrelid::regclass::text
+                ELSE 'domain ' || c.contypid::regtype::text END, c.conname,
+           EXISTS (SELECT FROM pg_depend d
+                    WHERE d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+                      AND d.refclassid = 'pg_class'::regclass
+                      AND d.refobjid = 'wasm.module_store_pkey'::regclass)
+      FROM pg_constraint c WHERE c.connamespace = 'ro'::regnamespace ORDER BY 1, 2
+$$;
+
+-- Only constraints calling a function over a stored module: not inline modules, not others.
+CREATE TABLE ro.t (a int CONSTRAINT t_stored CHECK (ro.pos(a)),
+                   b int CONSTRAINT t_inline CHECK (ro.inline_pos(b)),
+                   c int CONSTRAINT t_plain CHECK (c > 0));
+-- Domains, at CREATE DOMAIN and ALTER DOMAIN.
+CREATE DOMAIN ro.d AS int CONSTRAINT d_stored CHECK (ro.pos(VALUE));
+ALTER DOMAIN ro.d ADD CONSTRAINT d_added CHECK (ro.pos(VALUE + 1));
+-- ALTER TABLE on a partitioned table reaches its partitions; a partition created later gets
+-- the constraint and the dependency.
+CREATE TABLE ro.p (x int) PARTITION BY LIST (x);
+CREATE TABLE ro.p1 PARTITION OF ro.p FOR VALUES IN (1);
+ALTER TABLE ro.p ADD CONSTRAINT p_stored CHECK (ro.pos(x));
+CREATE TABLE ro.p2 PARTITION OF ro.p FOR VALUES IN (2);
+-- Inheritance children.
+CREATE TABLE ro.child () INHERITS (ro.t);
+SELECT * FROM ro.ordered();
+
+-- CREATE OR REPLACE re-binding the inline function to the stored module: its constraint follows.
+CREATE OR REPLACE FUNCTION ro.inline_pos(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS
+    'ro_mod:pos';
+SELECT * FROM ro.ordered() WHERE constraint_name = 't_inline';
+
+-- wasm.depend_on_modules records nothing for a constraint that calls no stored module, and
+-- records a dependency once however often it is called.
+SELECT wasm.depend_on_modules(oid) AS plain_constraint FROM pg_constraint
+ WHERE conname = 't_plain' AND conrelid = 'ro.t'::regclass;
+SELECT wasm.depend_on_modules(oid) AS first, wasm.depend_on_modules(oid) AS again FROM pg_constraint
+ WHERE conname = 't_stored' AND conrelid = 'ro.t'::regclass;
+SELECT count(*) AS dependency_rows FROM pg_depend d JOIN pg_constraint c ON d.objid = c.oid
+ WHERE d.classid = 'pg_constraint'::regclass AND c.conname = 't_stored' AND c.conrelid = 'ro.t'::regclass
+   AND d.refobjid = 'wasm.module_store_pkey'::regclass;
+
+-- The event trigger runs as the role that ran the command, immune to that role's objects: an
+-- operator "=" (oid, oid) ahead of pg_catalog in its search_path is never called.
+CREATE ROLE ro_user;
+GRANT USAGE, CREATE ON SCHEMA ro TO ro_user;
+SET ROLE ro_user;
+CREATE FUNCTION ro.evil_eq(oid, oid) RETURNS boolean LANGUAGE plpgsql AS
+    $f$ BEGIN RAISE EXCEPTION 'the caller''s operator ran'; END $f$;
+CREATE OPERATOR ro.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = ro.evil_eq);
+SET search_path = ro, pg_catalog;
+CREATE TABLE ro.u (x int CONSTRAINT u_stored CHECK (ro.pos(x)));
+RESET search_path;
+RESET ROLE;
+SELECT * FROM ro.ordered() WHERE constraint_name = 'u_stored';
+
+-- The dependency does not get in the way of dropping the constraint, its table or its function.
+ALTER TABLE ro.u DROP CONSTRAINT u_stored;
+DROP TABLE ro.u;
+DROP FUNCTION ro.pos(int) CASCADE;
+SELECT * FROM ro.ordered();
+
+DROP SCHEMA ro CASCADE;
+SELECT wasm.unload('ro_mod');
+DROP ROLE ro_user;
