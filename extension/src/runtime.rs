@@ -136,6 +136,7 @@ pub fn run_interruptibly<T: Send + 'static>(
     let handle = spawned.map_err(|e| format!("could not start a compiler thread: {e}"))?;
     ORPHAN.with(|o| *o.borrow_mut() = Some(handle));
     let _abandon = AbandonOnError;
+    let _waiting = WaitReported::start();
     loop {
         match rx.recv_timeout(WAIT_TICK) {
             Ok(outcome) => {
@@ -153,6 +154,28 @@ pub fn run_interruptibly<T: Send + 'static>(
                 ORPHAN.with(|o| o.borrow_mut().take());
                 return Err("the WebAssembly compiler thread ended without a result".into());
             }
+        }
+    }
+}
+
+/// Shows the backend in pg_stat_activity as waiting (wait_event_type "Extension") while it waits
+/// for a compile worker.
+struct WaitReported;
+
+impl WaitReported {
+    fn start() -> Self {
+        // SAFETY: sets this backend's wait-event word; no allocation, no error.
+        unsafe { pgrx::pg_sys::pgstat_report_wait_start(pgrx::pg_sys::PG_WAIT_EXTENSION) };
+        Self
+    }
+}
+
+impl Drop for WaitReported {
+    fn drop(&mut self) {
+        // While an ERROR unwinds, the transaction's abort clears the wait event itself.
+        if !std::thread::panicking() {
+            // SAFETY: clears this backend's wait-event word; no allocation, no error.
+            unsafe { pgrx::pg_sys::pgstat_report_wait_end() };
         }
     }
 }

@@ -6,23 +6,27 @@ CREATE FUNCTION spin() RETURNS int LANGUAGE wasm AS 'spinner';
 CREATE FUNCTION spinner_ready() RETURNS int LANGUAGE wasm AS 'spinner:ready';
 CREATE TEMP TABLE postmaster AS SELECT pg_postmaster_start_time() AS started;
 
--- Wait (at most 10 s) until the other connection has been running `query` for 300 ms; return
--- its pid. Its module is compiled and instantiated beforehand (below), so after 300 ms the
--- statement is inside the wasm loop, not in parsing, planning or instantiation. Statistics are
--- read afresh on each try (pg_stat_activity is otherwise a snapshot per transaction).
-CREATE FUNCTION wait_running(query text) RETURNS int LANGUAGE plpgsql AS $$
+-- Wait (at most 10 s) until another connection has been running a query LIKE `query_like` for
+-- 300 ms with wait_event_type `wait_event_type` (NULL: not waiting on anything); return its pid.
+-- The spinner's module is compiled and instantiated beforehand (below), so spin() is then inside
+-- the wasm loop: not in parsing or planning, and not waiting for a compile (which shows as
+-- wait_event_type "Extension", see the last case). Statistics are read afresh on each try
+-- (pg_stat_activity is otherwise a snapshot per transaction).
+CREATE FUNCTION wait_running(query_like text, wait_event_type text DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql AS $$
 DECLARE
     found int;
 BEGIN
     FOR i IN 1..1000 LOOP
         PERFORM pg_stat_clear_snapshot();
-        SELECT pid INTO found FROM pg_stat_activity
-         WHERE state = 'active' AND pg_stat_activity.query = wait_running.query
-           AND clock_timestamp() - query_start >= interval '300 ms';
+        SELECT pid INTO found FROM pg_stat_activity a
+         WHERE a.state = 'active' AND a.query LIKE query_like AND a.pid <> pg_backend_pid()
+           AND a.wait_event_type IS NOT DISTINCT FROM wait_running.wait_event_type
+           AND clock_timestamp() - a.query_start >= interval '300 ms';
         IF found IS NOT NULL THEN RETURN found; END IF;
         PERFORM pg_sleep(0.01);
     END LOOP;
-    RAISE EXCEPTION 'query % did not start', query;
+    RAISE EXCEPTION 'query % did not start', query_like;
 END $$;
 
 SELECT dblink_connect('other', format('dbname=%s port=%s host=%s user=%s',
@@ -47,6 +51,25 @@ SELECT * FROM dblink('other', 'SELECT 42') AS t(still_usable int);
 -- Terminate: the backend exits normally.
 SELECT dblink_send_query('other', 'SELECT spin() /* terminate me */');
 SELECT pg_terminate_backend(wait_running('SELECT spin() /* terminate me */'), 10000);
+
+SELECT dblink_disconnect('other');
+
+-- While a backend waits for a compile (on a worker thread), pg_stat_activity shows it waiting
+-- (wait_event_type "Extension"), and a cancel stops the wait: 57014, the intended ERROR below.
+-- (600000 nested blocks take about 2 s to compile in a release build; the cancel comes at 0.3 s.)
+SELECT dblink_connect('other', format('dbname=%s port=%s host=%s user=%s',
+       current_database(), current_setting('port'),
+       split_part(current_setting('unix_socket_directories'), ',', 1), current_user));
+SELECT dblink_exec('other', 'SET statement_timeout = ''20s''');
+SELECT dblink_send_query('other', format(
+    '/* compile me */ CREATE FUNCTION pg_temp.deep() RETURNS void LANGUAGE wasm AS %L',
+    '(module (func (export "deep") ' || repeat('(block ', 600000) || repeat(')', 600000) || '))'));
+CREATE TEMP TABLE compiling AS SELECT wait_running('/* compile me */%', 'Extension') AS pid;
+SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = (SELECT pid FROM compiling);
+SELECT pg_cancel_backend(pid) FROM compiling;
+SELECT * FROM dblink_get_result('other') AS t(r text);
+SELECT * FROM dblink_get_result('other') AS t(r text);
+SELECT * FROM dblink('other', 'SELECT 42') AS t(still_usable int);
 SELECT dblink_disconnect('other');
 SELECT started = pg_postmaster_start_time() AS postmaster_not_restarted FROM postmaster;
 SELECT count(*) AS spinning_backends FROM pg_stat_activity WHERE query LIKE 'SELECT spin()%' AND pid <> pg_backend_pid();
