@@ -78,6 +78,16 @@ log "building and installing plwasm ($PROFILE profile)"
 profile_args=()
 [[ "$PROFILE" == release ]] && profile_args+=(--release)
 [[ $(id -u) != 0 ]] && profile_args+=(--sudo)
-cargo pgrx install --pg-config "$PG_CONFIG" "${profile_args[@]}" --manifest-path "$ROOT/extension/Cargo.toml"
+# cargo-pgrx overwrites the library in place: a running backend that has it loaded would then
+# read the new file's pages through its old mapping and may crash. Moving it aside first leaves
+# running backends the old file (new ones load the new build); it comes back if the build fails.
+library=$($PG_CONFIG --pkglibdir)/plwasm.so
+[[ -f "$library" ]] && as_root mv -f "$library" "$library.previous"
+if ! cargo pgrx install --pg-config "$PG_CONFIG" "${profile_args[@]}" \
+    --manifest-path "$ROOT/extension/Cargo.toml"; then
+    [[ -f "$library.previous" && ! -f "$library" ]] && as_root mv -f "$library.previous" "$library"
+    exit 1
+fi
+as_root rm -f "$library.previous"
 mkdir -p "$stamp_dir"
 source_stamp > "$stamp_file"

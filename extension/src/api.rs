@@ -75,7 +75,10 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
             }
             catalog::update(name, module, &sha256, &exports_json);
         }
-        None => catalog::insert(name, module, &sha256, &exports_json),
+        None => {
+            privileges::require_may_claim(name, &catalog::functions_naming(name, true)).or_report();
+            catalog::insert(name, module, &sha256, &exports_json)
+        }
     }
     // What was compiled to validate the module is kept, so backends need not compile it again.
     artifacts::store(name, &sha256, &compiled);

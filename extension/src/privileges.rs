@@ -3,13 +3,15 @@
 //! - `wasm.load` / `wasm.unload`: superusers and members of `wasm_loader` (EXECUTE is also revoked
 //!   from PUBLIC in the extension script; this check holds even if someone grants it back).
 //! - Replacing or unloading a module: its owner (or a member of the owning role) or a superuser.
+//! - Loading a new name that functions already name (created while function bodies were not
+//!   checked): a role with the privileges of each of their owners, or a superuser.
 //! - The catalog table is not readable or writable by ordinary roles. plwasm reads and writes it
 //!   itself, after the checks above, through table and index access that needs no privilege and
 //!   no change of user (see `catalog.rs`): no SQL ever runs with rights the caller lacks.
 
 use pgrx::pg_sys;
 
-use crate::catalog::ModuleOwner;
+use crate::catalog::{ModuleOwner, SqlFunction};
 use crate::errors::PlWasmError;
 
 /// The role whose members may load modules.
@@ -86,6 +88,32 @@ pub fn require_owner(module: &str, owner: &ModuleOwner, action: &str) -> Result<
         action: format!("{action} module \"{module}\""),
         reason,
     })
+}
+
+/// Require that the current user may claim the unused module name `module`, which `functions`
+/// already name: functions created while function bodies were not checked (as pg_restore does)
+/// bind to whatever is loaded under their module's name, so only a role with the privileges of
+/// each of their owners (or a superuser) may load it, never a loader they do not trust.
+pub fn require_may_claim(module: &str, functions: &[SqlFunction]) -> Result<(), PlWasmError> {
+    if is_superuser() {
+        return Ok(());
+    }
+    // SAFETY (of has_privs_of_role): plain catalog checks.
+    let foreign = functions
+        .iter()
+        .find(|f| !unsafe { pg_sys::has_privs_of_role(current_user(), f.owner) });
+    match foreign {
+        None => Ok(()),
+        Some(f) => Err(PlWasmError::PermissionDenied {
+            action: format!("load module \"{module}\""),
+            reason: format!(
+                "function {} of role {} already names it and would run the code loaded under \
+                 that name: only that role or a superuser may load it",
+                f.display,
+                role_name(f.owner)
+            ),
+        }),
+    }
 }
 
 /// Require superuser.

@@ -258,6 +258,28 @@ SET SESSION AUTHORIZATION sec_loader;
 SELECT wasm.unload('sec_pinme');
 RESET SESSION AUTHORIZATION;
 SELECT sqlstate_of('SELECT pg_temp.pin()');
+-- A loader outside the role of a function that already names an unused module name (one whose
+-- module was unloaded, as here, or one created while function bodies were not checked, as
+-- pg_restore does) cannot claim that name: that function would run its code (42501, intended;
+-- pg_temp_N is shown as pg_temp). The function's own role, or a superuser, can.
+SET SESSION AUTHORIZATION sec_loader;
+SELECT regexp_replace(sqlstate_of($$SELECT wasm.load('sec_pinme',
+    wasm.wat('(module (func (export "one") (result i32) i32.const 666))'))$$), 'pg_temp_\d+', 'pg_temp')
+    AS reclaim_a_named_name;
+RESET SESSION AUTHORIZATION;
+SET check_function_bodies = off;
+SET SESSION AUTHORIZATION sec_plain;
+CREATE FUNCTION sec.late() RETURNS int LANGUAGE wasm AS 'sec_late:one';
+RESET SESSION AUTHORIZATION;
+RESET check_function_bodies;
+SET SESSION AUTHORIZATION sec_loader;
+SELECT sqlstate_of($$SELECT wasm.load('sec_late',
+    wasm.wat('(module (func (export "one") (result i32) i32.const 666))'))$$) AS claim_a_named_name;
+RESET SESSION AUTHORIZATION;
+SELECT wasm.load('sec_late', wasm.wat('(module (func (export "one") (result i32) i32.const 7))'));
+SELECT sec.late() AS loaded_by_a_superuser;
+DROP FUNCTION sec.late();
+SELECT wasm.unload('sec_late');
 DROP FUNCTION pg_temp.pin();
 -- 8. The owner is a role reference: dumped (COPY, as pg_dump does) by name, not by OID.
 SET SESSION AUTHORIZATION sec_loader;
