@@ -20,6 +20,7 @@ rust)
     target=${4:-wasm32-wasip1}
     target_dir=${CARGO_TARGET_DIR:-$src/target}
     if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        echo "build-wasm: $src for $target with rustup's toolchain" >&2
         cargo build --quiet --release --manifest-path "$src/Cargo.toml" --target "$target" \
             --target-dir "$target_dir"
     else
@@ -33,6 +34,8 @@ rust)
             flags="-C linker=$linker"
         fi
         [[ $target == wasm32-wasip1 ]] && flags="$flags -L /usr/lib/wasm32-wasi"
+        echo "build-wasm: $src for $target with Debian's toolchain (builds std too: a first build" \
+            "takes a minute or two)" >&2
         RUSTFLAGS="$flags" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --quiet \
             --release --manifest-path "$src/Cargo.toml" --target "$target" \
             --target-dir "$target_dir" -Zbuild-std=std,panic_abort

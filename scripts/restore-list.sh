@@ -3,9 +3,10 @@
 # are restored before any other table's data.
 #
 # pg_dump orders table data by schema name, so a table in schema "public" is restored before
-# wasm.module_store; if its CHECK constraints or column defaults call a wasm function, its COPY
-# fails ("module ... does not exist") and its rows are lost. Restoring through a list rewritten by
-# this script puts the modules first:
+# wasm.module_store. CHECK constraints that call wasm functions are dumped after all the data
+# (see docs/sql-reference.md, "Backup and restore"), but a stored generated column that calls one
+# is computed during the COPY, which then fails ("module ... does not exist") and loses the
+# table's rows. Restoring through a list rewritten by this script puts the modules first:
 #
 #   pg_dump -Fc -f db.dump mydb
 #   pg_restore -l db.dump | bash scripts/restore-list.sh > db.list

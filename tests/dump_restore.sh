@@ -3,7 +3,8 @@
 # a throw-away cluster (as the unprivileged `postgres` OS user when run as root).
 #
 # Checks: modules and functions come back; tables and domains whose CHECK constraints call wasm
-# functions keep their rows with a plain pg_restore, a parallel one and a plain SQL script
+# functions keep their rows with a plain pg_restore, a parallel one run section by section, and a
+# plain SQL script
 # (pg_dump writes those constraints after the data, see extension/src/restore_order.rs), and
 # through scripts/restore-list.sh; a module's owner is restored by role name, not by OID; and —
 # recorded as a known limitation, so a change in it is noticed — a stored generated column that
@@ -116,12 +117,19 @@ check "the restored constraints still check" "23514|23514|23514|23514" \
 check "the restored constraints keep their dependency on the modules (a dump of the restore works too)" "6" \
     "$(sql dst_naive -c "SELECT count(*) FROM pg_depend WHERE classid = 'pg_constraint'::regclass AND refobjid = 'wasm.module_store_pkey'::regclass")"
 
+# Parallel, section by section: every post-data item (the constraints) runs after all the data.
+# (A single pg_restore -j may add a constraint as soon as its own table is loaded, possibly
+# before the modules: not covered, see docs/sql-reference.md.)
 sql postgres -c "CREATE DATABASE dst_jobs" >/dev/null
-tool pg_restore --exit-on-error -j 2 -d dst_jobs "$dump"
-check "parallel pg_restore -j 2 keeps every row" "$all_rows" "$(counts dst_jobs)"
+tool pg_restore --exit-on-error --section=pre-data -d dst_jobs "$dump" &&
+    tool pg_restore --exit-on-error -j 2 --section=data -d dst_jobs "$dump" &&
+    tool pg_restore --exit-on-error -j 2 --section=post-data -d dst_jobs "$dump"
+check "parallel pg_restore -j 2, section by section, keeps every row" "$all_rows" "$(counts dst_jobs)"
+check "... and every constraint" "6" \
+    "$(sql dst_jobs -c "SELECT count(*) FROM pg_depend WHERE classid = 'pg_constraint'::regclass AND refobjid = 'wasm.module_store_pkey'::regclass")"
 
 sql postgres -c "CREATE DATABASE dst_psql" >/dev/null
-sql dst_psql -q -f "$WORK/plain.sql" >/dev/null
+sql dst_psql -q --single-transaction -f "$WORK/plain.sql" >/dev/null
 check "a plain pg_dump script run by psql keeps every row" "$all_rows" "$(counts dst_psql)"
 
 # Serial restore through the reordered list.

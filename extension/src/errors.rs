@@ -298,6 +298,12 @@ impl PlWasmError {
                 Some("Pass replace => true to wasm.load to replace it.".into())
             }
             Self::ModuleInUse { .. } => Some("Drop those functions first.".into()),
+            Self::ModuleNotFound { .. } => Some(
+                "wasm.modules lists the loaded modules; wasm.load loads one. While a dump is \
+                 restored, the modules must come before what needs them: see \"Backup and \
+                 restore\" in plwasm's docs/sql-reference.md."
+                    .into(),
+            ),
             Self::NullArgument { .. } => Some(
                 "Declare the function STRICT, or have its module import plwasm.arg_is_null to \
                  receive NULL arguments (see the ABI's host API)."

@@ -115,17 +115,38 @@ extension_sql!(
 -- Constraints that call functions over stored modules must be restored after the modules:
 -- after each DDL command that can create one, record their dependency (restore_order.rs).
 -- Runs as the role that ran the command; every name is qualified and the search_path pinned.
+-- A role that may not call wasm.depend_on_modules (an administrator revoked it) is skipped rather
+-- than kept from running DDL.
 CREATE FUNCTION wasm.order_constraints_after_modules() RETURNS event_trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     constraint_oid pg_catalog.oid;
 BEGIN
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'wasm'
+           AND p.proname OPERATOR(pg_catalog.=) 'depend_on_modules'
+           AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+           AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')) THEN
+        RETURN;
+    END IF;
     FOR constraint_oid IN
         WITH RECURSIVE commands AS (
             SELECT d.classid, d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
         ), relations(relid) AS (
             SELECT c.objid FROM commands c
              WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+            UNION
+            -- typed tables of a composite type (ALTER TYPE ... CASCADE rebuilds their
+            -- constraints; the command reports the type or its relation)
+            SELECT r.oid FROM pg_catalog.pg_class r
+              JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) r.reloftype
+              JOIN commands c
+                ON (c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                    AND c.objid OPERATOR(pg_catalog.=) t.oid)
+                OR (c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND c.objid OPERATOR(pg_catalog.=) t.typrelid)
             UNION
             SELECT i.inhrelid FROM pg_catalog.pg_inherits i
               JOIN relations r ON i.inhparent OPERATOR(pg_catalog.=) r.relid
@@ -144,7 +165,8 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER plwasm_order_constraints_after_modules ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE DOMAIN', 'ALTER DOMAIN')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE DOMAIN', 'ALTER DOMAIN', 'CREATE SCHEMA',
+                 'ALTER TYPE')
     EXECUTE FUNCTION wasm.order_constraints_after_modules();
 "#,
     name = "restore_order",

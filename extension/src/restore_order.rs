@@ -11,11 +11,18 @@
 //! CONSTRAINT` after all the data, serial or parallel, plain script or archive.
 //!
 //! This module records that dependency: [`depend_on_modules`] for one constraint (after checking
-//! that it calls such a function, so calling it on any other constraint changes nothing), the
-//! event trigger `wasm.order_constraints_after_modules` (extension script) for every constraint
-//! of a table, its partitions and children, or a domain a DDL command touched, and the validator
-//! for the constraints that use a function re-bound with `CREATE OR REPLACE`. Catalog access is by
-//! OID through indexes: no SQL, nothing a role can define is reached.
+//! that it calls such a function, directly or through operators and SQL-standard function
+//! bodies, so calling it on any other constraint changes nothing), the event trigger
+//! `wasm.order_constraints_after_modules` (extension script) for every constraint of a table,
+//! its partitions, children and typed tables, or a domain a DDL command touched, and the
+//! validator for the constraints that use a function re-bound with `CREATE OR REPLACE`. Catalog
+//! access is by OID through indexes: no SQL, nothing a role can define is reached.
+//!
+//! Restores this covers: a serial `pg_restore`, a plain script through psql, and a parallel
+//! restore run section by section (pre-data, then data, then post-data). A single `pg_restore -j`
+//! schedules a post-data item as soon as its own table is loaded, and nothing in the archive ties
+//! it to the modules' data (the index is the extension's, not in the archive), so there a
+//! constraint may still be added before the modules are back.
 
 use pgrx::prelude::*;
 
@@ -112,20 +119,84 @@ fn calls_stored_module(function: pg_sys::Oid) -> bool {
         .is_some_and(|f| matches!(f.target(), Ok(FunctionTarget::Stored { .. })))
 }
 
+/// How many functions and operators a search through `pg_depend` visits at most: a constraint
+/// reaches a wasm function directly, through an operator, or through functions with SQL-standard
+/// bodies (whose calls `pg_depend` records); anything deeper is unusual, and the bound keeps
+/// every DDL command cheap.
+const MAX_VISITED: usize = 256;
+
+/// Whether `(class, object)` is a function or an operator (the links followed in searches).
+fn is_link(class: pg_sys::Oid) -> bool {
+    class == pg_sys::ProcedureRelationId || class == pg_sys::OperatorRelationId
+}
+
+/// Whether `constraint` calls a function bound to a stored module, directly or through
+/// operators and functions, following what it depends on.
+fn reaches_stored_module(constraint: pg_sys::Oid) -> bool {
+    let mut queue = vec![(pg_sys::Oid::from(CONSTRAINT_RELATION_ID), constraint)];
+    let mut visited = std::collections::HashSet::new();
+    while let Some((class, object)) = queue.pop() {
+        if !visited.insert((class, object)) || visited.len() > MAX_VISITED {
+            continue;
+        }
+        let refs = depend_rows(
+            DEPEND_DEPENDER_INDEX_ID,
+            ANUM_PG_DEPEND_CLASSID,
+            ANUM_PG_DEPEND_OBJID,
+            class,
+            object,
+        );
+        for (_, _, ref_class, ref_object) in refs {
+            if ref_class == pg_sys::ProcedureRelationId && calls_stored_module(ref_object) {
+                return true;
+            }
+            if is_link(ref_class) {
+                queue.push((ref_class, ref_object));
+            }
+        }
+    }
+    false
+}
+
 /// Make constraint `constraint` depend on `wasm.module_store`'s key index when it calls a
-/// function bound to a stored module, so pg_dump restores it after the modules. Returns whether
-/// the constraint has that dependency now; calling it again, or on any other constraint, changes
-/// nothing.
+/// function bound to a stored module (directly, or through operators and functions), so pg_dump
+/// restores it after the modules. Returns whether the constraint has that dependency now;
+/// calling it again, or on any other constraint, changes nothing.
+///
+/// The constraint is share-locked first, as Postgres locks an object it records a dependency
+/// on, so a concurrent DROP either has committed (and the constraint is gone: nothing is
+/// recorded) or waits until this transaction ends: no dependency ever outlives its constraint.
 pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
     let key_index = catalog::module_store_key_index();
     if key_index == pg_sys::InvalidOid {
+        return false;
+    }
+    let constraint_class = pg_sys::Oid::from(CONSTRAINT_RELATION_ID);
+    // SAFETY: a lock on a catalog object by OID (which also processes invalidations), then a
+    // syscache probe by OID.
+    let exists = unsafe {
+        pg_sys::LockDatabaseObject(
+            constraint_class,
+            constraint,
+            0,
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        );
+        pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::CONSTROID as i32,
+            pg_sys::Datum::from(constraint),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+        )
+    };
+    if !exists {
         return false;
     }
     let depends = depend_rows(
         DEPEND_DEPENDER_INDEX_ID,
         ANUM_PG_DEPEND_CLASSID,
         ANUM_PG_DEPEND_OBJID,
-        pg_sys::Oid::from(CONSTRAINT_RELATION_ID),
+        constraint_class,
         constraint,
     );
     if depends
@@ -134,14 +205,13 @@ pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
     {
         return true;
     }
-    let calls_module = depends.iter().any(|&(_, _, class, object)| {
-        class == pg_sys::ProcedureRelationId && calls_stored_module(object)
-    });
-    if !calls_module {
+    if !reaches_stored_module(constraint) {
         return false;
     }
+    // SAFETY: reports (as an ERROR) a read-only transaction, where nothing may be written.
+    unsafe { pg_sys::PreventCommandIfReadOnly(c"wasm.depend_on_modules()".as_ptr()) };
     let depender = pg_sys::ObjectAddress {
-        classId: pg_sys::Oid::from(CONSTRAINT_RELATION_ID),
+        classId: constraint_class,
         objectId: constraint,
         objectSubId: 0,
     };
@@ -150,8 +220,8 @@ pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
         objectId: key_index,
         objectSubId: 0,
     };
-    // SAFETY: both objects exist (the constraint has pg_depend rows, the index was just looked
-    // up); recordDependencyOn inserts one pg_depend row.
+    // SAFETY: both objects exist (the constraint is locked and was just found, the index was just
+    // looked up); recordDependencyOn inserts one pg_depend row.
     unsafe {
         pg_sys::recordDependencyOn(
             &depender,
@@ -162,23 +232,32 @@ pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
     true
 }
 
-/// Order every constraint that uses `function` after the modules (when the function is bound
-/// to a stored module): a `CREATE OR REPLACE FUNCTION` may re-bind a function that constraints
-/// already call.
+/// Order every constraint that uses `function` (directly, or through operators and functions
+/// that use it) after the modules, when the function is bound to a stored module: a
+/// `CREATE OR REPLACE FUNCTION` may re-bind a function that constraints already call.
 pub fn order_users_of(function: pg_sys::Oid) {
     if !calls_stored_module(function) {
         return;
     }
-    let users = depend_rows(
-        DEPEND_REFERENCE_INDEX_ID,
-        ANUM_PG_DEPEND_REFCLASSID,
-        ANUM_PG_DEPEND_REFOBJID,
-        pg_sys::ProcedureRelationId,
-        function,
-    );
-    for (class, object, _, _) in users {
-        if class == pg_sys::Oid::from(CONSTRAINT_RELATION_ID) {
-            order_after_modules(object);
+    let mut queue = vec![(pg_sys::ProcedureRelationId, function)];
+    let mut visited = std::collections::HashSet::new();
+    while let Some((class, object)) = queue.pop() {
+        if !visited.insert((class, object)) || visited.len() > MAX_VISITED {
+            continue;
+        }
+        let users = depend_rows(
+            DEPEND_REFERENCE_INDEX_ID,
+            ANUM_PG_DEPEND_REFCLASSID,
+            ANUM_PG_DEPEND_REFOBJID,
+            class,
+            object,
+        );
+        for (user_class, user, _, _) in users {
+            if user_class == pg_sys::Oid::from(CONSTRAINT_RELATION_ID) {
+                order_after_modules(user);
+            } else if is_link(user_class) {
+                queue.push((user_class, user));
+            }
         }
     }
 }

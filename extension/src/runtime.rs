@@ -217,7 +217,6 @@ fn wait_for_orphan() {
 /// Only the binary format is accepted here; text goes through `wasm.wat` first. Compiling runs
 /// on a worker thread and can be cancelled (see [`run_interruptibly`]).
 pub fn compile(bytes: &[u8]) -> Result<Module, String> {
-    COMPILES.with(|n| n.set(n.get() + 1));
     if !bytes.starts_with(b"\0asm") {
         return Err(
             "not a WebAssembly binary (it does not start with the \\0asm magic number)".into(),
@@ -226,7 +225,11 @@ pub fn compile(bytes: &[u8]) -> Result<Module, String> {
     let engine = engine();
     let bytes = bytes.to_vec();
     match run_interruptibly(move || Module::from_binary(&engine, &bytes)) {
-        Ok(Ok(module)) => Ok(module),
+        Ok(Ok(module)) => {
+            // Counted once compiled: a compile that failed or was cancelled is not.
+            COMPILES.with(|n| n.set(n.get() + 1));
+            Ok(module)
+        }
         Ok(Err(e)) => Err(e.to_string()),
         Err(reason) => {
             // Wasmer panicked inside the compiler; do not reuse an engine it may have poisoned.

@@ -1,6 +1,6 @@
 //! Self-describing modules: the `plwasm.udfs` custom section the Rust SDK writes (one JSON object
 //! per line: name, export, args [{name, type}], returns, setof, table [{name, type}], strict,
-//! volatility), and
+//! volatility, and optionally parallel, cost and rows), and
 //! `wasm.create_functions`, which declares SQL functions from it.
 //!
 //! The section comes from an untrusted module, so nothing from it reaches SQL unchecked: each type
@@ -34,7 +34,18 @@ pub struct Description {
     pub setof: bool,
     pub strict: bool,
     pub volatility: String,
+    /// `PARALLEL SAFE`, `RESTRICTED` or `UNSAFE` (default: safe for immutable functions, which
+    /// cannot see anything a parallel worker would see differently; unsafe otherwise).
+    pub parallel: String,
+    /// `COST` (estimated cost per call in units of cpu_operator_cost), if the module says.
+    pub cost: Option<f64>,
+    /// `ROWS` (estimated rows of a set-returning function), if the module says.
+    pub rows: Option<f64>,
 }
+
+/// The largest COST or ROWS a description may give (Postgres takes any positive float; this only
+/// keeps absurd values out of the planner).
+const MAX_ESTIMATE: f64 = 1e9;
 
 /// The concatenated contents of every `plwasm.udfs` section of `bytes` (None if there is none).
 pub fn section(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
@@ -117,6 +128,24 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
             if !matches!(volatility.as_str(), "immutable" | "stable" | "volatile") {
                 return Err(format!("unknown volatility \"{volatility}\" in {line}"));
             }
+            let parallel = match v.get("parallel") {
+                None => if volatility == "immutable" { "safe" } else { "unsafe" }.to_string(),
+                Some(_) => string("parallel")?,
+            };
+            if !matches!(parallel.as_str(), "safe" | "restricted" | "unsafe") {
+                return Err(format!("unknown parallel safety \"{parallel}\" in {line}"));
+            }
+            let estimate = |key: &str| -> Result<Option<f64>, String> {
+                match v.get(key) {
+                    None => Ok(None),
+                    Some(n) => match n.as_f64() {
+                        Some(x) if x > 0.0 && x <= MAX_ESTIMATE => Ok(Some(x)),
+                        _ => Err(format!(
+                            "\"{key}\" must be a number above 0 and at most {MAX_ESTIMATE} in {line}"
+                        )),
+                    },
+                }
+            };
             let name = string("name")?;
             let export = string("export")?;
             if name.is_empty() || export.is_empty() || name.len() > 63 {
@@ -131,6 +160,9 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
                 setof: v.get("setof").and_then(Value::as_bool).unwrap_or(false),
                 strict: v.get("strict").and_then(Value::as_bool).unwrap_or(true),
                 volatility,
+                parallel,
+                cost: estimate("cost")?,
+                rows: estimate("rows")?,
             })
         })
         .collect()
@@ -162,8 +194,16 @@ pub fn create_statement(module: &str, schema: &str, d: &Description, replace: bo
     } else {
         d.returns.clone()
     };
+    let returns_set = d.setof || !d.table.is_empty();
+    let mut estimates = String::new();
+    if let Some(cost) = d.cost {
+        estimates.push_str(&format!(" COST {cost}"));
+    }
+    if let (Some(rows), true) = (d.rows, returns_set) {
+        estimates.push_str(&format!(" ROWS {rows}"));
+    }
     format!(
-        "CREATE {}FUNCTION {}.{}({args}) RETURNS {returns} LANGUAGE wasm {} {} AS {}",
+        "CREATE {}FUNCTION {}.{}({args}) RETURNS {returns} LANGUAGE wasm {} {} PARALLEL {}{estimates} AS {}",
         if replace { "OR REPLACE " } else { "" },
         quote_identifier(schema),
         quote_identifier(&d.name),
@@ -173,6 +213,7 @@ pub fn create_statement(module: &str, schema: &str, d: &Description, replace: bo
             "CALLED ON NULL INPUT"
         },
         d.volatility.to_uppercase(),
+        d.parallel.to_uppercase(),
         quote_literal(format!("{module}:{}", d.export)),
     )
 }
@@ -324,5 +365,34 @@ mod tests {
         );
         let unnamed_column = br#"{"name":"f","export":"f","args":[],"returns":"record","table":[{"name":"","type":"text"}],"volatility":"stable"}"#;
         assert!(parse(unnamed_column).is_err());
+    }
+
+    #[test]
+    fn parallel_safety_defaults_by_volatility_and_estimates_are_checked() {
+        let with = |extra: &str, volatility: &str| {
+            let line = format!(
+                r#"{{"name":"f","export":"f","args":[],"returns":"integer","volatility":"{volatility}"{extra}}}"#
+            );
+            parse(line.as_bytes())
+        };
+        assert_eq!(with("", "immutable").unwrap()[0].parallel, "safe");
+        assert_eq!(with("", "stable").unwrap()[0].parallel, "unsafe");
+        assert_eq!(with("", "volatile").unwrap()[0].parallel, "unsafe");
+        let d = &with(r#","parallel":"restricted","cost":25,"rows":7.5"#, "stable").unwrap()[0];
+        assert_eq!(
+            (d.parallel.as_str(), d.cost, d.rows),
+            ("restricted", Some(25.0), Some(7.5))
+        );
+        for bad in [
+            r#","parallel":"sometimes""#,
+            r#","parallel":1"#,
+            r#","cost":0"#,
+            r#","cost":-3"#,
+            r#","cost":"25""#,
+            r#","cost":1e12"#,
+            r#","rows":0"#,
+        ] {
+            assert!(with(bad, "immutable").is_err(), "{bad} was accepted");
+        }
     }
 }

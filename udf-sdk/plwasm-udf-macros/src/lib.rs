@@ -47,6 +47,28 @@ struct Options {
     setof: bool,
     returns: Option<syn::LitStr>,
     table: Vec<(String, String)>,
+    /// `"safe"`, `"restricted"` or `"unsafe"`; when not given, plwasm decides from the volatility.
+    parallel: Option<&'static str>,
+    /// COST and ROWS estimates, as JSON numbers.
+    cost: Option<String>,
+    rows: Option<String>,
+}
+
+/// A positive number literal (`25`, `0.5`) as JSON.
+fn estimate(meta: &syn::meta::ParseNestedMeta) -> syn::Result<String> {
+    let lit: syn::Lit = meta.value()?.parse()?;
+    let value = match &lit {
+        syn::Lit::Int(i) => i.base10_parse::<f64>()?,
+        syn::Lit::Float(f) => f.base10_parse::<f64>()?,
+        _ => return Err(syn::Error::new(lit.span(), "expected a number")),
+    };
+    if !(value > 0.0 && value <= 1e9) {
+        return Err(syn::Error::new(
+            lit.span(),
+            "expected a number above 0 and at most 1e9",
+        ));
+    }
+    Ok(format!("{value}"))
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
@@ -56,6 +78,9 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         setof: false,
         returns: None,
         table: Vec::new(),
+        parallel: None,
+        cost: None,
+        rows: None,
     };
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
@@ -67,6 +92,16 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
             options.volatility = "stable";
         } else if meta.path.is_ident("volatile") {
             options.volatility = "volatile";
+        } else if meta.path.is_ident("parallel_safe") {
+            options.parallel = Some("safe");
+        } else if meta.path.is_ident("parallel_restricted") {
+            options.parallel = Some("restricted");
+        } else if meta.path.is_ident("parallel_unsafe") {
+            options.parallel = Some("unsafe");
+        } else if meta.path.is_ident("cost") {
+            options.cost = Some(estimate(&meta)?);
+        } else if meta.path.is_ident("rows") {
+            options.rows = Some(estimate(&meta)?);
         } else if meta.path.is_ident("setof") {
             options.setof = true;
         } else if meta.path.is_ident("returns") {
@@ -85,6 +120,7 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         } else {
             return Err(meta.error(
                 "unknown #[udf] option; expected name = \"...\", immutable, stable, volatile, \
+                 parallel_safe, parallel_restricted, parallel_unsafe, cost = N, rows = N, \
                  setof, returns = \"...\" or table(col = \"type\", ...)",
             ));
         }
@@ -555,8 +591,18 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
         });
     }
 
+    let mut planner = String::new();
+    if let Some(parallel) = options.parallel {
+        planner.push_str(&format!(",\"parallel\":{}", json_string(parallel)));
+    }
+    if let Some(cost) = &options.cost {
+        planner.push_str(&format!(",\"cost\":{cost}"));
+    }
+    if let Some(rows) = &options.rows {
+        planner.push_str(&format!(",\"rows\":{rows}"));
+    }
     let meta = format!(
-        "{{\"name\":{},\"export\":{},\"args\":[{}],\"returns\":{},\"table\":[{}],\"setof\":{},\"strict\":{},\"volatility\":{}}}\n",
+        "{{\"name\":{},\"export\":{},\"args\":[{}],\"returns\":{},\"table\":[{}],\"setof\":{},\"strict\":{},\"volatility\":{}{planner}}}\n",
         json_string(&sql_name),
         json_string(&sql_name),
         sql_args.join(","),

@@ -36,7 +36,25 @@ ALTER TABLE ro.p ADD CONSTRAINT p_stored CHECK (ro.pos(x));
 CREATE TABLE ro.p2 PARTITION OF ro.p FOR VALUES IN (2);
 -- Inheritance children.
 CREATE TABLE ro.child () INHERITS (ro.t);
+-- A table created inside CREATE SCHEMA.
+CREATE SCHEMA ro_inner CREATE TABLE inner_t (x int CONSTRAINT inner_stored CHECK (ro.pos(x)));
+-- Through an operator whose function is the wasm function, and through a function with an
+-- SQL-standard body (pg_depend records what both call).
+CREATE OPERATOR ro.>>> (FUNCTION = ro.pos, RIGHTARG = int);
+CREATE TABLE ro.via_operator (x int CONSTRAINT op_stored CHECK (OPERATOR(ro.>>>) x));
+CREATE FUNCTION ro.pos_sql(int) RETURNS boolean LANGUAGE sql IMMUTABLE
+    BEGIN ATOMIC SELECT ro.pos($1); END;
+CREATE TABLE ro.via_sql (x int CONSTRAINT sql_stored CHECK (ro.pos_sql(x)));
+-- A typed table, whose constraints ALTER TYPE ... CASCADE rebuilds.
+CREATE TYPE ro.pair AS (a int, b int);
+CREATE TABLE ro.typed OF ro.pair (CONSTRAINT typed_stored CHECK (ro.pos(a) AND b IS NOT NULL));
+ALTER TYPE ro.pair ALTER ATTRIBUTE b TYPE int8 CASCADE;
 SELECT * FROM ro.ordered();
+SELECT conrelid::regclass AS object, conname AS constraint_name,
+       EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+                  AND d.refobjid = 'wasm.module_store_pkey'::regclass) AS after_modules
+  FROM pg_constraint c WHERE conname = 'inner_stored';
+DROP SCHEMA ro_inner CASCADE;
 
 -- CREATE OR REPLACE re-binding the inline function to the stored module: its constraint follows.
 CREATE OR REPLACE FUNCTION ro.inline_pos(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS
@@ -53,6 +71,36 @@ SELECT count(*) AS dependency_rows FROM pg_depend d JOIN pg_constraint c ON d.ob
  WHERE d.classid = 'pg_constraint'::regclass AND c.conname = 't_stored' AND c.conrelid = 'ro.t'::regclass
    AND d.refobjid = 'wasm.module_store_pkey'::regclass;
 
+-- A constraint made while event triggers did not fire gets its dependency by hand; not in a
+-- read-only transaction (25006, the intended ERROR below).
+SET session_replication_role = replica;
+CREATE TABLE ro.unseen (x int CONSTRAINT unseen_stored CHECK (ro.pos(x)));
+RESET session_replication_role;
+SELECT * FROM ro.ordered() WHERE constraint_name = 'unseen_stored';
+BEGIN READ ONLY;
+SELECT wasm.depend_on_modules(oid) FROM pg_constraint WHERE conname = 'unseen_stored';
+ROLLBACK;
+SELECT wasm.depend_on_modules(oid) AS recorded FROM pg_constraint WHERE conname = 'unseen_stored';
+
+-- A dependency is never recorded for a constraint being dropped: wasm.depend_on_modules waits
+-- for the dropping transaction (here until lock_timeout: 55P03), and afterwards finds nothing.
+-- (Its dependency is deleted first, as if it had been made without the event trigger, so that
+-- a call would record one.)
+CREATE TABLE ro.doomed (x int CONSTRAINT doomed_stored CHECK (ro.pos(x)));
+SELECT oid AS doomed FROM pg_constraint WHERE conname = 'doomed_stored' \gset
+DELETE FROM pg_depend WHERE classid = 'pg_constraint'::regclass AND objid = :doomed
+   AND refobjid = 'wasm.module_store_pkey'::regclass;
+SELECT dblink_connect('ro_other', format('dbname=%s port=%s host=%s user=%s',
+       current_database(), current_setting('port'),
+       split_part(current_setting('unix_socket_directories'), ',', 1), current_user));
+SELECT dblink_exec('ro_other', 'BEGIN'), dblink_exec('ro_other', 'DROP TABLE ro.doomed');
+SET lock_timeout = '200ms';
+SELECT sqlstate_of('SELECT wasm.depend_on_modules(' || :doomed || ')') AS while_dropping;
+RESET lock_timeout;
+SELECT dblink_exec('ro_other', 'COMMIT'), dblink_disconnect('ro_other');
+SELECT wasm.depend_on_modules(:doomed) AS after_drop,
+       count(*) AS stray_rows FROM pg_depend WHERE classid = 'pg_constraint'::regclass AND objid = :doomed;
+
 -- The event trigger runs as the role that ran the command, immune to that role's objects: an
 -- operator "=" (oid, oid) ahead of pg_catalog in its search_path is never called.
 CREATE ROLE ro_user;
@@ -66,6 +114,16 @@ CREATE TABLE ro.u (x int CONSTRAINT u_stored CHECK (ro.pos(x)));
 RESET search_path;
 RESET ROLE;
 SELECT * FROM ro.ordered() WHERE constraint_name = 'u_stored';
+
+-- A role that may not call wasm.depend_on_modules (an administrator revoked it) still runs its
+-- DDL; its constraints just get no dependency.
+REVOKE EXECUTE ON FUNCTION wasm.depend_on_modules(oid) FROM PUBLIC;
+SET ROLE ro_user;
+CREATE TABLE ro.revoked (x int CONSTRAINT revoked_stored CHECK (ro.pos(x)));
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION wasm.depend_on_modules(oid) TO PUBLIC;
+SELECT * FROM ro.ordered() WHERE constraint_name = 'revoked_stored';
+DROP TABLE ro.revoked;
 
 -- The dependency does not get in the way of dropping the constraint, its table or its function.
 ALTER TABLE ro.u DROP CONSTRAINT u_stored;

@@ -11,6 +11,11 @@ SELECT * FROM wasm.create_functions('sdk_signatures', 'sig') ORDER BY 1;
 SELECT p.proname, pg_get_function_arguments(p.oid) AS args, pg_get_function_result(p.oid) AS result,
        p.proisstrict AS strict, p.provolatile AS volatility, p.proretset AS set
   FROM pg_proc p WHERE p.pronamespace = 'sig'::regnamespace ORDER BY 1;
+-- Parallel safety (#[udf(parallel_safe)] and friends; by default safe when immutable, else
+-- unsafe), COST (default: Postgres's 100 for procedural languages) and ROWS (default 1000).
+SELECT p.proname, p.provolatile AS volatility, p.proparallel AS parallel, p.procost AS cost,
+       p.prorows AS rows
+  FROM pg_proc p WHERE p.pronamespace = 'sig'::regnamespace ORDER BY 1;
 
 -- Scalars, text and bytea.
 SELECT sig.add(2, 3) AS add, sig.add(NULL, 3) IS NULL AS strict_null,

@@ -10,7 +10,7 @@ fn add(a: i32, b: i32) -> i32 {
     a + b
 }
 
-#[udf(name = "shout_sql", stable)]
+#[udf(name = "shout_sql", stable, parallel_safe, cost = 0.5)]
 fn shout(s: &str, times: i16) -> String {
     s.to_uppercase().repeat(times as usize)
 }
@@ -107,7 +107,7 @@ fn origin() -> Point {
     Point { x: 0.0, y: 0.0 }
 }
 
-#[udf(table(x = "double precision", y = "double precision"))]
+#[udf(table(x = "double precision", y = "double precision"), rows = 12, cost = 25)]
 fn diagonal(n: i32) -> impl Iterator<Item = Point> {
     (0..n).map(|i| Point {
         x: i as f64,
@@ -116,7 +116,7 @@ fn diagonal(n: i32) -> impl Iterator<Item = Point> {
 }
 
 /// varchar is passed natively, like text: `#[sql]` only renames the SQL type.
-#[udf(stable)]
+#[udf(stable, parallel_restricted)]
 fn varchar_len(#[sql("varchar")] s: &str) -> i32 {
     s.len() as i32
 }
