@@ -32,11 +32,16 @@ if ((${#tests[@]} == 0)); then
     # by a seed it prints (PLWASM_REGRESS_SEED=N repeats an order).
     seed=${PLWASM_REGRESS_SEED:-$RANDOM}
     echo "regress: file order shuffled with PLWASM_REGRESS_SEED=$seed"
+    # The order: each name sorted by the SHA-256 of "seed name" (the same on every machine).
     mapfile -t tests < <(for f in "$SUITE"/sql/*.sql; do
         name=$(basename "$f" .sql)
-        [[ $name == setup ]] || echo "$name"
-    done | awk -v seed="$seed" 'BEGIN { srand(seed) } { printf "%.9f\t%s\n", rand(), $0 }' |
-        sort -n | cut -f2)
+        [[ $name == setup ]] || printf '%s %s\n' "$(printf '%s %s' "$seed" "$name" | sha256sum | cut -c1-16)" "$name"
+    done | sort | cut -d' ' -f2)
+    files=$(find "$SUITE/sql" -name '*.sql' ! -name setup.sql | wc -l)
+    if ((${#tests[@]} != files)); then
+        echo "regress: the shuffled list has ${#tests[@]} files, not $files" >&2
+        exit 1
+    fi
     echo "regress: ${tests[*]}"
 fi
 

@@ -8,6 +8,7 @@
 #      the WASI and SDK example modules to wasm first)
 #   5. tests/dump_restore.sh — pg_dump / pg_restore of a database that uses plwasm
 #   6. the demo (scripts/demo.sh) — the README's first command, end to end
+#   7. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -75,6 +76,7 @@ stage pg_test cargo pgrx test "pg$PG" "${runas[@]}" --pgdata "$WORK/test-data" \
 stage regress bash tests/regress.sh
 stage dump_restore bash tests/dump_restore.sh
 stage demo bash scripts/demo.sh
+stage bench_smoke bash bench/sql.sh --smoke
 
 echo
 ((failed)) && echo "failed stages: ${failures[*]}"

@@ -76,7 +76,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
             catalog::update(name, module, &sha256, &exports_json);
         }
         None => {
-            privileges::require_may_claim(name, &catalog::functions_naming(name, true)).or_report();
+            privileges::require_may_claim(name, &catalog::bound_functions(name)).or_report();
             catalog::insert(name, module, &sha256, &exports_json)
         }
     }

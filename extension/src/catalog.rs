@@ -747,12 +747,6 @@ pub(crate) fn upsert_row(spec: &'static TableSpec, name: &str, values: &mut [pg_
 /// transaction's isolation level) through a plain catalog scan: no SQL, no operator or function
 /// a role could define.
 pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
-    functions_naming(module, false)
-}
-
-/// The SQL functions of this database whose body names the stored module `module`, temporary
-/// ones included when `with_temporary`, with their owners. Read like [`bound_functions`].
-pub fn functions_naming(module: &str, with_temporary: bool) -> Vec<SqlFunction> {
     // SAFETY: a catalog scan of pg_proc keyed by prolang; the catalog snapshot is taken and
     // released by systable_beginscan/endscan.
     let oids = unsafe {
@@ -788,7 +782,7 @@ pub fn functions_naming(module: &str, with_temporary: bool) -> Vec<SqlFunction> 
             }
             let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc;
             // Temporary functions (any session's) do not pin a module: see `bound_functions`.
-            if with_temporary || !pg_sys::isAnyTempNamespace((*form).pronamespace) {
+            if !pg_sys::isAnyTempNamespace((*form).pronamespace) {
                 oids.push((*form).oid);
             }
         }

@@ -113,7 +113,8 @@ COMMENT ON LANGUAGE wasm IS 'SQL functions written in WebAssembly (plwasm)';
 extension_sql!(
     r#"
 -- Constraints that call functions over stored modules must be restored after the modules:
--- after each DDL command that can create one, record their dependency (restore_order.rs).
+-- after each DDL command that can create one or change what it calls, bring their dependency in
+-- step (restore_order.rs).
 -- Runs as the role that ran the command; every name is qualified and the search_path pinned.
 -- A role that may not call wasm.depend_on_modules (an administrator revoked it) is skipped rather
 -- than kept from running DDL.
@@ -150,6 +151,19 @@ BEGIN
             UNION
             SELECT i.inhrelid FROM pg_catalog.pg_inherits i
               JOIN relations r ON i.inhparent OPERATOR(pg_catalog.=) r.relid
+        ), users(classid, objid, depth) AS (
+            -- what uses a (re)defined function: constraints, directly or through operators and
+            -- functions whose SQL-standard bodies call it
+            SELECT c.classid, c.objid, 0 FROM commands c
+             WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+            UNION
+            SELECT d.classid, d.objid, u.depth OPERATOR(pg_catalog.+) 1
+              FROM pg_catalog.pg_depend d
+              JOIN users u ON d.refclassid OPERATOR(pg_catalog.=) u.classid
+                          AND d.refobjid OPERATOR(pg_catalog.=) u.objid
+             WHERE u.classid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass,
+                                                              'pg_catalog.pg_operator'::pg_catalog.regclass]::pg_catalog.oid[])
+               AND u.depth OPERATOR(pg_catalog.<) 16
         )
         SELECT k.oid FROM pg_catalog.pg_constraint k
           JOIN relations r ON k.conrelid OPERATOR(pg_catalog.=) r.relid
@@ -159,6 +173,9 @@ BEGIN
           JOIN commands c ON c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
                          AND k.contypid OPERATOR(pg_catalog.=) c.objid
          WHERE k.contype OPERATOR(pg_catalog.=) 'c'::pg_catalog."char"
+        UNION
+        SELECT u.objid FROM users u
+         WHERE u.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
     LOOP
         PERFORM wasm.depend_on_modules(constraint_oid);
     END LOOP;
@@ -166,7 +183,7 @@ END
 $$;
 CREATE EVENT TRIGGER plwasm_order_constraints_after_modules ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE DOMAIN', 'ALTER DOMAIN', 'CREATE SCHEMA',
-                 'ALTER TYPE')
+                 'ALTER TYPE', 'CREATE FUNCTION', 'ALTER FUNCTION')
     EXECUTE FUNCTION wasm.order_constraints_after_modules();
 "#,
     name = "restore_order",

@@ -3,8 +3,8 @@
 //! - `wasm.load` / `wasm.unload`: superusers and members of `wasm_loader` (EXECUTE is also revoked
 //!   from PUBLIC in the extension script; this check holds even if someone grants it back).
 //! - Replacing or unloading a module: its owner (or a member of the owning role) or a superuser.
-//! - Loading a new name that functions already name (created while function bodies were not
-//!   checked): a role with the privileges of each of their owners, or a superuser.
+//! - Loading a new name that functions in permanent schemas already name (created while function
+//!   bodies were not checked): a role with the privileges of each of their owners, or a superuser.
 //! - The catalog table is not readable or writable by ordinary roles. plwasm reads and writes it
 //!   itself, after the checks above, through table and index access that needs no privilege and
 //!   no change of user (see `catalog.rs`): no SQL ever runs with rights the caller lacks.
@@ -91,9 +91,11 @@ pub fn require_owner(module: &str, owner: &ModuleOwner, action: &str) -> Result<
 }
 
 /// Require that the current user may claim the unused module name `module`, which `functions`
-/// already name: functions created while function bodies were not checked (as pg_restore does)
-/// bind to whatever is loaded under their module's name, so only a role with the privileges of
-/// each of their owners (or a superuser) may load it, never a loader they do not trust.
+/// (in permanent schemas) already name: functions created while function bodies were not checked
+/// (as pg_restore does) bind to whatever is loaded under their module's name, so only a role with
+/// the privileges of each of their owners (or a superuser) may load it, never a loader they do
+/// not trust. Temporary functions neither pin a module nor reserve its name (any role could
+/// otherwise keep loaders from any name for as long as its session lasts).
 pub fn require_may_claim(module: &str, functions: &[SqlFunction]) -> Result<(), PlWasmError> {
     if is_superuser() {
         return Ok(());

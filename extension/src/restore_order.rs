@@ -10,13 +10,15 @@
 //! created with its table, so pg_dump writes it as a separate `ALTER TABLE/ALTER DOMAIN ... ADD
 //! CONSTRAINT` after all the data, serial or parallel, plain script or archive.
 //!
-//! This module records that dependency: [`depend_on_modules`] for one constraint (after checking
-//! that it calls such a function, directly or through operators and SQL-standard function
-//! bodies, so calling it on any other constraint changes nothing), the event trigger
-//! `wasm.order_constraints_after_modules` (extension script) for every constraint of a table,
-//! its partitions, children and typed tables, or a domain a DDL command touched, and the
-//! validator for the constraints that use a function re-bound with `CREATE OR REPLACE`. Catalog
-//! access is by OID through indexes: no SQL, nothing a role can define is reached.
+//! This module keeps that dependency in step: [`depend_on_modules`] for one constraint records it
+//! when the constraint calls such a function (directly, or through operators and functions with
+//! SQL-standard bodies, whose calls `pg_depend` records) and removes it when the constraint no
+//! longer does; the event trigger `wasm.order_constraints_after_modules` (extension script) calls
+//! it for the constraints of what a DDL command created or altered (tables, their partitions,
+//! children and typed tables, domains) and of the functions it (re)defined, transitively. Only the
+//! owner of the constraint's table or domain (or a superuser) changes anything, so no role can
+//! lock or alter another role's constraints through it. Catalog access is by OID through indexes:
+//! no SQL, nothing a role can define is reached.
 //!
 //! Restores this covers: a serial `pg_restore`, a plain script through psql, and a parallel
 //! restore run section by section (pre-data, then data, then post-data). A single `pg_restore -j`
@@ -34,11 +36,8 @@ use crate::target::FunctionTarget;
 const CONSTRAINT_RELATION_ID: u32 = 2606;
 const DEPEND_RELATION_ID: u32 = 2608;
 const DEPEND_DEPENDER_INDEX_ID: u32 = 2673;
-const DEPEND_REFERENCE_INDEX_ID: u32 = 2674;
 const ANUM_PG_DEPEND_CLASSID: i16 = 1;
 const ANUM_PG_DEPEND_OBJID: i16 = 2;
-const ANUM_PG_DEPEND_REFCLASSID: i16 = 4;
-const ANUM_PG_DEPEND_REFOBJID: i16 = 5;
 
 /// A `pg_depend` row (`FormData_pg_depend`, whose layout has not changed since PostgreSQL 8.0).
 #[repr(C)]
@@ -52,15 +51,9 @@ struct DependRow {
     deptype: std::ffi::c_char,
 }
 
-/// The `(classid, objid, refclassid, refobjid)` of the `pg_depend` rows whose `key_class` and
-/// `key_object` are `class` and `object`, through `index` (depender or referenced side).
-fn depend_rows(
-    index: u32,
-    key_class: i16,
-    key_object: i16,
-    class: pg_sys::Oid,
-    object: pg_sys::Oid,
-) -> Vec<(pg_sys::Oid, pg_sys::Oid, pg_sys::Oid, pg_sys::Oid)> {
+/// What one object depends on: `(refclassid, refobjid, deptype)` of each `pg_depend` row whose
+/// depender is `(class, object)`.
+fn depends_on(class: pg_sys::Oid, object: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid, u8)> {
     let mut rows = Vec::new();
     // SAFETY: an index scan of pg_depend with two equality keys and the catalog snapshot
     // systable_beginscan takes; each tuple is read before the next getnext, and the relation is
@@ -71,10 +64,10 @@ fn depend_rows(
             pg_sys::AccessShareLock as pg_sys::LOCKMODE,
         );
         let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
-        for (key, (attno, value)) in keys
-            .iter_mut()
-            .zip([(key_class, class), (key_object, object)])
-        {
+        for (key, (attno, value)) in keys.iter_mut().zip([
+            (ANUM_PG_DEPEND_CLASSID, class),
+            (ANUM_PG_DEPEND_OBJID, object),
+        ]) {
             pg_sys::ScanKeyInit(
                 key,
                 attno,
@@ -85,7 +78,7 @@ fn depend_rows(
         }
         let scan = pg_sys::systable_beginscan(
             rel,
-            pg_sys::Oid::from(index),
+            pg_sys::Oid::from(DEPEND_DEPENDER_INDEX_ID),
             true,
             std::ptr::null_mut(),
             2,
@@ -97,7 +90,7 @@ fn depend_rows(
                 break;
             }
             let row = &*(pg_sys::GETSTRUCT(tuple) as *const DependRow);
-            rows.push((row.classid, row.objid, row.refclassid, row.refobjid));
+            rows.push((row.refclassid, row.refobjid, row.deptype as u8));
         }
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
@@ -121,11 +114,11 @@ fn calls_stored_module(function: pg_sys::Oid) -> bool {
 
 /// How many functions and operators a search through `pg_depend` visits at most: a constraint
 /// reaches a wasm function directly, through an operator, or through functions with SQL-standard
-/// bodies (whose calls `pg_depend` records); anything deeper is unusual, and the bound keeps
-/// every DDL command cheap.
-const MAX_VISITED: usize = 256;
+/// bodies; deeper chains than this are not followed (documented), which keeps every DDL command
+/// cheap.
+const MAX_VISITED: usize = 1024;
 
-/// Whether `(class, object)` is a function or an operator (the links followed in searches).
+/// Whether `class` is a function's or an operator's (the links followed in searches).
 fn is_link(class: pg_sys::Oid) -> bool {
     class == pg_sys::ProcedureRelationId || class == pg_sys::OperatorRelationId
 }
@@ -139,14 +132,7 @@ fn reaches_stored_module(constraint: pg_sys::Oid) -> bool {
         if !visited.insert((class, object)) || visited.len() > MAX_VISITED {
             continue;
         }
-        let refs = depend_rows(
-            DEPEND_DEPENDER_INDEX_ID,
-            ANUM_PG_DEPEND_CLASSID,
-            ANUM_PG_DEPEND_OBJID,
-            class,
-            object,
-        );
-        for (_, _, ref_class, ref_object) in refs {
+        for (ref_class, ref_object, _) in depends_on(class, object) {
             if ref_class == pg_sys::ProcedureRelationId && calls_stored_module(ref_object) {
                 return true;
             }
@@ -158,20 +144,45 @@ fn reaches_stored_module(constraint: pg_sys::Oid) -> bool {
     false
 }
 
-/// Make constraint `constraint` depend on `wasm.module_store`'s key index when it calls a
-/// function bound to a stored module (directly, or through operators and functions), so pg_dump
-/// restores it after the modules. Returns whether the constraint has that dependency now;
-/// calling it again, or on any other constraint, changes nothing.
+/// Whether the current user owns (or, as a superuser, may act for the owner of) the table or
+/// domain of a constraint, given what the constraint depends on (its table's columns or its
+/// domain, automatically).
+fn owns_constraint(depends: &[(pg_sys::Oid, pg_sys::Oid, u8)]) -> bool {
+    let user = crate::privileges::current_user();
+    depends.iter().any(|&(class, object, deptype)| {
+        deptype == pg_sys::DependencyType::DEPENDENCY_AUTO as u8
+            // SAFETY: plain catalog checks; true for superusers.
+            && ((class == pg_sys::RelationRelationId
+                && unsafe { pg_sys::pg_class_ownercheck(object, user) })
+                || (class == pg_sys::TypeRelationId
+                    && unsafe { pg_sys::pg_type_ownercheck(object, user) }))
+    })
+}
+
+/// Keep constraint `constraint`'s dependency on `wasm.module_store`'s key index in step with
+/// what it calls: present when it calls a function bound to a stored module (directly, or
+/// through operators and functions), absent otherwise. Returns whether it has the dependency
+/// now. Only the owner of the constraint's table or domain (or a superuser) changes anything;
+/// for others, and when nothing needs to change, it takes no lock and writes nothing.
 ///
-/// The constraint is share-locked first, as Postgres locks an object it records a dependency
-/// on, so a concurrent DROP either has committed (and the constraint is gone: nothing is
-/// recorded) or waits until this transaction ends: no dependency ever outlives its constraint.
+/// Before writing, the constraint is share-locked, as Postgres locks an object it records a
+/// dependency on, so a concurrent DROP either has committed (and the constraint is gone:
+/// nothing is written) or waits until this transaction ends: no row ever outlives its
+/// constraint.
 pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
     let key_index = catalog::module_store_key_index();
     if key_index == pg_sys::InvalidOid {
         return false;
     }
     let constraint_class = pg_sys::Oid::from(CONSTRAINT_RELATION_ID);
+    let depends = depends_on(constraint_class, constraint);
+    let has = depends
+        .iter()
+        .any(|&(class, object, _)| class == pg_sys::RelationRelationId && object == key_index);
+    let reaches = reaches_stored_module(constraint);
+    if has == reaches || !owns_constraint(&depends) {
+        return has;
+    }
     // SAFETY: a lock on a catalog object by OID (which also processes invalidations), then a
     // syscache probe by OID.
     let exists = unsafe {
@@ -192,22 +203,6 @@ pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
     if !exists {
         return false;
     }
-    let depends = depend_rows(
-        DEPEND_DEPENDER_INDEX_ID,
-        ANUM_PG_DEPEND_CLASSID,
-        ANUM_PG_DEPEND_OBJID,
-        constraint_class,
-        constraint,
-    );
-    if depends
-        .iter()
-        .any(|&(_, _, class, object)| class == pg_sys::RelationRelationId && object == key_index)
-    {
-        return true;
-    }
-    if !reaches_stored_module(constraint) {
-        return false;
-    }
     // SAFETY: reports (as an ERROR) a read-only transaction, where nothing may be written.
     unsafe { pg_sys::PreventCommandIfReadOnly(c"wasm.depend_on_modules()".as_ptr()) };
     let depender = pg_sys::ObjectAddress {
@@ -221,50 +216,34 @@ pub fn order_after_modules(constraint: pg_sys::Oid) -> bool {
         objectSubId: 0,
     };
     // SAFETY: both objects exist (the constraint is locked and was just found, the index was just
-    // looked up); recordDependencyOn inserts one pg_depend row.
+    // looked up); one pg_depend row is inserted or deleted. The CommandCounterIncrement makes the
+    // change visible to this command's next look, so a constraint reached twice in one command
+    // gets one row.
     unsafe {
-        pg_sys::recordDependencyOn(
-            &depender,
-            &referenced,
-            pg_sys::DependencyType::DEPENDENCY_NORMAL,
-        )
-    };
-    true
-}
-
-/// Order every constraint that uses `function` (directly, or through operators and functions
-/// that use it) after the modules, when the function is bound to a stored module: a
-/// `CREATE OR REPLACE FUNCTION` may re-bind a function that constraints already call.
-pub fn order_users_of(function: pg_sys::Oid) {
-    if !calls_stored_module(function) {
-        return;
-    }
-    let mut queue = vec![(pg_sys::ProcedureRelationId, function)];
-    let mut visited = std::collections::HashSet::new();
-    while let Some((class, object)) = queue.pop() {
-        if !visited.insert((class, object)) || visited.len() > MAX_VISITED {
-            continue;
+        if reaches {
+            pg_sys::recordDependencyOn(
+                &depender,
+                &referenced,
+                pg_sys::DependencyType::DEPENDENCY_NORMAL,
+            );
+        } else {
+            pg_sys::deleteDependencyRecordsForSpecific(
+                constraint_class,
+                constraint,
+                pg_sys::DependencyType::DEPENDENCY_NORMAL as std::ffi::c_char,
+                pg_sys::RelationRelationId,
+                key_index,
+            );
         }
-        let users = depend_rows(
-            DEPEND_REFERENCE_INDEX_ID,
-            ANUM_PG_DEPEND_REFCLASSID,
-            ANUM_PG_DEPEND_REFOBJID,
-            class,
-            object,
-        );
-        for (user_class, user, _, _) in users {
-            if user_class == pg_sys::Oid::from(CONSTRAINT_RELATION_ID) {
-                order_after_modules(user);
-            } else if is_link(user_class) {
-                queue.push((user_class, user));
-            }
-        }
+        pg_sys::CommandCounterIncrement();
     }
+    reaches
 }
 
 /// `wasm.depend_on_modules(constraint)`: see [`order_after_modules`]. Called by the event trigger
-/// for the constraints of what a DDL command created or altered; for databases that had such
-/// constraints before, `SELECT wasm.depend_on_modules(oid) FROM pg_constraint` records them all.
+/// for the constraints of what a DDL command created or altered; for constraints made before (or
+/// while event triggers did not fire), `SELECT wasm.depend_on_modules(oid) FROM pg_constraint`
+/// brings them all in step.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn depend_on_modules(constraint: pg_sys::Oid) -> bool {
     order_after_modules(constraint)

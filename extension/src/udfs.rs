@@ -47,6 +47,10 @@ pub struct Description {
 /// keeps absurd values out of the planner).
 const MAX_ESTIMATE: f64 = 1e9;
 
+/// The smallest COST or ROWS a description may give (smaller ones would round to 0 in Postgres's
+/// float4 columns, which it refuses).
+const MIN_ESTIMATE: f64 = 0.001;
+
 /// The concatenated contents of every `plwasm.udfs` section of `bytes` (None if there is none).
 pub fn section(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
     use wasmer::wasmparser::{Parser, Payload};
@@ -139,9 +143,9 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
                 match v.get(key) {
                     None => Ok(None),
                     Some(n) => match n.as_f64() {
-                        Some(x) if x > 0.0 && x <= MAX_ESTIMATE => Ok(Some(x)),
+                        Some(x) if (MIN_ESTIMATE..=MAX_ESTIMATE).contains(&x) => Ok(Some(x)),
                         _ => Err(format!(
-                            "\"{key}\" must be a number above 0 and at most {MAX_ESTIMATE} in {line}"
+                            "\"{key}\" must be a number from {MIN_ESTIMATE} to {MAX_ESTIMATE} in {line}"
                         )),
                     },
                 }
@@ -390,6 +394,7 @@ mod tests {
             r#","cost":-3"#,
             r#","cost":"25""#,
             r#","cost":1e12"#,
+            r#","cost":1e-50"#,
             r#","rows":0"#,
         ] {
             assert!(with(bad, "immutable").is_err(), "{bad} was accepted");

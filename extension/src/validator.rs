@@ -3,8 +3,8 @@
 //! Always: the SQL signature maps onto the ABI and the body parses. With `check_function_bodies`
 //! on (the default; pg_dump turns it off on restore): the module exists, the export exists and is
 //! a function, and its wasm signature matches. A stored module's name is share-locked
-//! (`catalog::lock`) so it cannot be unloaded or replaced before the new function commits; an
-//! inline module is compiled and cached.
+//! (`catalog::lock`, with checks off too) so it cannot be unloaded, replaced or first loaded
+//! before the new function commits; an inline module is compiled and cached.
 
 use pgrx::prelude::*;
 
@@ -26,11 +26,14 @@ unsafe fn plwasm_validator(fn_oid: pg_sys::Oid, fcinfo: pg_sys::FunctionCallInfo
     let f = SqlFunction::from_oid(fn_oid);
     let signature = binding::sql_signature(&f).or_report();
     let target = binding::target(&f).or_report();
-    // Constraints already calling a function re-bound to a stored module are restored after the
-    // modules from now on (also while restoring, when function bodies are not checked).
-    crate::restore_order::order_users_of(fn_oid);
     // SAFETY: reading a GUC variable.
     if !unsafe { pg_sys::check_function_bodies } {
+        // Not checked now, but the name's lock is still taken (whether the module exists or not):
+        // a load of that name waits for this transaction and then sees this function, so it
+        // applies its rule on names that functions already use (privileges.rs).
+        if let FunctionTarget::Stored { module, .. } = &target {
+            let _ = catalog::lock(module, catalog::ModuleLock::Bind);
+        }
         return;
     }
     let result = match &target {

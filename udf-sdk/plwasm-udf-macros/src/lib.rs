@@ -62,10 +62,10 @@ fn estimate(meta: &syn::meta::ParseNestedMeta) -> syn::Result<String> {
         syn::Lit::Float(f) => f.base10_parse::<f64>()?,
         _ => return Err(syn::Error::new(lit.span(), "expected a number")),
     };
-    if !(value > 0.0 && value <= 1e9) {
+    if !(0.001..=1e9).contains(&value) {
         return Err(syn::Error::new(
             lit.span(),
-            "expected a number above 0 and at most 1e9",
+            "expected a number from 0.001 to 1e9",
         ));
     }
     Ok(format!("{value}"))

@@ -65,9 +65,11 @@ SELECT dblink_send_query('other', format(
     '/* compile me */ CREATE FUNCTION pg_temp.deep() RETURNS void LANGUAGE wasm AS %L',
     '(module (func (export "deep") ' || repeat('(block ', 600000) || repeat(')', 600000) || '))'));
 CREATE TEMP TABLE compiling AS SELECT wait_running('/* compile me */%', 'Extension') AS pid;
-SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = (SELECT pid FROM compiling);
+SELECT clock_timestamp() AS cancelled_at \gset
 SELECT pg_cancel_backend(pid) FROM compiling;
 SELECT * FROM dblink_get_result('other') AS t(r text);
+-- The wait ended at once, not when the compile (over a second more) would have finished.
+SELECT clock_timestamp() - :'cancelled_at'::timestamptz < interval '1 s' AS cancelled_promptly;
 SELECT * FROM dblink_get_result('other') AS t(r text);
 SELECT * FROM dblink('other', 'SELECT 42') AS t(still_usable int);
 SELECT dblink_disconnect('other');

@@ -39,7 +39,8 @@ CREATE FUNCTION prom.wasi(what int, n int) RETURNS int LANGUAGE wasm AS '(module
         (if (i32.eq (local.get $what) (i32.const 5))
             (then (return (call $fd_write (i32.const 5) (i32.const 0) (i32.const 1) (i32.const 8)))))
         (if (i32.eq (local.get $what) (i32.const 7))   ;; errno * 10000 + nonzero bytes of the last 1024
-            (then (local.set $e (call $random (i32.const 65536) (local.get $n)))
+            (then (memory.fill (i32.const 65536) (i32.const 0) (local.get $n))
+                  (local.set $e (call $random (i32.const 65536) (local.get $n)))
                   (local.set $i (i32.add (i32.const 64512) (local.get $n)))
                   (block $d (loop $l
                       (br_if $d (i32.ge_u (local.get $i) (i32.add (i32.const 65536) (local.get $n))))
@@ -52,8 +53,9 @@ CREATE FUNCTION prom.wasi(what int, n int) RETURNS int LANGUAGE wasm AS '(module
 SELECT prom.wasi(0, 0) AS stdin_errno_and_bytes, prom.wasi(1, 0) AS args, prom.wasi(2, 0) AS environ,
        prom.wasi(3, 0) AS sched_yield, prom.wasi(4, 0) AS proc_raise, prom.wasi(5, 0) AS fd_5,
        prom.wasi(6, 1048576) AS random_1mb, prom.wasi(6, 1048577) AS random_past_1mb;
--- random_get fills the whole buffer: of the last 1024 bytes of a 1MB draw, all but a few are
--- nonzero (the chance of more than 30 zero bytes among 1024 random ones is below 1e-9).
+-- random_get fills the whole buffer: the buffer is zeroed, then of the last 1024 bytes of a 1MB
+-- draw all but a few are nonzero (the chance of more than 30 zero bytes among 1024 random ones
+-- is below 1e-9).
 SELECT prom.wasi(7, 1048576) BETWEEN 994 AND 1024 AS random_fills_1mb;
 
 -- sql-reference "WASI" and abi.md "host API": output and log messages are reported after the
@@ -306,6 +308,12 @@ SELECT sqlstate_of($$SELECT wasm.load('prom_shared', wasm.wat('(module)'), true)
 RESET ROLE;
 ALTER ROLE prom_renamed RENAME TO prom_owner;
 SELECT name, owner FROM wasm.modules WHERE name = 'prom_shared';
+-- (It passes the ownership check again: its replace now fails only because prom.wrong_sig (above)
+-- would break: 2BP01, not 42501.)
+SET ROLE prom_owner;
+SELECT sqlstate_of($$SELECT wasm.load('prom_shared',
+    wasm.wat('(module (func (export "v") (result i32) i32.const 3))'), true)$$) AS owner_again;
+RESET ROLE;
 
 -- sql-reference "LANGUAGE wasm": everything after the first colon is the export name, so export
 -- names may contain colons.

@@ -4,6 +4,7 @@
 -- (restore_order.rs). tests/dump_restore.sh checks the dumps and restores; this file checks which
 -- constraints get the dependency. The file stands alone.
 DROP ROLE IF EXISTS ro_user;
+CREATE ROLE ro_user;
 CREATE SCHEMA ro;
 SELECT wasm.load('ro_mod', wasm.wat('(module (func (export "pos") (param i32) (result i32)
     (i32.gt_s (local.get 0) (i32.const 0))))'));
@@ -62,23 +63,60 @@ CREATE OR REPLACE FUNCTION ro.inline_pos(int) RETURNS boolean LANGUAGE wasm IMMU
 SELECT * FROM ro.ordered() WHERE constraint_name = 't_inline';
 
 -- wasm.depend_on_modules records nothing for a constraint that calls no stored module, and
--- records a dependency once however often it is called.
+-- records a dependency once however often it is called, also twice in one statement (its
+-- dependency is deleted first, so that the first call records one).
 SELECT wasm.depend_on_modules(oid) AS plain_constraint FROM pg_constraint
  WHERE conname = 't_plain' AND conrelid = 'ro.t'::regclass;
+DELETE FROM pg_depend d USING pg_constraint c
+ WHERE d.classid = 'pg_constraint'::regclass AND d.objid = c.oid AND c.conname = 't_stored'
+   AND c.conrelid = 'ro.t'::regclass AND d.refobjid = 'wasm.module_store_pkey'::regclass;
 SELECT wasm.depend_on_modules(oid) AS first, wasm.depend_on_modules(oid) AS again FROM pg_constraint
  WHERE conname = 't_stored' AND conrelid = 'ro.t'::regclass;
 SELECT count(*) AS dependency_rows FROM pg_depend d JOIN pg_constraint c ON d.objid = c.oid
  WHERE d.classid = 'pg_constraint'::regclass AND c.conname = 't_stored' AND c.conrelid = 'ro.t'::regclass
    AND d.refobjid = 'wasm.module_store_pkey'::regclass;
+-- A constraint that reaches a re-bound function two ways (directly and through an SQL-standard
+-- body) gets one dependency row.
+CREATE FUNCTION ro.later(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS
+    '(module (func (export "later") (param i32) (result i32) i32.const 1))';
+CREATE FUNCTION ro.later_sql(int) RETURNS boolean LANGUAGE sql IMMUTABLE
+    BEGIN ATOMIC SELECT ro.later($1); END;
+CREATE TABLE ro.two_ways (x int CONSTRAINT two_ways CHECK (ro.later(x) AND ro.later_sql(x)));
+CREATE OR REPLACE FUNCTION ro.later(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS 'ro_mod:pos';
+SELECT count(*) AS dependency_rows FROM pg_depend d JOIN pg_constraint c ON d.objid = c.oid
+ WHERE d.classid = 'pg_constraint'::regclass AND c.conname = 'two_ways'
+   AND d.refobjid = 'wasm.module_store_pkey'::regclass;
+-- Re-bound to an inline module again, the function no longer needs a stored one: the dependency
+-- goes (so DROP EXTENSION ... CASCADE would not drop a constraint that no longer uses plwasm).
+CREATE OR REPLACE FUNCTION ro.later(int) RETURNS boolean LANGUAGE wasm IMMUTABLE STRICT AS
+    '(module (func (export "later") (param i32) (result i32) i32.const 1))';
+SELECT * FROM ro.ordered() WHERE constraint_name = 'two_ways';
+-- A function of another language (an SQL-standard body) redefined to call a stored module: the
+-- constraints that use it follow.
+CREATE FUNCTION ro.sqlg(int) RETURNS boolean LANGUAGE sql IMMUTABLE BEGIN ATOMIC SELECT $1 > 0; END;
+CREATE TABLE ro.via_redefined (x int CONSTRAINT redefined_stored CHECK (ro.sqlg(x)));
+SELECT * FROM ro.ordered() WHERE constraint_name = 'redefined_stored';
+CREATE OR REPLACE FUNCTION ro.sqlg(int) RETURNS boolean LANGUAGE sql IMMUTABLE
+    BEGIN ATOMIC SELECT ro.pos($1); END;
+SELECT * FROM ro.ordered() WHERE constraint_name = 'redefined_stored';
 
 -- A constraint made while event triggers did not fire gets its dependency by hand; not in a
--- read-only transaction (25006, the intended ERROR below).
+-- read-only transaction (25006).
 SET session_replication_role = replica;
 CREATE TABLE ro.unseen (x int CONSTRAINT unseen_stored CHECK (ro.pos(x)));
 RESET session_replication_role;
 SELECT * FROM ro.ordered() WHERE constraint_name = 'unseen_stored';
+-- Only the owner of the table (or a superuser) changes anything: another role's call takes no
+-- lock and writes nothing.
+GRANT USAGE ON SCHEMA ro TO ro_user;
+SET ROLE ro_user;
+SELECT wasm.depend_on_modules(oid) AS not_the_owner FROM pg_constraint WHERE conname = 'unseen_stored';
+RESET ROLE;
+SELECT count(*) AS locks_left FROM pg_locks WHERE locktype = 'object'
+   AND classid = 'pg_constraint'::regclass AND pid = pg_backend_pid();
 BEGIN READ ONLY;
-SELECT wasm.depend_on_modules(oid) FROM pg_constraint WHERE conname = 'unseen_stored';
+SELECT sqlstate_of($$SELECT wasm.depend_on_modules(oid) FROM pg_constraint WHERE conname = 'unseen_stored'$$)
+    AS read_only;
 ROLLBACK;
 SELECT wasm.depend_on_modules(oid) AS recorded FROM pg_constraint WHERE conname = 'unseen_stored';
 
@@ -101,9 +139,10 @@ SELECT dblink_exec('ro_other', 'COMMIT'), dblink_disconnect('ro_other');
 SELECT wasm.depend_on_modules(:doomed) AS after_drop,
        count(*) AS stray_rows FROM pg_depend WHERE classid = 'pg_constraint'::regclass AND objid = :doomed;
 
--- The event trigger runs as the role that ran the command, immune to that role's objects: an
--- operator "=" (oid, oid) ahead of pg_catalog in its search_path is never called.
-CREATE ROLE ro_user;
+-- The event trigger runs as the role that ran the command, immune to that role's objects: its
+-- search_path is pinned (shown), and every operator is qualified besides, so an operator "="
+-- (oid, oid) ahead of pg_catalog in the role's search_path is never called.
+SELECT proconfig FROM pg_proc WHERE oid = 'wasm.order_constraints_after_modules'::regproc;
 GRANT USAGE, CREATE ON SCHEMA ro TO ro_user;
 SET ROLE ro_user;
 CREATE FUNCTION ro.evil_eq(oid, oid) RETURNS boolean LANGUAGE plpgsql AS

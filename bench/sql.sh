@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# plwasm against PostgreSQL's builtins and other procedural languages, in one run on a real
+# server (release build, throw-away cluster). Prints a table of times and ratios measured in the
+# same run; docs/benchmarks.md holds the latest full run.
+#
+#   bash bench/sql.sh            # full run (a few minutes)
+#   bash bench/sql.sh --smoke    # tiny sizes, one repetition: checks that every case runs
+#                                # (tests/run.sh runs this; its times mean nothing)
+#
+# Each case is timed as the best of several runs of one SQL statement (clock_timestamp around
+# EXECUTE in PL/pgSQL, so no client round trips are counted). It installs what it compares with
+# (Debian's postgresql-plpython3-15 and postgresql-plperl-15) when they are missing.
+# Environment: PLWASM_BENCH_DIR (default /tmp/plwasm-bench), PLWASM_BENCH_PORT (default 28890).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG=${PLWASM_PG:-15}
+DIR=${PLWASM_BENCH_DIR:-/tmp/plwasm-bench}
+PORT=${PLWASM_BENCH_PORT:-28890}
+SMOKE=0
+[[ "${1:-}" == --smoke ]] && SMOKE=1
+
+if ((SMOKE)); then
+    ROWS=2000 PAIRS=200 TEXTS=200 FIB=15 RUNS=1 CONNECTIONS=3
+else
+    ROWS=2000000 PAIRS=200000 TEXTS=200000 FIB=22 RUNS=5 CONNECTIONS=30
+fi
+
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+missing=()
+for p in postgresql-plpython3-$PG postgresql-plperl-$PG; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "bench: installing ${missing[*]}" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+bash "$ROOT/scripts/setup.sh" --wasm-toolchains
+wasm_dir=$DIR/wasm
+mkdir -p "$wasm_dir"
+CARGO_TARGET_DIR=$DIR/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
+    "$ROOT/examples/rust/text-udfs" "$wasm_dir/text_udfs.wasm" wasm32-unknown-unknown
+chmod -R a+rX "$wasm_dir"
+
+# shellcheck source=scripts/cluster.sh
+source "$ROOT/scripts/cluster.sh"
+cluster_start "$DIR" "$PORT" client_min_messages=warning
+trap 'cluster_stop "$DIR"' EXIT
+psql_bench() { cluster_psql "$DIR" "$PORT" -d plwasm_bench -v ON_ERROR_STOP=1 "$@"; }
+cluster_psql "$DIR" "$PORT" -d postgres -v ON_ERROR_STOP=1 \
+    -c "DROP DATABASE IF EXISTS plwasm_bench" -c "CREATE DATABASE plwasm_bench" >/dev/null
+
+psql_bench -v wasmdir="$wasm_dir" -v pairs="$PAIRS" -v texts="$TEXTS" >/dev/null <<'SQL'
+CREATE EXTENSION plwasm;
+CREATE EXTENSION plpython3u;
+CREATE EXTENSION plperl;
+CREATE EXTENSION fuzzystrmatch;
+CREATE EXTENSION dblink;
+
+-- The timer: best of `runs` executions of `query`, in milliseconds.
+CREATE FUNCTION bench_ms(query text, runs int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    best float8 := 'Infinity';
+    t0 timestamptz;
+BEGIN
+    FOR i IN 1..runs LOOP
+        t0 := clock_timestamp();
+        EXECUTE query;
+        best := least(best, extract(epoch FROM clock_timestamp() - t0) * 1000);
+    END LOOP;
+    RETURN best;
+END $$;
+
+-- Cold start: mean time of `n` new connections (through dblink) that each run `query` first.
+CREATE FUNCTION cold_ms(query text, n int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    total float8 := 0;
+    t0 timestamptz;
+    conninfo text := format('dbname=%s port=%s host=%s user=postgres', current_database(),
+        current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1));
+BEGIN
+    FOR i IN 1..n LOOP
+        t0 := clock_timestamp();
+        PERFORM dblink_connect('cold', conninfo);
+        PERFORM * FROM dblink('cold', query) AS r(x text);
+        total := total + extract(epoch FROM clock_timestamp() - t0) * 1000;
+        PERFORM dblink_disconnect('cold');
+    END LOOP;
+    RETURN total / n;
+END $$;
+
+-- Scalar call overhead: the same int + int in every language.
+SELECT wasm.load('bench_add', wasm.wat('(module (func (export "add") (param i32 i32) (result i32)
+    (i32.add (local.get 0) (local.get 1))))'));
+CREATE FUNCTION add_wasm(int, int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT AS 'bench_add:add';
+CREATE FUNCTION add_plpgsql(a int, b int) RETURNS int LANGUAGE plpgsql IMMUTABLE STRICT AS
+    $$ BEGIN RETURN a + b; END $$;
+CREATE FUNCTION add_python(a int, b int) RETURNS int LANGUAGE plpython3u IMMUTABLE STRICT AS
+    $$ return a + b $$;
+CREATE FUNCTION add_perl(int, int) RETURNS int LANGUAGE plperl IMMUTABLE STRICT AS
+    $$ return $_[0] + $_[1]; $$;
+
+-- Recursive fib: wasm against PL/pgSQL.
+SELECT wasm.load('bench_fib', wasm.wat('(module (func $fib (export "fib") (param i32) (result i32)
+    (if (result i32) (i32.lt_s (local.get 0) (i32.const 2)) (then (local.get 0))
+        (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+                       (call $fib (i32.sub (local.get 0) (i32.const 2))))))))'));
+CREATE FUNCTION fib_wasm(int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT AS 'bench_fib:fib';
+CREATE FUNCTION fib_plpgsql(n int) RETURNS int LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+    IF n < 2 THEN RETURN n; END IF;
+    RETURN fib_plpgsql(n - 1) + fib_plpgsql(n - 2);
+END $$;
+
+-- Text: the Rust example crate (levenshtein, slugify, tokens).
+SELECT wasm.load('text_udfs', pg_read_binary_file(:'wasmdir' || '/text_udfs.wasm'));
+CREATE SCHEMA w;
+SELECT count(*) FROM wasm.create_functions('text_udfs', 'w');
+CREATE TABLE pairs AS
+    SELECT md5(i::text) AS a, md5((i * 7)::text) AS b FROM generate_series(1, :pairs) i;
+CREATE TABLE texts AS
+    SELECT 'Hello, World! ' || md5(i::text) || ' The Quick Brown Fox ' || i AS t
+      FROM generate_series(1, :texts) i;
+ANALYZE pairs, texts;
+SQL
+
+# Each case: name | statement | reference name | reference statement. The statements aggregate,
+# so only the functions' own work and one aggregate per row are timed.
+cases=(
+    "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|builtin i + 1|SELECT sum(i + 1) FROM generate_series(1, $ROWS) i"
+    "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/pgSQL|SELECT sum(add_plpgsql(i, 1)) FROM generate_series(1, $ROWS) i"
+    "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/Python|SELECT sum(add_python(i, 1)) FROM generate_series(1, $ROWS) i"
+    "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/Perl|SELECT sum(add_perl(i, 1)) FROM generate_series(1, $ROWS) i"
+    "recursive fib($FIB)|SELECT fib_wasm($FIB)|PL/pgSQL|SELECT fib_plpgsql($FIB)"
+    "levenshtein, $PAIRS pairs of 32 chars|SELECT sum(w.levenshtein(a, b)) FROM pairs|fuzzystrmatch (C)|SELECT sum(levenshtein(a, b)) FROM pairs"
+    "slugify, $TEXTS texts|SELECT sum(length(w.slugify(t))) FROM texts|lower + regexp_replace|SELECT sum(length(trim(both '-' FROM regexp_replace(lower(t), '[^a-z0-9]+', '-', 'g')))) FROM texts"
+    "tokens (SETOF), $TEXTS texts|SELECT count(*) FROM texts, w.tokens(t)|regexp_split_to_table|SELECT count(*) FROM texts, regexp_split_to_table(lower(t), '[^a-z0-9]+') s WHERE s <> ''"
+)
+
+echo
+echo "| case | plwasm ms | reference | reference ms | plwasm / reference |"
+echo "|---|---:|---|---:|---:|"
+for case in "${cases[@]}"; do
+    IFS='|' read -r name wasm_sql ref_name ref_sql <<<"$case"
+    # Warm up both (compile, instantiate, caches) before timing.
+    psql_bench -Atc "SELECT bench_ms(\$q\$$wasm_sql\$q\$, 1), bench_ms(\$q\$$ref_sql\$q\$, 1)" >/dev/null
+    read -r wasm_ms ref_ms < <(psql_bench -AtF ' ' -c \
+        "SELECT round(bench_ms(\$q\$$wasm_sql\$q\$, $RUNS)::numeric, 1), round(bench_ms(\$q\$$ref_sql\$q\$, $RUNS)::numeric, 1)")
+    ratio=$(awk -v a="$wasm_ms" -v b="$ref_ms" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+    echo "| $name | $wasm_ms | $ref_name | $ref_ms | $ratio |"
+done
+
+# Cold start: a new connection whose first statement calls a function (the library loads, the
+# module is deserialized from its stored artifact or compiled, an instance is created), against a
+# new connection running SELECT 1. Mean over the connections, through dblink from the server.
+cold_ms() { psql_bench -Atc "SELECT round(cold_ms(\$q\$$1\$q\$, $CONNECTIONS)::numeric, 2)"; }
+base=$(cold_ms "SELECT 1::text")
+for f in "add_wasm(1, 1)|a tiny WAT module" "w.slugify('A b')|the text-udfs module ($(stat -c %s "$wasm_dir/text_udfs.wasm") bytes)"; do
+    IFS='|' read -r call label <<<"$f"
+    ms=$(cold_ms "SELECT $call::text")
+    extra=$(awk -v a="$ms" -v b="$base" 'BEGIN { printf "%.2f", a - b }')
+    echo "| first call in a new connection, $label | $ms | new connection, SELECT 1 | $base | +$extra ms |"
+done
+echo
+echo "bench: $(date -u +%Y-%m-%d), PostgreSQL $PG, $(nproc) cores, best of $RUNS runs$( ((SMOKE)) && echo ' (smoke run: sizes too small to mean anything)')"
