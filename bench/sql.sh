@@ -148,7 +148,7 @@ for case in "${cases[@]}"; do
     psql_bench -Atc "SELECT bench_ms(\$q\$$wasm_sql\$q\$, 1), bench_ms(\$q\$$ref_sql\$q\$, 1)" >/dev/null
     read -r wasm_ms ref_ms < <(psql_bench -AtF ' ' -c \
         "SELECT round(bench_ms(\$q\$$wasm_sql\$q\$, $RUNS)::numeric, 1), round(bench_ms(\$q\$$ref_sql\$q\$, $RUNS)::numeric, 1)")
-    ratio=$(awk -v a="$wasm_ms" -v b="$ref_ms" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+    ratio=$(awk -v a="$wasm_ms" -v b="$ref_ms" 'BEGIN { if (b > 0) printf "%.3gx", a / b; else print "-" }')
     echo "| $name | $wasm_ms | $ref_name | $ref_ms | $ratio |"
 done
 

@@ -66,7 +66,8 @@ stamp_dir=${CARGO_TARGET_DIR:-$ROOT/target}
 stamp_file=$stamp_dir/.plwasm-installed-pg$PG-$PROFILE
 # Sources (tracked or new, not ignored) plus the installed library itself.
 source_stamp() {
-    { git ls-files -z -co --exclude-standard Cargo.toml Cargo.lock extension sql | xargs -0 sha256sum
+    { git ls-files -z -co --exclude-standard Cargo.toml Cargo.lock extension/Cargo.toml \
+        extension/plwasm.control extension/src sql | xargs -0 sha256sum
       sha256sum "$($PG_CONFIG --pkglibdir)/plwasm.so" 2>/dev/null || true
     } | sha256sum | cut -d' ' -f1
 }
