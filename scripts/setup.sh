@@ -77,18 +77,20 @@ if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$(source_stamp)" ]]; then
 fi
 log "building and installing plwasm ($PROFILE profile)"
 profile_args=()
-[[ "$PROFILE" == release ]] && profile_args+=(--release)
-[[ $(id -u) != 0 ]] && profile_args+=(--sudo)
-# cargo-pgrx overwrites the library in place: a running backend that has it loaded would then
-# read the new file's pages through its old mapping and may crash. Moving it aside first leaves
-# running backends the old file (new ones load the new build); it comes back if the build fails.
-library=$($PG_CONFIG --pkglibdir)/plwasm.so
-[[ -f "$library" ]] && as_root mv -f "$library" "$library.previous"
-if ! cargo pgrx install --pg-config "$PG_CONFIG" "${profile_args[@]}" \
-    --manifest-path "$ROOT/extension/Cargo.toml"; then
-    [[ -f "$library.previous" && ! -f "$library" ]] && as_root mv -f "$library.previous" "$library"
-    exit 1
-fi
-as_root rm -f "$library.previous"
+[[ "$PROFILE" == dev ]] && profile_args+=(--debug)
+package=$stamp_dir/plwasm-package-pg$PG-$PROFILE
+rm -rf "$package"
+cargo pgrx package --pg-config "$PG_CONFIG" "${profile_args[@]}" \
+    --manifest-path "$ROOT/extension/Cargo.toml" --out-dir "$package"
+# Install each file by renaming a complete copy over the old one: a running backend keeps the
+# library it loaded (overwriting it in place, as cargo pgrx install does, can crash it), and the
+# path never points at a missing or half-written file.
+(cd "$package" && find . -type f) | while read -r file; do
+    dest=/${file#./}
+    mode=644
+    [[ $dest == *.so ]] && mode=755
+    as_root install -D -m "$mode" "$package/$file" "$dest.plwasm-new"
+    as_root mv -f "$dest.plwasm-new" "$dest"
+done
 mkdir -p "$stamp_dir"
 source_stamp > "$stamp_file"

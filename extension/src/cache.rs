@@ -82,6 +82,8 @@ pub enum WireArg<'a> {
 /// What a call returned: wasm values, or the bytes a variable-length result pointed at.
 pub enum WireResult {
     Values(Box<[Value]>),
+    /// The result of a typed call: one value or none.
+    Value(Option<Value>),
     Bytes(Vec<u8>),
 }
 
@@ -389,6 +391,28 @@ impl Instantiated {
         let _discard = DiscardOnUnwind(self);
         let armed = self.budget.arm();
         let result = function.call(&mut *store, params);
+        let stop = armed.finish();
+        result.map_err(|trap| classify(stop, trap))
+    }
+
+    /// A typed call of `function` (an export of this instance), when its signature allows one
+    /// (see `typed_call.rs`).
+    pub fn typed(&self, function: &Function) -> Option<Box<dyn crate::typed_call::TypedCall>> {
+        let store = self.store.try_borrow().ok()?;
+        crate::typed_call::make(function, &store)
+    }
+
+    /// [`Self::call`] through a typed call made by [`Self::typed`] for this instance.
+    #[inline]
+    pub fn call_typed(
+        &self,
+        typed: &dyn crate::typed_call::TypedCall,
+        params: &[Value],
+    ) -> Result<Option<Value>, CallFailure> {
+        let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
+        let _discard = DiscardOnUnwind(self);
+        let armed = self.budget.arm();
+        let result = typed.call(&mut store, params);
         let stop = armed.finish();
         result.map_err(|trap| classify(stop, trap))
     }

@@ -32,6 +32,9 @@ struct CallSite {
     signature: SqlSignature,
     instance: Rc<Instantiated>,
     export_fn: Function,
+    /// The export as a typed call, when no value travels through memory and its signature is one
+    /// `typed_call.rs` covers: no signature check and no allocation per call.
+    typed: Option<Box<dyn crate::typed_call::TypedCall>>,
     /// Catalog generation this site was resolved at; `None` for inline modules (their code is
     /// the function body itself, fixed for the life of the FmgrInfo).
     generation: Option<u64>,
@@ -70,11 +73,18 @@ impl CallSite {
                     module: target.module_label().to_string(),
                     export: target.export().to_string(),
                 })?;
+        let uses_memory = signature.uses_memory();
+        let typed = if uses_memory {
+            None
+        } else {
+            instance.typed(&export_fn)
+        };
         Ok(Self {
             function: f.display,
             export: target.export().to_string(),
             params: Vec::with_capacity(signature.args.len()),
-            uses_memory: signature.uses_memory(),
+            uses_memory,
+            typed,
             result_type: f.result_type,
             signature,
             instance,
@@ -170,9 +180,16 @@ impl CallSite {
                     });
                 }
             }
-            self.instance
-                .call(&self.export_fn, &self.params)
-                .map(WireResult::Values)
+            match &self.typed {
+                Some(typed) => self
+                    .instance
+                    .call_typed(typed.as_ref(), &self.params)
+                    .map(WireResult::Value),
+                None => self
+                    .instance
+                    .call(&self.export_fn, &self.params)
+                    .map(WireResult::Values),
+            }
         };
         drop(_spool_guard);
         let mut return_null = false;
@@ -223,6 +240,9 @@ impl CallSite {
             (None, _) => pg_sys::Datum::from(0usize),
             (Some(SqlType::Scalar(ty)), WireResult::Values(values)) => ty
                 .from_wasm(&values[0])
+                .unwrap_or_else(|value| self.out_of_range(value, ty)),
+            (Some(SqlType::Scalar(ty)), WireResult::Value(Some(value))) => ty
+                .from_wasm(&value)
                 .unwrap_or_else(|value| self.out_of_range(value, ty)),
             (Some(SqlType::Bytes(ty)), WireResult::Bytes(bytes)) => {
                 values::from_bytes(ty, &bytes).unwrap_or_else(|reason| self.bad_result(reason))

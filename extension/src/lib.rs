@@ -59,6 +59,7 @@ pub mod restore_order;
 pub mod runtime;
 pub mod spool;
 pub mod target;
+pub mod typed_call;
 pub mod udfs;
 pub mod validator;
 pub mod values;
