@@ -133,32 +133,41 @@ BEGIN
            AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')) THEN
         RETURN;
     END IF;
+    -- Only constraints of tables and domains owned by the owner of the object the command
+    -- created or altered (or of the function it (re)defined): another role's objects hanging off
+    -- them (typed tables of a type, constraints over a function) are never locked or searched
+    -- by this command; their owners bring them in step with wasm.depend_on_modules.
     FOR constraint_oid IN
         WITH RECURSIVE commands AS (
             SELECT d.classid, d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-        ), relations(relid) AS (
-            SELECT c.objid FROM commands c
+        ), relations(relid, owner) AS (
+            SELECT r.oid, r.relowner FROM commands c
+              JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.objid
              WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
             UNION
             -- typed tables of a composite type (ALTER TYPE ... CASCADE rebuilds their
             -- constraints; the command reports the type or its relation)
-            SELECT r.oid FROM pg_catalog.pg_class r
+            SELECT r.oid, r.relowner FROM pg_catalog.pg_class r
               JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) r.reloftype
               JOIN commands c
                 ON (c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
                     AND c.objid OPERATOR(pg_catalog.=) t.oid)
                 OR (c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
                     AND c.objid OPERATOR(pg_catalog.=) t.typrelid)
+             WHERE r.relowner OPERATOR(pg_catalog.=) t.typowner
             UNION
-            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+            SELECT child.oid, child.relowner FROM pg_catalog.pg_inherits i
               JOIN relations r ON i.inhparent OPERATOR(pg_catalog.=) r.relid
-        ), users(classid, objid, depth) AS (
+              JOIN pg_catalog.pg_class child ON child.oid OPERATOR(pg_catalog.=) i.inhrelid
+             WHERE child.relowner OPERATOR(pg_catalog.=) r.owner
+        ), users(classid, objid, owner, depth) AS (
             -- what uses a (re)defined function: constraints, directly or through operators and
             -- functions whose SQL-standard bodies call it
-            SELECT c.classid, c.objid, 0 FROM commands c
+            SELECT c.classid, c.objid, p.proowner, 0 FROM commands c
+              JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) c.objid
              WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
             UNION
-            SELECT d.classid, d.objid, u.depth OPERATOR(pg_catalog.+) 1
+            SELECT d.classid, d.objid, u.owner, u.depth OPERATOR(pg_catalog.+) 1
               FROM pg_catalog.pg_depend d
               JOIN users u ON d.refclassid OPERATOR(pg_catalog.=) u.classid
                           AND d.refobjid OPERATOR(pg_catalog.=) u.objid
@@ -175,8 +184,13 @@ BEGIN
                          AND k.contypid OPERATOR(pg_catalog.=) c.objid
          WHERE k.contype OPERATOR(pg_catalog.=) 'c'::pg_catalog."char"
         UNION
-        SELECT u.objid FROM users u
+        SELECT k.oid FROM users u
+          JOIN pg_catalog.pg_constraint k ON k.oid OPERATOR(pg_catalog.=) u.objid
+          LEFT JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) k.conrelid
+          LEFT JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) k.contypid
          WHERE u.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+           AND k.contype OPERATOR(pg_catalog.=) 'c'::pg_catalog."char"
+           AND coalesce(r.relowner, t.typowner) OPERATOR(pg_catalog.=) u.owner
     LOOP
         PERFORM wasm.depend_on_modules(constraint_oid);
     END LOOP;

@@ -31,7 +31,10 @@ unsafe fn plwasm_validator(fn_oid: pg_sys::Oid, fcinfo: pg_sys::FunctionCallInfo
         // Not checked now, but the name's lock is still taken (whether the module exists or not):
         // a load of that name waits for this transaction and then sees this function, so it
         // applies its rule on names that functions already use (privileges.rs).
-        if let FunctionTarget::Stored { module, .. } = &target {
+        // Temporary functions neither pin nor reserve a name, so they take no lock either.
+        // SAFETY: catalog look-ups of the function's schema by OID.
+        let temporary = unsafe { pg_sys::isAnyTempNamespace(pg_sys::get_func_namespace(fn_oid)) };
+        if let (FunctionTarget::Stored { module, .. }, false) = (&target, temporary) {
             let _ = catalog::lock(module, catalog::ModuleLock::Bind);
         }
         return;

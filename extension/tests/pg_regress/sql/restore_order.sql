@@ -154,6 +154,23 @@ RESET search_path;
 RESET ROLE;
 SELECT * FROM ro.ordered() WHERE constraint_name = 'u_stored';
 
+-- A command touches only constraints owned by the owner of what it (re)defines: ro_user's
+-- constraint over the superuser's function keeps its dependency when the superuser redefines the
+-- function not to call wasm (its owner brings it in step by hand), while the superuser's own
+-- constraint follows.
+CREATE TABLE ro.theirs (x int);
+ALTER TABLE ro.theirs OWNER TO ro_user;
+SET ROLE ro_user;
+ALTER TABLE ro.theirs ADD CONSTRAINT theirs_stored CHECK (ro.sqlg(x));
+RESET ROLE;
+CREATE OR REPLACE FUNCTION ro.sqlg(int) RETURNS boolean LANGUAGE sql IMMUTABLE
+    BEGIN ATOMIC SELECT $1 > 0; END;
+SELECT * FROM ro.ordered() WHERE constraint_name IN ('redefined_stored', 'theirs_stored');
+SET ROLE ro_user;
+SELECT wasm.depend_on_modules(oid) AS brought_in_step FROM pg_constraint WHERE conname = 'theirs_stored';
+RESET ROLE;
+DROP TABLE ro.theirs;
+
 -- A role that may not call wasm.depend_on_modules (an administrator revoked it) still runs its
 -- DDL; its constraints just get no dependency.
 REVOKE EXECUTE ON FUNCTION wasm.depend_on_modules(oid) FROM PUBLIC;
