@@ -188,32 +188,6 @@ pub fn store(name: &str, sha256: &str, module: &Module) {
     catalog::upsert_row(&ARTIFACTS, name, &mut values);
 }
 
-/// After this backend compiled stored module `name` (bytes with `sha256`) because it had no
-/// usable artifact (restored from a dump, made by another build or CPU, damaged), keep the new
-/// one, so the next backends and parallel workers deserialize instead of compiling. Only where a
-/// write is allowed and harmless — not on a standby, not in a read-only or serializable
-/// transaction, not in parallel mode — only if the module is still the one compiled, and only
-/// when no load, replace or unload of the name and no other refresh is under way (taken without
-/// waiting; see [`catalog::try_lock_for_refresh`]). Otherwise the next backend compiles again.
-pub fn refresh(name: &str, sha256: &str, module: &Module) {
-    // SAFETY: reads of backend state.
-    let writable = unsafe {
-        !pg_sys::RecoveryInProgress()
-            && !pg_sys::XactReadOnly
-            && !pg_sys::IsInParallelMode()
-            && pg_sys::XactIsoLevel < pg_sys::XACT_SERIALIZABLE as i32
-    };
-    if !writable || key().is_none() {
-        return;
-    }
-    if !catalog::try_lock_for_refresh(name, catalog::table_oid(ARTIFACTS.relname)) {
-        return;
-    }
-    if catalog::lookup(name, false).is_some_and(|m| m.latest && m.sha256 == sha256) {
-        store(name, sha256, module);
-    }
-}
-
 /// Forget module `name`'s artifact. The caller holds the name's
 /// [`catalog::ModuleLock::Change`].
 pub fn remove(name: &str) {

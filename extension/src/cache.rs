@@ -665,13 +665,10 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
                     name: name.to_string(),
                 })?;
             let bytes = stored.bytes.unwrap_or_default();
-            let module = runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidModule {
+            runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidModule {
                 module: name.to_string(),
                 reason,
-            })?;
-            // It had no usable artifact: keep this one for the next backends, where possible.
-            crate::artifacts::refresh(name, &current.sha256, &module);
-            module
+            })?
         }
     };
     let entry = Rc::new(Instantiated::new(name, current.sha256, module, function)?);

@@ -184,61 +184,6 @@ fn relid_of(relname: &CStr) -> pg_sys::Oid {
     unsafe { pg_sys::get_relname_relid(relname.as_ptr(), namespace) }
 }
 
-/// The lock tag of module name `name`: 48 bits of its SHA-256.
-fn name_lock_tag(name: &str) -> (u32, u16) {
-    let digest = sha2::Sha256::digest(name.as_bytes());
-    (
-        u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]),
-        u16::from_le_bytes([digest[4], digest[5]]),
-    )
-}
-
-/// For refreshing module `name`'s artifact from a call (see `artifacts::refresh`): take, without
-/// waiting, the name's [`ModuleLock::Bind`] (no load, replace or unload of it is under way, and
-/// none starts before this transaction ends) and an exclusive refresh lock of the name on
-/// `table` (no other backend refreshes it before this transaction ends). False, taking
-/// neither, if either is held elsewhere. Both are held to the end of the transaction.
-pub(crate) fn try_lock_for_refresh(name: &str, table: pg_sys::Oid) -> bool {
-    let store = relid_of(MODULES.relname);
-    if store == pg_sys::InvalidOid || table == pg_sys::InvalidOid {
-        return false;
-    }
-    let (objid, objsubid) = name_lock_tag(name);
-    let objid = pg_sys::Oid::from(objid);
-    // SAFETY: conditional object locks held to the end of the transaction (the first is
-    // released if the second is not granted).
-    unsafe {
-        if !pg_sys::ConditionalLockDatabaseObject(
-            store,
-            objid,
-            objsubid,
-            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
-        ) {
-            return false;
-        }
-        if !pg_sys::ConditionalLockDatabaseObject(
-            table,
-            objid,
-            objsubid,
-            pg_sys::ExclusiveLock as pg_sys::LOCKMODE,
-        ) {
-            pg_sys::UnlockDatabaseObject(
-                store,
-                objid,
-                objsubid,
-                pg_sys::AccessShareLock as pg_sys::LOCKMODE,
-            );
-            return false;
-        }
-    }
-    true
-}
-
-/// The OID of plwasm's table `relname` (InvalidOid if missing), for callers outside this module.
-pub(crate) fn table_oid(relname: &CStr) -> pg_sys::Oid {
-    relid_of(relname)
-}
-
 /// The OID of `wasm.module_store`'s primary-key index (InvalidOid if the extension is not
 /// created): what constraints that call stored modules depend on (see `restore_order.rs`).
 pub fn module_store_key_index() -> pg_sys::Oid {
@@ -614,7 +559,9 @@ impl ModuleOwner {
 /// the holder committed — under every isolation level.
 pub fn lock(name: &str, mode: ModuleLock) -> Option<ModuleOwner> {
     let table = StoreTable::open(&MODULES, pg_sys::AccessShareLock);
-    let (objid, objsubid) = name_lock_tag(name);
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let objid = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    let objsubid = u16::from_le_bytes([digest[4], digest[5]]);
     let lockmode = match mode {
         ModuleLock::Bind => pg_sys::AccessShareLock,
         ModuleLock::Change => pg_sys::AccessExclusiveLock,

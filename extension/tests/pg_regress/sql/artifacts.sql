@@ -2,8 +2,7 @@
 -- that calls the module later (another session, a parallel worker) deserializes it instead of
 -- compiling. An artifact that does not fit (damaged, not written by plwasm in this cluster, from
 -- another build of plwasm/Wasmer or another CPU) is refused and the module compiled from its
--- bytes; the call works either way, and the backend that compiled stores a new artifact when it
--- may write.
+-- bytes; the call works either way.
 -- wasm.cache_stats() counts, per backend, what was compiled and what came from an artifact.
 SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
     (i32.mul (local.get 0) (i32.const 2))))'));
@@ -12,13 +11,13 @@ SELECT a.name, a.sha256 = m.sha256 AS for_these_bytes, a.engine LIKE 'plwasm %' 
        length(a.artifact) > 0 AS has_code
   FROM wasm.module_artifacts a JOIN wasm.modules m USING (name) WHERE name = 'art';
 
--- Call art_twice(21) in a new session (with connection options `options`) and report its result
--- and that session's cache_stats right after the call.
-CREATE FUNCTION art_new_session(options text DEFAULT '') RETURNS TABLE (result int, compiled bigint,
-    from_artifact bigint, artifacts_refused bigint) LANGUAGE sql AS $$
-  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s %s', current_database(),
+-- Call art_twice(21) in a new session and report its result and that session's cache_stats
+-- right after the call.
+CREATE FUNCTION art_new_session() RETURNS TABLE (result int, compiled bigint, from_artifact bigint,
+    artifacts_refused bigint) LANGUAGE sql AS $$
+  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s', current_database(),
          current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
-         current_user, options),
+         current_user),
       'WITH r AS MATERIALIZED (SELECT art_twice(21) AS v)
        SELECT r.v, s.* FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
     AS t(result int, compiled bigint, from_artifact bigint, artifacts_refused bigint)
@@ -60,32 +59,6 @@ RESET ROLE;
 DROP ROLE art_writer;
 SELECT * FROM art_new_session();
 SELECT wasm.unload('art_other');
-
--- A backend that finds no usable artifact (here: none, as after a restore, which brings none)
--- compiles the module and stores a new artifact, so the next backend deserializes it...
-DELETE FROM wasm.module_artifacts WHERE name = 'art';
-SELECT * FROM art_new_session();
-SELECT count(*) AS refreshed, bool_and(engine LIKE 'plwasm %') AS engine_named
-  FROM wasm.module_artifacts WHERE name = 'art';
-SELECT * FROM art_new_session();
--- ... but not from a read-only transaction (nor on a standby, in a serializable transaction or a
--- parallel worker): the next backend compiles again.
-DELETE FROM wasm.module_artifacts WHERE name = 'art';
-SELECT * FROM art_new_session($$options='-c default_transaction_read_only=on'$$);
-SELECT count(*) AS refreshed_read_only FROM wasm.module_artifacts WHERE name = 'art';
-SELECT * FROM art_new_session($$options='-c default_transaction_isolation=serializable'$$);
-SELECT count(*) AS refreshed_serializable FROM wasm.module_artifacts WHERE name = 'art';
--- Nor while another transaction is loading, replacing or unloading the module (the refresh
--- does not wait for it).
-SELECT dblink_connect('art_other', format('dbname=%s port=%s host=%s user=%s', current_database(),
-       current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
-       current_user));
-SELECT dblink_exec('art_other', 'BEGIN');
-SELECT * FROM dblink('art_other', $$SELECT 'loading' FROM (SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2))))'), true)) l$$) AS t(state text);
-SELECT dblink_exec('art_other', $$DELETE FROM wasm.module_artifacts WHERE name = 'art'$$);
-SELECT * FROM art_new_session();
-SELECT dblink_exec('art_other', 'COMMIT'), dblink_disconnect('art_other');
-SELECT count(*) AS refreshed_during_a_load FROM wasm.module_artifacts WHERE name = 'art';
 
 -- Parallel workers deserialize too: every row is computed in a worker (the leader does not
 -- participate), and each worker reports what it did after its first call (this session, which
@@ -144,4 +117,4 @@ ROLLBACK;
 DROP FUNCTION art_twice(int);
 SELECT wasm.unload('art');
 SELECT count(*) AS artifacts_left FROM wasm.module_artifacts WHERE name = 'art';
-DROP FUNCTION art_new_session(text);
+DROP FUNCTION art_new_session();
