@@ -384,15 +384,27 @@ impl Instantiated {
         self.instance.exports.get_function(name).ok().cloned()
     }
 
-    /// Call `function` (an export of this instance) under the current fuel limit, interruptible.
+    /// Run `work` on this instance's store under the current fuel limit, interruptible: the
+    /// budget is armed around it, the instance is discarded if it unwinds, and a failure is
+    /// turned into a [`CallFailure`] by `failure`, told what (if anything) stopped the guest.
     #[inline]
-    pub fn call(&self, function: &Function, params: &[Value]) -> Result<Box<[Value]>, CallFailure> {
+    fn run_armed<R, E>(
+        &self,
+        work: impl FnOnce(&mut Store) -> Result<R, E>,
+        failure: impl FnOnce(Stop, E) -> CallFailure,
+    ) -> Result<R, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
         let _discard = DiscardOnUnwind(self);
         let armed = self.budget.arm();
-        let result = function.call(&mut *store, params);
+        let result = work(&mut store);
         let stop = armed.finish();
-        result.map_err(|trap| classify(stop, trap))
+        result.map_err(|e| failure(stop, e))
+    }
+
+    /// Call `function` (an export of this instance) under the current fuel limit, interruptible.
+    #[inline]
+    pub fn call(&self, function: &Function, params: &[Value]) -> Result<Box<[Value]>, CallFailure> {
+        self.run_armed(|store| function.call(store, params), classify)
     }
 
     /// A typed call of `function` (an export of this instance), when its signature allows one
@@ -409,12 +421,7 @@ impl Instantiated {
         typed: &dyn crate::typed_call::TypedCall,
         params: &[Value],
     ) -> Result<Option<Value>, CallFailure> {
-        let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
-        let _discard = DiscardOnUnwind(self);
-        let armed = self.budget.arm();
-        let result = typed.call(&mut store, params);
-        let stop = armed.finish();
-        result.map_err(|trap| classify(stop, trap))
+        self.run_armed(|store| typed.call(store, params), classify)
     }
 
     /// Call `function` with arguments that may travel through the module's memory (ABI v1):
@@ -427,15 +434,13 @@ impl Instantiated {
         args: &[WireArg<'_>],
         bytes_result: bool,
     ) -> Result<WireResult, CallFailure> {
-        let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
-        let _discard = DiscardOnUnwind(self);
-        let armed = self.budget.arm();
-        let outcome = self.exchange(&mut store, function, args, bytes_result);
-        let stop = armed.finish();
-        outcome.map_err(|failure| match failure {
-            Exchange::Trap(trap) => classify(stop, trap),
-            Exchange::Abi(message) => CallFailure::Abi(message),
-        })
+        self.run_armed(
+            |store| self.exchange(store, function, args, bytes_result),
+            |stop, failure| match failure {
+                Exchange::Trap(trap) => classify(stop, trap),
+                Exchange::Abi(message) => CallFailure::Abi(message),
+            },
+        )
     }
 
     fn exchange(

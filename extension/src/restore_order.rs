@@ -28,8 +28,8 @@
 
 use pgrx::prelude::*;
 
-use crate::catalog::{self, SqlFunction};
-use crate::target::FunctionTarget;
+use crate::catalog;
+use crate::target::{self, FunctionTarget};
 
 // Catalog OIDs and attribute numbers that pgrx does not bind (fixed by PostgreSQL's catalog
 // headers: pg_constraint.h, pg_depend.h).
@@ -108,8 +108,12 @@ fn calls_stored_module(function: pg_sys::Oid) -> bool {
     if wasm == pg_sys::InvalidOid || proc.prolang() != wasm {
         return false;
     }
-    SqlFunction::try_from_oid(function)
-        .is_some_and(|f| matches!(f.target(), Ok(FunctionTarget::Stored { .. })))
+    // Only whether the body names a stored module matters here, not the export's name (which
+    // defaults to the function's): no need to look the function's name up for each edge.
+    matches!(
+        target::parse(&proc.prosrc(), "function"),
+        Ok(FunctionTarget::Stored { .. })
+    )
 }
 
 /// How many functions and operators a search through `pg_depend` visits at most: a constraint
