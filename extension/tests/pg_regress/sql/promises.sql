@@ -343,6 +343,12 @@ SELECT proowner::regrole AS created_function_owner FROM pg_proc
  WHERE pronamespace = 'prom_closed'::regnamespace;
 DROP SCHEMA prom_closed CASCADE;
 
+-- docs/sql-reference.md "Backup and restore": a missing module's ERROR carries a HINT that
+-- points there (VERBOSITY default; the ERROR is intended).
+\set VERBOSITY default
+SELECT wasm.unload('prom_no_such_module');
+\set VERBOSITY terse
+
 DROP SCHEMA prom CASCADE;
 SELECT wasm.unload('prom_shared'), wasm.unload('prom_table'), wasm.unload('prom_buffers'),
        wasm.unload('prom_colon'), wasm.unload('prom_described');
