@@ -6,6 +6,7 @@
 #   bash bench/sql.sh            # full run (a few minutes)
 #   bash bench/sql.sh --smoke    # tiny sizes, one repetition: checks that every case runs
 #                                # (tests/run.sh runs this; its times mean nothing)
+#   PLWASM_BENCH_CASES=json bash bench/sql.sh   # only the cases whose name matches (grep -E)
 #
 # Each case is timed as the best of several runs of one SQL statement (clock_timestamp around
 # EXECUTE in PL/pgSQL, so no client round trips are counted). It installs what it compares with
@@ -21,10 +22,11 @@ SMOKE=0
 [[ "${1:-}" == --smoke ]] && SMOKE=1
 
 if ((SMOKE)); then
-    ROWS=2000 PAIRS=200 TEXTS=200 FIB=15 RUNS=1 CONNECTIONS=3
+    ROWS=2000 PAIRS=200 TEXTS=200 ORDERS=200 VECTORS=200 FIB=15 RUNS=1 CONNECTIONS=3
 else
-    ROWS=2000000 PAIRS=200000 TEXTS=200000 FIB=22 RUNS=5 CONNECTIONS=30
+    ROWS=2000000 PAIRS=200000 TEXTS=200000 ORDERS=100000 VECTORS=20000 FIB=22 RUNS=5 CONNECTIONS=30
 fi
+ONLY=${PLWASM_BENCH_CASES:-}
 
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 missing=()
@@ -40,8 +42,10 @@ fi
 bash "$ROOT/scripts/setup.sh" --wasm-toolchains
 wasm_dir=$DIR/wasm
 mkdir -p "$wasm_dir"
-CARGO_TARGET_DIR=$DIR/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
-    "$ROOT/examples/rust/text-udfs" "$wasm_dir/text_udfs.wasm" wasm32-unknown-unknown
+for crate in text-udfs json-udfs vector-udfs; do
+    CARGO_TARGET_DIR=$DIR/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
+        "$ROOT/examples/rust/$crate" "$wasm_dir/${crate//-/_}.wasm" wasm32-unknown-unknown
+done
 chmod -R a+rX "$wasm_dir"
 
 # shellcheck source=scripts/cluster.sh
@@ -52,7 +56,8 @@ psql_bench() { cluster_psql "$DIR" "$PORT" -d plwasm_bench -v ON_ERROR_STOP=1 "$
 cluster_psql "$DIR" "$PORT" -d postgres -v ON_ERROR_STOP=1 \
     -c "DROP DATABASE IF EXISTS plwasm_bench" -c "CREATE DATABASE plwasm_bench" >/dev/null
 
-psql_bench -v wasmdir="$wasm_dir" -v pairs="$PAIRS" -v texts="$TEXTS" >/dev/null <<'SQL'
+psql_bench -v wasmdir="$wasm_dir" -v pairs="$PAIRS" -v texts="$TEXTS" -v orders="$ORDERS" \
+    -v vectors="$VECTORS" >/dev/null <<'SQL'
 CREATE EXTENSION plwasm;
 CREATE EXTENSION plpython3u;
 CREATE EXTENSION plperl;
@@ -123,7 +128,30 @@ CREATE TABLE pairs AS
 CREATE TABLE texts AS
     SELECT 'Hello, World! ' || md5(i::text) || ' The Quick Brown Fox ' || i AS t
       FROM generate_series(1, :texts) i;
-ANALYZE pairs, texts;
+
+-- The JSON form (numeric, composite rows, SETOF rows, jsonb) and arrays: the json-udfs and
+-- vector-udfs example crates, against the nearest SQL.
+SELECT wasm.load('json_udfs', pg_read_binary_file(:'wasmdir' || '/json_udfs.wasm'));
+SELECT wasm.load('vector_udfs', pg_read_binary_file(:'wasmdir' || '/vector_udfs.wasm'));
+CREATE TYPE order_total AS (id bigint, units integer, total numeric);
+SELECT count(*) FROM wasm.create_functions('json_udfs', 'w');
+SELECT count(*) FROM wasm.create_functions('vector_udfs', 'w');
+CREATE AGGREGATE w.wasm_stddev(float8) (sfunc = w.stddev_accum, stype = float8[],
+    finalfunc = w.stddev_final, initcond = '{0,0,0}');
+CREATE TABLE orders AS
+    SELECT jsonb_build_object('id', i, 'coupon', CASE WHEN i % 3 = 0 THEN 'TENOFF' END,
+               'tags', jsonb_build_array('Red', 'red', 'Blue'),
+               'items', jsonb_build_array(
+                   jsonb_build_object('sku', 'a' || i % 10, 'qty', 1 + i % 5, 'unit_price', 1.25),
+                   jsonb_build_object('sku', 'b', 'qty', 2, 'unit_price', 0.5))) AS doc,
+           (i % 1000)::numeric / 8 AS price
+      FROM generate_series(1, :orders) i;
+-- (`i % 1` makes the subqueries correlated, so each row gets its own random vectors.)
+CREATE TABLE vectors AS
+    SELECT array(SELECT random() FROM generate_series(1, 64 + i % 1)) AS a,
+           array(SELECT random() FROM generate_series(1, 64 + i % 1)) AS b
+      FROM generate_series(1, :vectors) i;
+ANALYZE pairs, texts, orders, vectors;
 SQL
 
 # Each case: name | statement | reference name | reference statement. The statements aggregate,
@@ -136,6 +164,12 @@ cases=(
     "recursive fib($FIB)|SELECT fib_wasm($FIB)|PL/pgSQL|SELECT fib_plpgsql($FIB)"
     "levenshtein, $PAIRS pairs of 32 chars|SELECT sum(w.levenshtein(a, b)) FROM pairs|fuzzystrmatch (C)|SELECT sum(levenshtein(a, b)) FROM pairs"
     "slugify, $TEXTS texts|SELECT sum(length(w.slugify(t))) FROM texts|lower + regexp_replace|SELECT sum(length(trim(both '-' FROM regexp_replace(lower(t), '[^a-z0-9]+', '-', 'g')))) FROM texts"
+    "numeric in and out (JSON form), $ORDERS rows|SELECT sum(w.discounted(price, 10)) FROM orders|numeric expression|SELECT sum(round(price * 90) / 100) FROM orders"
+    "composite result (JSON form), $ORDERS orders|SELECT sum((w.order_total(doc)).total) FROM orders|SQL over jsonb|SELECT sum(round((SELECT sum((e->>'qty')::numeric * (e->>'unit_price')::numeric) FROM jsonb_array_elements(doc->'items') e) * CASE WHEN doc->>'coupon' = 'TENOFF' THEN 0.9 ELSE 1 END, 2)) FROM orders"
+    "SETOF rows (JSON form), $ORDERS orders|SELECT count(*), sum(amount) FROM orders, w.order_lines(doc)|jsonb_to_recordset|SELECT count(*), sum(round(qty * unit_price, 2)) FROM orders, jsonb_to_recordset(doc->'items') AS r(sku text, qty int, unit_price numeric)"
+    "jsonb in and out, $ORDERS documents|SELECT count(w.normalize_tags(doc)) FROM orders|jsonb_set + jsonb_agg|SELECT count(jsonb_set(doc, '{tags}', (SELECT jsonb_agg(DISTINCT lower(t)) FROM jsonb_array_elements_text(doc->'tags') t))) FROM orders"
+    "float8[] in (64-d cosine), $VECTORS pairs|SELECT sum(w.cosine_similarity(a, b)) FROM vectors|SQL over unnest|SELECT sum((SELECT sum(x * y) / (sqrt(sum(x * x)) * sqrt(sum(y * y))) FROM unnest(a, b) u(x, y))) FROM vectors"
+    "aggregate over wasm sfunc (float8[] state), $((ROWS / 2)) rows|SELECT w.wasm_stddev(i) FROM generate_series(1, $((ROWS / 2))) i|builtin stddev_samp|SELECT stddev_samp(i::float8) FROM generate_series(1, $((ROWS / 2))) i"
     "tokens (SETOF), $TEXTS texts|SELECT count(*) FROM texts, w.tokens(t)|regexp_split_to_table|SELECT count(*) FROM texts, regexp_split_to_table(lower(t), '[^a-z0-9]+') s WHERE s <> ''"
 )
 
@@ -144,6 +178,7 @@ echo "| case | plwasm ms | reference | reference ms | plwasm / reference |"
 echo "|---|---:|---|---:|---:|"
 for case in "${cases[@]}"; do
     IFS='|' read -r name wasm_sql ref_name ref_sql <<<"$case"
+    [[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"$name" || continue
     # Warm up both (compile, instantiate, caches) before timing.
     psql_bench -Atc "SELECT bench_ms(\$q\$$wasm_sql\$q\$, 1), bench_ms(\$q\$$ref_sql\$q\$, 1)" >/dev/null
     read -r wasm_ms ref_ms < <(psql_bench -AtF ' ' -c \
@@ -156,8 +191,8 @@ done
 # module is deserialized from its stored artifact or compiled, an instance is created), against a
 # new connection running SELECT 1. Mean over the connections, through dblink from the server.
 cold_ms() { psql_bench -Atc "SELECT round(cold_ms(\$q\$$1\$q\$, $CONNECTIONS)::numeric, 2)"; }
-base=$(cold_ms "SELECT 1::text")
-for f in "add_wasm(1, 1)|a tiny WAT module" "w.slugify('A b')|the text-udfs module ($(stat -c %s "$wasm_dir/text_udfs.wasm") bytes)"; do
+[[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"first call" && base=$(cold_ms "SELECT 1::text")
+[[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"first call" && for f in "add_wasm(1, 1)|a tiny WAT module" "w.slugify('A b')|the text-udfs module ($(stat -c %s "$wasm_dir/text_udfs.wasm") bytes)"; do
     IFS='|' read -r call label <<<"$f"
     ms=$(cold_ms "SELECT $call::text")
     extra=$(awk -v a="$ms" -v b="$base" 'BEGIN { printf "%.2f", a - b }')

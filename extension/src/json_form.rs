@@ -5,16 +5,17 @@
 //! - Arguments become the JSON Postgres's own `to_json` would print, made with `array_to_json`
 //!   (arrays directly, everything else as the only element of a one-element array whose brackets
 //!   are then dropped): no per-call catalog access beyond the type cache.
-//! - Results are parsed back by Postgres itself through one prepared statement per call site over
-//!   `jsonb_to_record`: `SELECT r.v FROM jsonb_to_record(jsonb_build_object('v', $1::jsonb)) AS
-//!   r(v <type>)` for a single value, `SELECT r.* FROM jsonb_to_record($1::jsonb) AS r(<columns>)`
-//!   for a row. A single value given as a JSON scalar (a string, number, boolean or null: the
-//!   common case of numeric, dates, uuid, enums) skips the statement: its text goes straight to
-//!   the type's input function, which is what `jsonb_populate_record` does with scalars. So a
-//!   result follows the rules of `jsonb_populate_record` (domains are checked, nested composites
-//!   and arrays are built from objects and arrays), and a value that does not fit is Postgres's
-//!   own error, with a detail line naming the function. A row must be a JSON object whose keys
-//!   are column names (a missing key is NULL, an unknown key an ERROR); JSON `null` is SQL NULL.
+//! - Results are parsed back by Postgres itself, with no SQL statement: Postgres's
+//!   `jsonb_populate_record` is called directly through an `FmgrInfo` kept per call site, on a
+//!   base row of NULLs of the result's row type (for a single value, a one-column row `(v
+//!   <type>)` and the JSON wrapped as `{"v": ...}`). A single value given as a JSON scalar (a
+//!   string, number, boolean or null: the common case of numeric, dates, uuid, enums) skips even
+//!   that: its text goes straight to the type's input function, which is what
+//!   `jsonb_populate_record` does with scalars. So a result follows the rules of
+//!   `jsonb_populate_record` (domains are checked, nested composites and arrays are built from
+//!   objects and arrays), and a value that does not fit is Postgres's own error, with a detail
+//!   line naming the function. A row must be a JSON object whose keys are column names (a
+//!   missing key is NULL, an unknown key an ERROR); JSON `null` is SQL NULL.
 //!
 //! Conversions run after the wasm call has returned, never from inside it.
 
@@ -23,7 +24,7 @@ use std::ffi::CString;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::pg_sys::PgTryBuilder;
-use pgrx::{FromDatum, IntoDatum, PgLogLevel, PgTupleDesc};
+use pgrx::{FromDatum, PgLogLevel, PgTupleDesc};
 
 /// Whether values of `oid` can travel in JSON form: base, composite, domain, enum, range and
 /// multirange types, and `record`. Other pseudo-types (anyelement, internal, ...) cannot.
@@ -105,24 +106,32 @@ pub unsafe fn to_json(oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
 
 /// What a result in JSON form becomes.
 enum Shape {
-    /// One value of type `oid`.
-    Value {
-        oid: pg_sys::Oid,
-        by_val: bool,
-        len: i16,
-    },
-    /// A row of this descriptor (kept in `TopMemoryContext`, blessed): `columns[i]` is the
-    /// result column of attribute `i`, `None` for dropped attributes.
-    Row {
-        tupdesc: pg_sys::TupleDesc,
-        columns: Vec<Option<i32>>,
-        names: Vec<String>,
-    },
+    /// One value of type `oid`, decoded as the only column `v` of a one-column row.
+    Value { by_val: bool, len: i16 },
+    /// A row of the decoder's descriptor: `names` are its columns' names (dropped ones left out).
+    Row { names: Vec<String> },
 }
 
 /// Parses results in JSON form for one call site (see the module docs).
+///
+/// `jsonb_populate_record` is called directly through a kept `FmgrInfo` whose expression
+/// declares a `record` argument; the base record it gets is a row of NULLs of the (blessed)
+/// descriptor, so it fills exactly that row type and keeps its own per-call-site cache (column
+/// input functions, nested types) in `fn_extra`. A single value is the column `v` of a
+/// one-column row, its JSON wrapped as `{"v": ...}` by `jsonb_set`.
 pub struct JsonDecoder {
-    plan: pg_sys::SPIPlanPtr,
+    /// Owns everything below that Postgres allocated (child of TopMemoryContext).
+    memory: pg_sys::MemoryContext,
+    /// Where one decode's intermediate values live; reset at the start of each decode.
+    scratch: pg_sys::MemoryContext,
+    /// `jsonb_populate_record(record, jsonb)`, with `fn_expr` set and `fn_mcxt` = `memory`.
+    populate: *mut pg_sys::FmgrInfo,
+    /// A row of NULLs of `tupdesc`: the base record (and so the row type) `populate` fills.
+    base: pg_sys::Datum,
+    /// The blessed descriptor of the rows built: the result row, or `(v <type>)` for a value.
+    tupdesc: pg_sys::TupleDesc,
+    /// For values: `'{}'::jsonb` and the path `'{v}'::text[]` that wrap a value as `{"v": ...}`.
+    wrap: Option<(pg_sys::Datum, pg_sys::Datum)>,
     shape: Shape,
     /// Type name for messages.
     type_name: String,
@@ -163,22 +172,52 @@ fn type_name(oid: pg_sys::Oid, typmod: i32) -> String {
     }
 }
 
+thread_local! {
+    static DECODERS_MADE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many result decoders this backend has made (tests check it stays one per call site).
+pub fn decoders_made() -> u64 {
+    DECODERS_MADE.with(|n| n.get())
+}
+
+/// A jsonb datum parsed by Postgres's own parser (its errors are Postgres's, with positions).
+#[allow(
+    clippy::expect_used,
+    reason = "invariants: JSON results were checked by values::utf8 to hold no NUL, and jsonb_in returns a value or raises an ERROR"
+)]
+fn jsonb(text: &str) -> pg_sys::Datum {
+    let text = CString::new(text).expect("NUL bytes were rejected before");
+    // SAFETY: jsonb_in reads a valid C string and allocates in the current memory context.
+    unsafe {
+        pgrx::fcinfo::direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(text.as_ptr()))],
+        )
+    }
+    .expect("jsonb_in of a string is not NULL")
+}
+
 impl JsonDecoder {
     /// A decoder for single values of type `oid`.
     pub fn for_value(oid: pg_sys::Oid, context: String) -> Self {
-        let sql_type = type_name(oid, -1);
-        let query = format!(
-            "SELECT r.v FROM pg_catalog.jsonb_to_record(pg_catalog.jsonb_build_object('v', \
-             $1::pg_catalog.jsonb)) AS r(v {sql_type})"
-        );
         let (mut len, mut by_val) = (0i16, false);
-        // SAFETY: syscache lookup of an existing type.
-        unsafe { pg_sys::get_typlenbyval(oid, &mut len, &mut by_val) };
-        Self {
-            plan: prepare(&query),
-            shape: Shape::Value { oid, by_val, len },
-            type_name: sql_type,
-            context: CString::new(context).unwrap_or_default(),
+        // SAFETY: a one-column descriptor of an existing type, built in the current context
+        // (`new` copies it); syscache lookups of that type.
+        let tupdesc = unsafe {
+            pg_sys::get_typlenbyval(oid, &mut len, &mut by_val);
+            let desc = pg_sys::CreateTemplateTupleDesc(1);
+            pg_sys::TupleDescInitEntry(desc, 1, c"v".as_ptr(), oid, -1, 0);
+            desc
+        };
+        // SAFETY: a valid descriptor.
+        unsafe {
+            Self::new(
+                tupdesc,
+                Shape::Value { by_val, len },
+                type_name(oid, -1),
+                context,
+            )
         }
     }
 
@@ -187,74 +226,129 @@ impl JsonDecoder {
     /// # Safety
     /// `tupdesc` must be a valid tuple descriptor.
     pub unsafe fn for_row(tupdesc: pg_sys::TupleDesc, context: String) -> Self {
-        // SAFETY: copy into a long-lived context; blessing registers record types' typmods.
-        let tupdesc = unsafe {
-            let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
-            let copy = pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(tupdesc));
-            pg_sys::MemoryContextSwitchTo(old);
-            copy
-        };
-        // SAFETY: a valid descriptor we own.
+        // SAFETY: a valid descriptor (caller's contract).
         let desc = unsafe { PgTupleDesc::from_pg_unchecked(tupdesc) };
-        let mut definitions = Vec::new();
-        let mut columns = Vec::new();
-        let mut names = Vec::new();
-        for attr in desc.iter() {
-            if attr.is_dropped() {
-                columns.push(None);
-                continue;
-            }
-            let name = attr.name().to_string();
-            definitions.push(format!(
-                "{} {}",
-                pgrx::spi::quote_identifier(&name),
-                type_name(attr.type_oid().value(), attr.type_mod())
-            ));
-            columns.push(Some(definitions.len() as i32));
-            names.push(name);
-        }
+        let names: Vec<String> = desc
+            .iter()
+            .filter(|attr| !attr.is_dropped())
+            .map(|attr| attr.name().to_string())
+            .collect();
         // SAFETY: a valid descriptor.
         let row_type = match unsafe { (*tupdesc).tdtypeid } {
             // RETURNS TABLE, OUT parameters, a column definition list: name the columns.
             pg_sys::RECORDOID => format!("record ({})", names.join(", ")),
             oid => type_name(oid, -1),
         };
-        let query = if definitions.is_empty() {
-            // A row without columns: nothing to parse, but the JSON must still be valid.
-            "SELECT $1::pg_catalog.jsonb".to_string()
-        } else {
-            format!(
-                "SELECT r.* FROM pg_catalog.jsonb_to_record($1::pg_catalog.jsonb) AS r({})",
-                definitions.join(", ")
+        // SAFETY: a valid descriptor.
+        unsafe { Self::new(tupdesc, Shape::Row { names }, row_type, context) }
+    }
+
+    /// # Safety
+    /// `tupdesc` must be a valid tuple descriptor; it is copied.
+    unsafe fn new(
+        tupdesc: pg_sys::TupleDesc,
+        shape: Shape,
+        type_name: String,
+        context: String,
+    ) -> Self {
+        DECODERS_MADE.with(|n| n.set(n.get() + 1));
+        // SAFETY: everything is allocated in a context this decoder owns (deleted in Drop);
+        // blessing registers a record descriptor's typmod in this backend; the FuncExpr only
+        // tells jsonb_populate_record its first argument's type (record: take the row type
+        // from the base row itself).
+        unsafe {
+            let memory = pg_sys::AllocSetContextCreateExtended(
+                pg_sys::TopMemoryContext,
+                c"plwasm JSON result decoder".as_ptr(),
+                pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+                pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+                pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+            );
+            let scratch = pg_sys::AllocSetContextCreateExtended(
+                memory,
+                c"plwasm JSON result".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            );
+            let old = pg_sys::MemoryContextSwitchTo(memory);
+            let tupdesc = pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(tupdesc));
+            let natts = (*tupdesc).natts as usize;
+            let mut values = vec![pg_sys::Datum::from(0usize); natts];
+            let mut nulls = vec![true; natts];
+            let row = pg_sys::heap_form_tuple(tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let base = pg_sys::HeapTupleHeaderGetDatum((*row).t_data);
+            let populate =
+                pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()).cast::<pg_sys::FmgrInfo>();
+            pg_sys::fmgr_info_cxt(
+                pg_sys::Oid::from(pg_sys::F_JSONB_POPULATE_RECORD),
+                populate,
+                memory,
+            );
+            let mut args = std::ptr::null_mut();
+            args = pg_sys::lappend(
+                args,
+                pg_sys::makeNullConst(pg_sys::RECORDOID, -1, pg_sys::InvalidOid).cast(),
+            );
+            args = pg_sys::lappend(
+                args,
+                pg_sys::makeNullConst(pg_sys::JSONBOID, -1, pg_sys::InvalidOid).cast(),
+            );
+            (*populate).fn_expr = pg_sys::makeFuncExpr(
+                pg_sys::Oid::from(pg_sys::F_JSONB_POPULATE_RECORD),
+                pg_sys::RECORDOID,
+                args,
+                pg_sys::InvalidOid,
+                pg_sys::InvalidOid,
+                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
             )
-        };
-        Self {
-            plan: prepare(&query),
-            shape: Shape::Row {
+            .cast();
+            let wrap = match shape {
+                Shape::Value { .. } => {
+                    let mut key = pg_sys::Datum::from(pg_sys::cstring_to_text(c"v".as_ptr()));
+                    let path = pg_sys::construct_array(
+                        &mut key,
+                        1,
+                        pg_sys::TEXTOID,
+                        -1,
+                        false,
+                        b'i' as std::ffi::c_char,
+                    );
+                    Some((jsonb("{}"), pg_sys::Datum::from(path)))
+                }
+                Shape::Row { .. } => None,
+            };
+            pg_sys::MemoryContextSwitchTo(old);
+            Self {
+                memory,
+                scratch,
+                populate,
+                base,
                 tupdesc,
-                columns,
-                names,
-            },
-            type_name: row_type,
-            context: CString::new(context).unwrap_or_default(),
+                wrap,
+                shape,
+                type_name,
+                context: CString::new(context).unwrap_or_default(),
+            }
         }
     }
 
     /// The result descriptor of a row decoder.
     pub fn tupdesc(&self) -> Option<pg_sys::TupleDesc> {
         match &self.shape {
-            Shape::Row { tupdesc, .. } => Some(*tupdesc),
+            Shape::Row { .. } => Some(self.tupdesc),
             Shape::Value { .. } => None,
         }
     }
 
     /// Decode one result into `values`/`nulls` (one entry for a value, one per attribute for a
-    /// row), allocated in the current memory context; returns whether the JSON was `null` (a
-    /// row is then all NULLs). Postgres's own conversion errors are raised with a detail line
-    /// naming the function.
+    /// row); returns whether the JSON was `null` (a row is then all NULLs). Values of a row may
+    /// point into the decoder's scratch memory: they are valid until its next decode. Postgres's
+    /// own conversion errors are raised with a detail line naming the function.
     #[allow(
         clippy::unreachable,
-        reason = "invariant: an ERROR-level report does not return"
+        clippy::expect_used,
+        reason = "invariants: value decoders are made with a wrapper, and jsonb_set of non-NULL arguments returns a value"
     )]
     pub fn decode(
         &self,
@@ -264,60 +358,131 @@ impl JsonDecoder {
     ) -> Result<bool, DecodeError> {
         values.clear();
         nulls.clear();
-        let scalar = match &self.shape {
-            Shape::Row { columns, names, .. } => {
+        match &self.shape {
+            Shape::Row { names } => {
                 if let RowJson::Null = check_row_keys(json.as_bytes(), names, &self.type_name)? {
-                    values.resize(columns.len(), pg_sys::Datum::from(0usize));
-                    nulls.resize(columns.len(), true);
+                    // SAFETY: the descriptor we own.
+                    let natts = unsafe { (*self.tupdesc).natts } as usize;
+                    values.resize(natts, pg_sys::Datum::from(0usize));
+                    nulls.resize(natts, true);
                     return Ok(true);
                 }
-                None
+                self.guarded(|_| {
+                    // SAFETY: see `populate`; the row (in scratch memory) has one entry per
+                    // attribute.
+                    unsafe { deform(self.populate(jsonb(json)), self.tupdesc, values, nulls) }
+                });
+                Ok(false)
             }
-            Shape::Value { oid, .. } => scalar_input(json).map(|input| (*oid, input)),
+            Shape::Value { by_val, len } => {
+                let scalar = scalar_input(json);
+                let is_null = matches!(scalar, Some(ScalarInput::Null));
+                let oid = self.value_type();
+                self.guarded(|outer| match scalar {
+                    // A JSON scalar: the type's input function, as jsonb_populate_record would
+                    // call it, without building a row.
+                    Some(ScalarInput::Null) => {
+                        values.push(pg_sys::Datum::from(0usize));
+                        nulls.push(true);
+                    }
+                    // SAFETY: the value is made in the caller's context.
+                    Some(ScalarInput::Text(input)) => unsafe {
+                        pg_sys::MemoryContextSwitchTo(outer);
+                        values.push(crate::values::input_text(oid, &input));
+                        nulls.push(false);
+                    },
+                    // SAFETY: see `populate`; the one-column row is built in scratch memory
+                    // and its value copied into the caller's context.
+                    None => unsafe {
+                        let Some((wrapper, path)) = self.wrap else {
+                            unreachable!("value decoders have a wrapper")
+                        };
+                        let wrapped = pgrx::fcinfo::direct_function_call_as_datum(
+                            pg_sys::jsonb_set,
+                            &[
+                                Some(wrapper),
+                                Some(path),
+                                Some(jsonb(json)),
+                                Some(pg_sys::Datum::from(true)),
+                            ],
+                        )
+                        .expect("jsonb_set of non-NULL arguments is not NULL");
+                        let (mut one, mut null) = (Vec::with_capacity(1), Vec::with_capacity(1));
+                        deform(self.populate(wrapped), self.tupdesc, &mut one, &mut null);
+                        pg_sys::MemoryContextSwitchTo(outer);
+                        values.push(if null[0] {
+                            one[0]
+                        } else {
+                            copy_datum(one[0], *by_val, *len)
+                        });
+                        nulls.push(null[0]);
+                    },
+                });
+                Ok(is_null)
+            }
+        }
+    }
+
+    /// The type of a value decoder's column.
+    fn value_type(&self) -> pg_sys::Oid {
+        // SAFETY: the descriptor we own has at least one attribute for values.
+        unsafe { (*(*self.tupdesc).attrs.as_ptr()).atttypid }
+    }
+
+    /// `jsonb_populate_record(<row of NULLs>, json)`: a row datum of the decoder's row type,
+    /// allocated in the current memory context.
+    ///
+    /// # Safety
+    /// `json` is a valid jsonb datum.
+    unsafe fn populate(&self, json: pg_sys::Datum) -> pg_sys::Datum {
+        // SAFETY: the kept FmgrInfo and base row (see `new`); FunctionCall2Coll raises an ERROR
+        // for a NULL result, which a non-NULL base and JSON never give.
+        unsafe { pg_sys::FunctionCall2Coll(self.populate, pg_sys::InvalidOid, self.base, json) }
+    }
+
+    /// Run `convert` in the scratch memory (reset first; `convert` gets the caller's context
+    /// and may switch to it), back in the caller's context afterwards. Postgres's own
+    /// conversion errors (bad input syntax, domain checks, ...) get a detail line naming the
+    /// function; everything else passes unchanged.
+    #[allow(
+        clippy::unreachable,
+        reason = "invariant: an ERROR-level report does not return"
+    )]
+    fn guarded(&self, convert: impl FnOnce(pg_sys::MemoryContext)) {
+        // SAFETY: resetting the scratch memory frees only what earlier decodes left there.
+        let outer = unsafe {
+            pg_sys::MemoryContextReset(self.scratch);
+            pg_sys::MemoryContextSwitchTo(self.scratch)
         };
-        let is_null = matches!(scalar, Some((_, ScalarInput::Null)));
-        // Postgres's own conversion errors (bad input syntax, domain checks, ...) get a detail
-        // line naming the function; everything else passes unchanged.
-        let mut outcome = (std::mem::take(values), std::mem::take(nulls));
-        let result = std::panic::AssertUnwindSafe(&mut outcome);
+        let convert = std::panic::AssertUnwindSafe(convert);
         PgTryBuilder::new(move || {
-            let result = result;
-            let (values, nulls) = &mut *result.0;
-            match scalar {
-                // A JSON scalar for a single value: the type's input function, as
-                // jsonb_populate_record would call it, without running a statement.
-                Some((_, ScalarInput::Null)) => {
-                    values.push(pg_sys::Datum::from(0usize));
-                    nulls.push(true);
-                }
-                Some((oid, ScalarInput::Text(input))) => {
-                    values.push(crate::values::input_text(oid, &input));
-                    nulls.push(false);
-                }
-                // SAFETY: see `convert`.
-                None => unsafe { self.convert(json, values, nulls) },
-            }
+            let convert = convert;
+            (convert.0)(outer);
         })
-        .catch_others(|caught| match caught {
-            CaughtError::PostgresError(report) => {
-                let detail = match report.detail() {
-                    Some(detail) => format!("{detail}\n{}", self.context()),
-                    None => self.context(),
-                };
-                ErrorReport::new(
-                    report.sql_error_code(),
-                    report.message().to_string(),
-                    "plwasm",
-                )
-                .set_detail(detail)
-                .report(PgLogLevel::ERROR);
-                unreachable!("ERROR-level reports do not return")
+        .catch_others(|caught| {
+            // SAFETY: back to the caller's context before re-raising or unwinding further.
+            unsafe { pg_sys::MemoryContextSwitchTo(outer) };
+            match caught {
+                CaughtError::PostgresError(report) => {
+                    let detail = match report.detail() {
+                        Some(detail) => format!("{detail}\n{}", self.context()),
+                        None => self.context(),
+                    };
+                    ErrorReport::new(
+                        report.sql_error_code(),
+                        report.message().to_string(),
+                        "plwasm",
+                    )
+                    .set_detail(detail)
+                    .report(PgLogLevel::ERROR);
+                    unreachable!("ERROR-level reports do not return")
+                }
+                other => other.rethrow(),
             }
-            other => other.rethrow(),
         })
         .execute();
-        (*values, *nulls) = outcome;
-        Ok(is_null)
+        // SAFETY: the caller's context again.
+        unsafe { pg_sys::MemoryContextSwitchTo(outer) };
     }
 
     fn context(&self) -> String {
@@ -328,69 +493,8 @@ impl JsonDecoder {
         )
     }
 
-    /// Run the prepared conversion on `text`.
-    ///
-    /// # Safety
-    /// Raw SPI between SPI_connect and SPI_finish (an ERROR in between is cleaned up by the
-    /// (sub)transaction abort it causes). The results are copied into the caller's memory
-    /// context before SPI_finish frees them.
-    #[allow(clippy::expect_used, reason = "invariant: a text datum is never NULL")]
-    unsafe fn convert(&self, text: &str, values: &mut Vec<pg_sys::Datum>, nulls: &mut Vec<bool>) {
-        // SAFETY: the function's contract.
-        unsafe {
-            let outer = pg_sys::CurrentMemoryContext;
-            if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-                pgrx::error!("plwasm: SPI_connect failed");
-            }
-            let mut args = [text.into_datum().expect("text datum")];
-            let arg_nulls = [b' ' as std::ffi::c_char];
-            let rc =
-                pg_sys::SPI_execute_plan(self.plan, args.as_mut_ptr(), arg_nulls.as_ptr(), true, 1);
-            if rc != pg_sys::SPI_OK_SELECT as i32 || pg_sys::SPI_processed != 1 {
-                pgrx::error!("plwasm: converting a JSON result failed (SPI code {rc})");
-            }
-            let table = pg_sys::SPI_tuptable;
-            let tuple = *(*table).vals;
-            let spi_desc = (*table).tupdesc;
-            pg_sys::MemoryContextSwitchTo(outer);
-            match &self.shape {
-                Shape::Value { by_val, len, .. } => {
-                    let mut isnull = false;
-                    let datum = pg_sys::SPI_getbinval(tuple, spi_desc, 1, &mut isnull);
-                    values.push(if isnull {
-                        datum
-                    } else {
-                        copy_datum(datum, *by_val, *len)
-                    });
-                    nulls.push(isnull);
-                }
-                Shape::Row {
-                    tupdesc, columns, ..
-                } => {
-                    let desc = PgTupleDesc::from_pg_unchecked(*tupdesc);
-                    for (attr, column) in desc.iter().zip(columns) {
-                        let Some(column) = column else {
-                            values.push(pg_sys::Datum::from(0usize));
-                            nulls.push(true);
-                            continue;
-                        };
-                        let mut isnull = false;
-                        let datum = pg_sys::SPI_getbinval(tuple, spi_desc, *column, &mut isnull);
-                        values.push(if isnull {
-                            datum
-                        } else {
-                            copy_datum(datum, attr.attbyval, attr.attlen)
-                        });
-                        nulls.push(isnull);
-                    }
-                }
-            }
-            pg_sys::SPI_finish();
-        }
-    }
-
-    /// Decode one non-set result to a datum (`None` for SQL NULL): a row becomes a composite
-    /// datum of the decoder's descriptor.
+    /// Decode one non-set result to a datum in the current memory context (`None` for SQL
+    /// NULL): a row becomes a composite datum of the decoder's descriptor.
     pub fn decode_datum(&self, json: &str) -> Result<Option<pg_sys::Datum>, DecodeError> {
         let mut values = Vec::new();
         let mut nulls = Vec::new();
@@ -398,11 +502,15 @@ impl JsonDecoder {
         match &self.shape {
             Shape::Value { .. } => Ok((!nulls[0]).then_some(values[0])),
             Shape::Row { .. } if is_null => Ok(None),
-            Shape::Row { tupdesc, .. } => {
-                // SAFETY: values and nulls have one entry per attribute of the blessed tupdesc.
+            Shape::Row { .. } => {
+                // SAFETY: values and nulls have one entry per attribute of the blessed tupdesc;
+                // the tuple is formed in the caller's context.
                 unsafe {
-                    let tuple =
-                        pg_sys::heap_form_tuple(*tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+                    let tuple = pg_sys::heap_form_tuple(
+                        self.tupdesc,
+                        values.as_mut_ptr(),
+                        nulls.as_mut_ptr(),
+                    );
                     Ok(Some(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)))
                 }
             }
@@ -412,14 +520,33 @@ impl JsonDecoder {
 
 impl Drop for JsonDecoder {
     fn drop(&mut self) {
-        // SAFETY: the plan was kept by `prepare` and is freed once; the descriptor was copied
-        // into TopMemoryContext by `for_row`.
-        unsafe {
-            pg_sys::SPI_freeplan(self.plan);
-            if let Shape::Row { tupdesc, .. } = self.shape {
-                pg_sys::FreeTupleDesc(tupdesc);
-            }
-        }
+        // SAFETY: the context holds everything this decoder allocated (the descriptor, the
+        // FmgrInfo and its cache, the base row, scratch memory) and is deleted once.
+        unsafe { pg_sys::MemoryContextDelete(self.memory) };
+    }
+}
+
+/// The attributes of a composite datum into `values`/`nulls` (pointing into the datum).
+///
+/// # Safety
+/// `row` is a composite datum of `tupdesc`'s row type.
+unsafe fn deform(
+    row: pg_sys::Datum,
+    tupdesc: pg_sys::TupleDesc,
+    values: &mut Vec<pg_sys::Datum>,
+    nulls: &mut Vec<bool>,
+) {
+    // SAFETY: the caller's contract; the datum is a plain (not toasted) row made by
+    // jsonb_populate_record, and the vectors are sized to the descriptor before deforming.
+    unsafe {
+        let header = row.cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
+        let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
+        tuple.t_len = pgrx::varlena::varsize_any(header.cast()) as u32;
+        tuple.t_data = header;
+        let natts = (*tupdesc).natts as usize;
+        values.resize(natts, pg_sys::Datum::from(0usize));
+        nulls.resize(natts, true);
+        pg_sys::heap_deform_tuple(&mut tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
     }
 }
 
@@ -502,37 +629,5 @@ fn check_row_keys(json: &[u8], names: &[String], type_name: &str) -> Result<RowJ
             type_name: type_name.to_string(),
         }),
         None => Ok(RowJson::Object),
-    }
-}
-
-thread_local! {
-    static PLANS_PREPARED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// How many conversion statements this backend has prepared (tests check it stays per call site).
-pub fn plans_prepared() -> u64 {
-    PLANS_PREPARED.with(|n| n.get())
-}
-
-/// Prepare and keep a one-text-parameter statement.
-#[allow(
-    clippy::expect_used,
-    reason = "invariant: the statement is made of catalog type spellings and quoted names, which hold no NUL"
-)]
-fn prepare(query: &str) -> pg_sys::SPIPlanPtr {
-    PLANS_PREPARED.with(|n| n.set(n.get() + 1));
-    let query = CString::new(query).expect("generated SQL has no NUL");
-    // SAFETY: raw SPI inside its own connection; SPI_keepplan moves the plan out of it.
-    unsafe {
-        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-            pgrx::error!("plwasm: SPI_connect failed");
-        }
-        let mut arg_types = [pg_sys::TEXTOID];
-        let plan = pg_sys::SPI_prepare(query.as_ptr(), 1, arg_types.as_mut_ptr());
-        if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
-            pgrx::error!("plwasm: could not prepare the JSON result conversion");
-        }
-        pg_sys::SPI_finish();
-        plan
     }
 }

@@ -68,8 +68,8 @@ mod tests {
                     (i64.extend_i32_u (local.get 1)))))"#;
 
     #[pg_test]
-    fn json_form_types_and_plans_per_call_site() {
-        use crate::json_form::{eligible, plans_prepared};
+    fn json_form_types_and_decoders_per_call_site() {
+        use crate::json_form::{decoders_made, eligible};
         for oid in [
             pg_sys::NUMERICOID,
             pg_sys::DATEOID,
@@ -90,15 +90,15 @@ mod tests {
         run("CREATE FUNCTION echo_numeric(numeric) RETURNS numeric LANGUAGE wasm STRICT AS 'echo:echo'");
         run("CREATE TYPE pt AS (x int, y int)");
         run("CREATE FUNCTION echo_pt(pt) RETURNS pt LANGUAGE wasm STRICT AS 'echo:echo'");
-        let before = plans_prepared();
+        let before = decoders_made();
         let same = one::<i64>(
             "SELECT count(*) FILTER (WHERE echo_numeric(i / 3.0) = i / 3.0 \
                                   AND echo_pt(ROW(i, -i)::pt) = ROW(i, -i)::pt) \
              FROM generate_series(1, 2000) i",
         );
         assert_eq!(same, 2000);
-        // One conversion statement per call site, not per call.
-        assert_eq!(plans_prepared() - before, 2);
+        // One result decoder per call site, not per call.
+        assert_eq!(decoders_made() - before, 2);
     }
 
     #[pg_test]

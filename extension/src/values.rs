@@ -82,7 +82,7 @@ pub unsafe fn to_bytes<'a>(
                     std::ffi::CStr::from_ptr((*name).data.as_ptr()).to_bytes(),
                 ))
             }
-            BytesType::Jsonb => Ok(Cow::Owned(output_text(pg_sys::JSONBOID, datum))),
+            BytesType::Jsonb => Ok(Cow::Borrowed(jsonb_text(datum))),
             BytesType::JsonForm(oid) => Ok(Cow::Owned(crate::json_form::to_json(oid, datum))),
             BytesType::Array(scalar) => {
                 let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
@@ -112,16 +112,21 @@ pub unsafe fn to_bytes<'a>(
     }
 }
 
-/// Text output of a datum through its type's output function.
-unsafe fn output_text(type_oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
-    // SAFETY: caller passes a datum of `type_oid`; the output function returns a palloc'd C string.
+/// The text of a jsonb datum, as `jsonb_out` prints it (what it calls, without looking the
+/// output function up on every call), in a palloc'd string of the current memory context.
+///
+/// # Safety
+/// `datum` is a non-NULL jsonb value.
+unsafe fn jsonb_text<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: a detoasted jsonb varlena (4-byte header: pg_detoast_datum expands short ones)
+    // starts with its header, then the root container;
+    // JsonbToCString returns a NUL-terminated palloc'd string.
     unsafe {
-        let mut output = pg_sys::InvalidOid;
-        let mut is_varlena = false;
-        pg_sys::getTypeOutputInfo(type_oid, &mut output, &mut is_varlena);
-        std::ffi::CStr::from_ptr(pg_sys::OidOutputFunctionCall(output, datum))
-            .to_bytes()
-            .to_vec()
+        let jsonb = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
+        let len = pgrx::varlena::varsize_any(jsonb) as i32;
+        let root = jsonb.cast::<u8>().add(pg_sys::VARHDRSZ).cast::<pg_sys::JsonbContainer>();
+        let text = pg_sys::JsonbToCString(std::ptr::null_mut(), root, len);
+        std::ffi::CStr::from_ptr(text).to_bytes()
     }
 }
 

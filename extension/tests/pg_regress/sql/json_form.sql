@@ -132,6 +132,35 @@ END
 $$;
 SELECT * FROM seen ORDER BY i;
 
+-- An empty object is a row of NULLs (not a NULL row); a domain over a composite type is built
+-- from an object and its constraint checked.
+SELECT to_point('{}') AS empty_object, to_point('{}')::text IS NULL AS is_null_row;
+CREATE DOMAIN east_point AS point2d CHECK ((VALUE).x >= 0);
+CREATE FUNCTION to_east_point(text) RETURNS east_point LANGUAGE wasm STRICT AS 'jf:echo';
+SELECT to_east_point('{"x": 2, "y": 1}') AS east,
+       sqlstate_of($$SELECT to_east_point('{"x": -2}')$$) AS west;
+
+-- Conversion errors caught by the caller leave the call site's decoders usable: one PL/pgSQL
+-- expression (one call site per function) alternates good and bad results.
+CREATE TEMP TABLE decoded (i int, point text, matrix text, failed text);
+DO $$
+DECLARE
+    p text;
+    m text;
+BEGIN
+    FOR i IN 1..6 LOOP
+        BEGIN
+            p := to_point(CASE WHEN i % 2 = 0 THEN '{"x": "east"}' ELSE format('{"x": %s}', i) END)::text;
+            m := to_int_array(CASE WHEN i % 3 = 0 THEN '[[1], [2, 3]]' ELSE format('[[%s, 1]]', i) END)::text;
+            INSERT INTO decoded VALUES (i, p, m, NULL);
+        EXCEPTION WHEN others THEN
+            INSERT INTO decoded VALUES (i, NULL, NULL, SQLSTATE);
+        END;
+    END LOOP;
+END
+$$;
+SELECT * FROM decoded ORDER BY i;
+
 -- Records: OUT parameters, RETURNS TABLE and a column definition list.
 CREATE FUNCTION split_point(text, OUT x int, OUT y int) LANGUAGE wasm STRICT AS 'jf:echo';
 SELECT * FROM split_point('{"x": 1, "y": 2}');
