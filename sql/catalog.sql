@@ -44,7 +44,7 @@ COMMENT ON TABLE wasm.module_store IS
 -- Keep loaded modules in pg_dump output.
 SELECT pg_catalog.pg_extension_config_dump('wasm.module_store', '');
 
--- Compiled modules (see extension/src/artifacts.rs): what wasm.load compiled, kept so that
+-- Compiled modules (see extension/src/catalog/artifacts.rs): what wasm.load compiled, kept so that
 -- backends and parallel workers deserialize it instead of compiling. An artifact is machine code
 -- for one build of plwasm and one CPU, used only if its MAC (under a key in the data directory)
 -- verifies; no grants (beyond pg_read/write_all_data, which the MAC defeats), and pg_dump leaves

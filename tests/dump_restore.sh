@@ -5,7 +5,7 @@
 # Checks: modules and functions come back; tables and domains whose CHECK constraints call wasm
 # functions keep their rows with a plain pg_restore, a parallel one run section by section, and a
 # plain SQL script
-# (pg_dump writes those constraints after the data, see extension/src/restore_order.rs), and
+# (pg_dump writes those constraints after the data, see extension/src/catalog/restore_order.rs), and
 # through scripts/restore-list.sh; a module's owner is restored by role name, not by OID; and —
 # recorded as a known limitation, so a change in it is noticed — a stored generated column that
 # calls a wasm function needs scripts/restore-list.sh (without it, its table's rows are lost).

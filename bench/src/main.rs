@@ -8,7 +8,7 @@
 //!
 //! Prints the median of several runs per workload and the instrumented/plain ratio.
 
-#[path = "../../extension/src/instrument.rs"]
+#[path = "../../extension/src/runtime/instrument.rs"]
 #[allow(dead_code)]
 mod instrument;
 

@@ -6,14 +6,14 @@
 
 use pgrx::prelude::*;
 
-use crate::artifacts;
-use crate::binding;
-use crate::cache::{self, sha256_hex};
+use crate::call::binding;
+use crate::catalog::artifacts;
+use crate::catalog::privileges;
+use crate::catalog::target::check_module_name;
 use crate::catalog::{self, ModuleLock};
 use crate::errors::{OrReport, PlWasmError};
-use crate::privileges;
 use crate::runtime;
-use crate::target::check_module_name;
+use crate::runtime::cache::{self, sha256_hex};
 
 /// Validate, compile and store a module under `name`.
 ///

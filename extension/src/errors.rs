@@ -217,9 +217,9 @@ pub enum PlWasmError {
 
 /// Where in a module an error arose, for messages: `export "name"`, or `start function` for the
 /// module's start function (which the instrumentation exports under the reserved
-/// [`START_EXPORT`](crate::instrument::START_EXPORT); a module cannot export that name itself).
+/// [`START_EXPORT`](crate::runtime::instrument::START_EXPORT); a module cannot export that name itself).
 fn site(export: &str) -> String {
-    if export == crate::instrument::START_EXPORT {
+    if export == crate::runtime::instrument::START_EXPORT {
         "start function".to_string()
     } else {
         format!("export \"{export}\"")

@@ -1,26 +1,29 @@
 //! plwasm: SQL functions written in WebAssembly.
 //!
 //! `CREATE EXTENSION plwasm` creates schema `wasm`, the module catalog, `wasm.load` /
-//! `wasm.unload` / `wasm.wat`, and the trusted procedural language `wasm`. Each concern has its
-//! own module:
+//! `wasm.unload` / `wasm.wat`, and the trusted procedural language `wasm`. The code is in layers,
+//! one folder each (lower layers never call higher ones, except where noted):
 //!
-//! - [`abi`]: the SQL ↔ wasm type mapping (ABI v1); [`values`]: variable-length values as bytes;
-//! - [`target`]: parsing a function body (`module:export`, `module`, inline `(module ...)`);
-//! - [`runtime`]: the Wasmer engine, compiling, exports;
-//! - [`instrument`]: compile-time fuel and interrupt checks injected into every module;
-//! - [`limits`]: memory cap, fuel and Postgres interrupts while wasm runs;
-//! - [`gucs`]: the `wasm.*` settings;
-//! - [`wasi`], [`host_api`], [`guest`], [`guest_output`]: the guest's imports (WASI preview 1,
-//!   deny by default; the `plwasm` host API), their per-instance state, captured output;
-//! - [`spool`]: the rows a set-returning call emits, in a tuplestore while the call runs;
-//! - [`catalog`]: the module catalog and cross-backend change notification;
-//! - [`cache`]: per-backend compiled modules and instances;
-//! - [`binding`]: does an export implement a SQL function?
-//! - [`handler`] / [`validator`]: the language's call handler and validator;
-//! - [`api`]: `wasm.load`, `wasm.unload`, `wasm.wat`; [`udfs`]: `wasm.create_functions` from a
-//!   module's `plwasm.udfs` self-description;
-//! - [`privileges`]: who may load, replace and unload; plwasm's own catalog access;
-//! - [`errors`]: every error, with its SQLSTATE.
+//! - [`abi`]: ABI v1, the SQL ↔ wasm type mapping; [`abi::values`]: variable-length values as
+//!   bytes; [`abi::json_form`]: the JSON form of every other type. Depends on nothing else.
+//! - [`runtime`]: Wasmer in a backend. The engine and compiling ([`runtime`] itself), the
+//!   compile-time fuel and interrupt checks ([`runtime::instrument`]), memory cap, fuel and
+//!   Postgres interrupts while wasm runs ([`runtime::limits`]), one module instantiated and
+//!   called ([`runtime::instance`], [`runtime::typed_call`], failures in
+//!   [`runtime::failure`]), the guest's imports ([`runtime::wasi`], [`runtime::host_api`],
+//!   [`runtime::guest`], [`runtime::guest_output`], [`runtime::spool`] for emitted rows), and
+//!   the per-backend cache of modules and instances ([`runtime::cache`], which reads the
+//!   catalog).
+//! - [`catalog`]: the module catalog (no SQL), its change notification, compiled artifacts
+//!   ([`catalog::artifacts`], which use the engine), who may do what
+//!   ([`catalog::privileges`]), function bodies ([`catalog::target`]) and the dump order of
+//!   constraints ([`catalog::restore_order`]).
+//! - [`call`]: the call handler in stages (resolve, marshal, call, deliver), and
+//!   [`call::binding`]: does an export implement a SQL function?
+//! - SQL entry points: [`validator`] (the language validator), [`api`] (`wasm.load`,
+//!   `wasm.unload`, `wasm.wat`), [`udfs`] (`wasm.create_functions` from a module's
+//!   `plwasm.udfs` self-description); [`gucs`]: the `wasm.*` settings; [`errors`]: every error,
+//!   with its SQLSTATE.
 
 // Nothing reachable from SQL or a module may panic: failures are typed errors with SQLSTATEs.
 // The few invariants that keep an `expect`/`unreachable!` say why, in an `allow` with a reason
@@ -41,29 +44,13 @@ use pgrx::prelude::*;
 
 pub mod abi;
 pub mod api;
-pub mod artifacts;
-pub mod binding;
-pub mod cache;
+pub mod call;
 pub mod catalog;
 pub mod errors;
 pub mod gucs;
-pub mod guest;
-pub mod guest_output;
-pub mod handler;
-pub mod host_api;
-pub mod instrument;
-pub mod json_form;
-pub mod limits;
-pub mod privileges;
-pub mod restore_order;
 pub mod runtime;
-pub mod spool;
-pub mod target;
-pub mod typed_call;
 pub mod udfs;
 pub mod validator;
-pub mod values;
-pub mod wasi;
 
 #[cfg(any(test, feature = "pg_test"))]
 #[allow(
@@ -202,7 +189,7 @@ CREATE EVENT TRIGGER plwasm_order_constraints_after_modules ON ddl_command_end
     EXECUTE FUNCTION wasm.order_constraints_after_modules();
 "#,
     name = "restore_order",
-    requires = ["catalog", restore_order::depend_on_modules],
+    requires = ["catalog", catalog::restore_order::depend_on_modules],
 );
 
 extension_sql!(

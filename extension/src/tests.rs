@@ -69,7 +69,7 @@ mod tests {
 
     #[pg_test]
     fn json_form_types_and_decoders_per_call_site() {
-        use crate::json_form::{decoders_made, eligible};
+        use crate::abi::json_form::{decoders_made, eligible};
         for oid in [
             pg_sys::NUMERICOID,
             pg_sys::DATEOID,

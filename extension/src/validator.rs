@@ -8,11 +8,11 @@
 
 use pgrx::prelude::*;
 
-use crate::binding;
-use crate::cache;
+use crate::call::binding;
+use crate::catalog::target::FunctionTarget;
 use crate::catalog::{self, SqlFunction};
 use crate::errors::{OrReport, PlWasmError};
-use crate::target::FunctionTarget;
+use crate::runtime::cache;
 
 /// Validate a `LANGUAGE wasm` function. Registered as the language's validator in `lib.rs`.
 #[pg_extern]

@@ -63,7 +63,8 @@ pub fn element_size(scalar: SqlScalar) -> usize {
 /// current memory context (the call).
 #[allow(
     clippy::expect_used,
-    reason = "invariant: pg_detoast_datum never returns NULL"
+    clippy::unreachable,
+    reason = "invariants: pg_detoast_datum never returns NULL, and JSON-form arguments go through json_form::to_json (the caller matches on them first)"
 )]
 pub unsafe fn to_bytes<'a>(
     ty: BytesType,
@@ -83,7 +84,9 @@ pub unsafe fn to_bytes<'a>(
                 ))
             }
             BytesType::Jsonb => Ok(Cow::Borrowed(jsonb_text(datum))),
-            BytesType::JsonForm(oid) => Ok(Cow::Owned(crate::json_form::to_json(oid, datum))),
+            BytesType::JsonForm(_) => {
+                unreachable!("JSON-form arguments go through json_form::to_json")
+            }
             BytesType::Array(scalar) => {
                 let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
                 let mut array = pgrx::array::RawArray::from_ptr(
@@ -124,7 +127,10 @@ unsafe fn jsonb_text<'a>(datum: pg_sys::Datum) -> &'a [u8] {
     unsafe {
         let jsonb = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
         let len = pgrx::varlena::varsize_any(jsonb) as i32;
-        let root = jsonb.cast::<u8>().add(pg_sys::VARHDRSZ).cast::<pg_sys::JsonbContainer>();
+        let root = jsonb
+            .cast::<u8>()
+            .add(pg_sys::VARHDRSZ)
+            .cast::<pg_sys::JsonbContainer>();
         let text = pg_sys::JsonbToCString(std::ptr::null_mut(), root, len);
         std::ffi::CStr::from_ptr(text).to_bytes()
     }
@@ -176,7 +182,7 @@ where
 }
 
 /// The datum for bytes a guest returned as a value of `ty` (not JSON form: a call site's
-/// [`crate::json_form::JsonDecoder`] parses those).
+/// [`crate::abi::json_form::JsonDecoder`] parses those).
 #[allow(
     clippy::unreachable,
     clippy::expect_used,

@@ -29,7 +29,7 @@
 use pgrx::prelude::*;
 
 use crate::catalog;
-use crate::target::{self, FunctionTarget};
+use crate::catalog::target::{self, FunctionTarget};
 
 // Catalog OIDs and attribute numbers that pgrx does not bind (fixed by PostgreSQL's catalog
 // headers: pg_constraint.h, pg_depend.h).
@@ -152,7 +152,7 @@ fn reaches_stored_module(constraint: pg_sys::Oid) -> bool {
 /// domain of a constraint, given what the constraint depends on (its table's columns or its
 /// domain, automatically).
 fn owns_constraint(depends: &[(pg_sys::Oid, pg_sys::Oid, u8)]) -> bool {
-    let user = crate::privileges::current_user();
+    let user = crate::catalog::privileges::current_user();
     depends.iter().any(|&(class, object, deptype)| {
         deptype == pg_sys::DependencyType::DEPENDENCY_AUTO as u8
             // SAFETY: plain catalog checks; true for superusers.

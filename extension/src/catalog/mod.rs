@@ -16,6 +16,11 @@
 //! [`generation`]. Call sites remember the generation they were resolved at, so the per-call
 //! check is one integer comparison and no catalog access.
 
+pub mod artifacts;
+pub mod privileges;
+pub mod restore_order;
+pub mod target;
+
 use std::cell::Cell;
 use std::ffi::CStr;
 
@@ -24,7 +29,7 @@ use sha2::Digest;
 
 use crate::errors::PlWasmError;
 use crate::runtime::{exports_from_json, Export};
-use crate::target::{self, FunctionTarget};
+use target::FunctionTarget;
 
 /// A module as stored in the catalog.
 pub struct StoredModule {
@@ -544,7 +549,7 @@ impl ModuleOwner {
     /// superusers may replace, unload or give it an owner (`wasm.set_owner`).
     pub fn role(&self) -> Option<pg_sys::Oid> {
         let name = self.name.as_deref()?;
-        let current = crate::privileges::role_name_of(self.oid)?;
+        let current = crate::catalog::privileges::role_name_of(self.oid)?;
         (current == name).then_some(self.oid)
     }
 }
@@ -616,7 +621,7 @@ fn row_values(
             pg_sys::GetCurrentTransactionStartTimestamp(),
         )
     };
-    let owner_name = crate::privileges::role_name_of(owner).unwrap_or_default();
+    let owner_name = crate::catalog::privileges::role_name_of(owner).unwrap_or_default();
     [
         name.into_datum().unwrap_or(zero),
         owner.into_datum().unwrap_or(zero),
@@ -684,7 +689,7 @@ fn name_datum(text: &str) -> pg_sys::Datum {
 /// Give a module to `role` (both columns of its owner). The caller holds
 /// [`ModuleLock::Change`] on the name and has checked it may.
 pub fn set_owner(name: &str, role: pg_sys::Oid) {
-    let role_name = crate::privileges::role_name_of(role).unwrap_or_default();
+    let role_name = crate::catalog::privileges::role_name_of(role).unwrap_or_default();
     let zero = pg_sys::Datum::from(0usize);
     let mut values = [zero; NATTS];
     values[(COL_OWNER - 1) as usize] = role.into_datum().unwrap_or(zero);

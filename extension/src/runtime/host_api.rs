@@ -16,11 +16,11 @@ use wasmer::{
     FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError, Store, Type, Value,
 };
 
-use crate::guest::{
+use crate::runtime::guest::{
     self, arg_i32, bytes_cost, in_bounds, read_message, view_read, GuestCtx, MAX_LOGS,
     MAX_LOG_BYTES, MAX_MESSAGE_BYTES,
 };
-use crate::spool::{SpoolPtr, MAX_ROW_BYTES};
+use crate::runtime::spool::{SpoolPtr, MAX_ROW_BYTES};
 
 /// The host API's import module name.
 pub const MODULE: &str = "plwasm";

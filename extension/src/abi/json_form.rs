@@ -388,7 +388,7 @@ impl JsonDecoder {
                     // SAFETY: the value is made in the caller's context.
                     Some(ScalarInput::Text(input)) => unsafe {
                         pg_sys::MemoryContextSwitchTo(outer);
-                        values.push(crate::values::input_text(oid, &input));
+                        values.push(crate::abi::values::input_text(oid, &input));
                         nulls.push(false);
                     },
                     // SAFETY: see `populate`; the one-column row is built in scratch memory

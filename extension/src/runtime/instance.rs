@@ -1,43 +1,27 @@
-//! Per-backend cache of compiled modules and their instances.
-//!
-//! One [`Instance`] (with its own Wasmer `Store`) per stored module name and role, and one per
-//! inline module body (keyed by the SHA-256 of its text) and role: linear memory and globals left
-//! by one role's calls are never visible to another role's. Instances are reused across calls and
-//! statements. A stored module's entry remembers the catalog [`generation`] at which its SHA-256
-//! was last checked against the catalog; when the generation moves, the next resolution re-reads
-//! the catalog (SHA-256 only) and recompiles only if the bytes changed.
-//!
-//! An instance that trapped is discarded: its memory may be half-updated. The next call builds a
-//! fresh one from the cached compiled module.
-//!
-//! [`generation`]: crate::catalog::generation
+//! A module instantiated in this backend ([`Instantiated`]): its Wasmer `Store`, instance, memory
+//! exports and guest state, and calling it. A call is armed with fuel and the interrupt flag
+//! (see [`crate::runtime::limits`]), values travel as ABI v1 describes (scalars as wasm values,
+//! variable-length values through `plwasm_alloc`ed guest memory), and a failure becomes a
+//! [`CallFailure`]. An instance that trapped is discarded (its memory may be half-updated); the
+//! cache keeps its compiled module for the next instance.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::rc::Rc;
 
 use pgrx::pg_sys;
-use sha2::{Digest, Sha256};
 use wasmer::{
     Function, FunctionEnv, Instance, Memory, Module, RuntimeError, Store, TypedFunction, Value,
 };
 
-use crate::catalog;
+use crate::catalog::privileges;
 use crate::errors::PlWasmError;
 use crate::gucs;
-use crate::guest::GuestCtx;
-use crate::host_api::{self, GuestRaised};
-use crate::instrument::START_EXPORT;
-use crate::limits::{self, Budget, Refused, Stop};
-use crate::privileges;
+use crate::runtime::failure::{classify, CallFailure};
+use crate::runtime::guest::GuestCtx;
+use crate::runtime::host_api;
+use crate::runtime::instrument::START_EXPORT;
+use crate::runtime::limits::{self, Budget, Refused, Stop};
+use crate::runtime::wasi;
 use crate::runtime::{self, Export};
-use crate::wasi::{self, ProcExit};
-
-/// A verified generation no catalog generation equals: the entry must be checked again.
-const UNVERIFIED: u64 = u64::MAX;
-
-/// Inline modules kept per backend before the inline cache is cleared.
-const MAX_INLINE_MODULES: usize = 256;
 
 /// A module instantiated in this backend.
 pub struct Instantiated {
@@ -45,7 +29,7 @@ pub struct Instantiated {
     pub label: String,
     pub sha256: String,
     pub exports: Vec<Export>,
-    module: Module,
+    pub(super) module: Module,
     store: RefCell<Store>,
     instance: Instance,
     /// The instance's fuel counter and interrupt flag (declared after `store` and `instance`
@@ -63,7 +47,9 @@ pub struct Instantiated {
     memory_cap: u32,
     /// The role the instance belongs to: its memory is never visible to another role.
     role: pg_sys::Oid,
-    verified_generation: Cell<u64>,
+    /// The catalog generation at which the cache last checked this instance's module is
+    /// current ([`super::cache`]'s business).
+    pub(super) verified_generation: Cell<u64>,
     alive: Cell<bool>,
 }
 
@@ -93,22 +79,6 @@ enum Exchange {
     Abi(String),
 }
 
-/// Why the guest stopped: our fuel or interrupt check, `proc_exit`, or a genuine trap.
-fn classify(stop: Stop, trap: RuntimeError) -> CallFailure {
-    match stop {
-        Stop::Interrupted => CallFailure::Interrupted,
-        Stop::OutOfFuel => CallFailure::OutOfFuel,
-        // `downcast` needs the only reference to the error, so no clone here.
-        Stop::NotUs => match trap.downcast::<ProcExit>() {
-            Ok(ProcExit(code)) => CallFailure::Exit(code),
-            Err(trap) => match trap.downcast::<GuestRaised>() {
-                Ok(raised) => CallFailure::Raised(raised),
-                Err(trap) => CallFailure::Trap(trap),
-            },
-        },
-    }
-}
-
 /// What a call reported: stdout and stderr lines (each with the number of bytes dropped),
 /// `plwasm.log` messages, and whether it asked to return NULL.
 pub struct GuestOutput {
@@ -120,125 +90,8 @@ pub struct GuestOutput {
     pub return_null: bool,
 }
 
-/// Why a call did not return normally.
-pub enum CallFailure {
-    /// The guest trapped (or the host raised a runtime error).
-    Trap(RuntimeError),
-    /// A cancel or terminate was pending: the guest was stopped at its next check.
-    Interrupted,
-    /// The call used up `wasm.fuel_limit`.
-    OutOfFuel,
-    /// The guest called WASI `proc_exit` with this code.
-    Exit(i32),
-    /// The guest broke ABI v1 (bad pointer, failed allocation, missing export).
-    Abi(String),
-    /// The guest raised an ERROR through `plwasm.error` / `plwasm.error_code`.
-    Raised(GuestRaised),
-    /// The instance is already running (a re-entrant call).
-    Busy,
-}
-
-/// Frames of a wasm backtrace shown in a trap's DETAIL; deeper ones are counted.
-const MAX_TRACE_FRAMES: usize = 16;
-
-impl CallFailure {
-    /// The ERROR a failed call of `export` (module `module`, SQL function `function`) is
-    /// reported as. For an interrupt it raises Postgres's own error right here (57014 for a
-    /// cancel or statement_timeout, a FATAL exit for pg_terminate_backend): only call it after
-    /// the wasm call returned.
-    pub fn into_error(self, function: &str, module: &str, export: &str) -> PlWasmError {
-        let (function, module, export) =
-            (function.to_string(), module.to_string(), export.to_string());
-        match self {
-            CallFailure::Busy => PlWasmError::Reentrant { function, module },
-            CallFailure::Raised(raised) => {
-                // Postgres knows the SQLSTATEs of its errcodes table; others are refused.
-                let packed = raised.sqlstate.map(crate::host_api::packed_sqlstate);
-                let known = packed.filter(|p| pgrx::PgSqlErrorCode::from(*p) as i32 == *p);
-                let rejected = raised
-                    .bad_sqlstate
-                    .or_else(|| match (raised.sqlstate, known) {
-                        (Some(code), None) => Some(String::from_utf8_lossy(&code).into_owned()),
-                        _ => None,
-                    });
-                PlWasmError::GuestError {
-                    function,
-                    message: raised.message,
-                    sqlstate: known,
-                    rejected_sqlstate: rejected,
-                }
-            }
-            CallFailure::Abi(reason) => PlWasmError::AbiViolation {
-                function,
-                module,
-                export,
-                reason,
-            },
-            CallFailure::Exit(code) => PlWasmError::Exit {
-                function,
-                module,
-                export,
-                code,
-            },
-            CallFailure::Interrupted => {
-                // Raises Postgres's own error (57014 for a cancel or statement_timeout; a FATAL
-                // exit for pg_terminate_backend).
-                pgrx::check_for_interrupts!();
-                // Interrupts are held off here (e.g. inside a critical section): still stop.
-                PlWasmError::Interrupted {
-                    function,
-                    module,
-                    export,
-                }
-            }
-            CallFailure::OutOfFuel => PlWasmError::OutOfFuel {
-                function,
-                module,
-                export,
-                limit: crate::gucs::FUEL_LIMIT.get(),
-            },
-            CallFailure::Trap(trap) => {
-                if trap.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::StackOverflow) {
-                    return PlWasmError::StackExhausted {
-                        function,
-                        module,
-                        export,
-                    };
-                }
-                let frames = trap.trace();
-                let mut trace = frames
-                    .iter()
-                    .take(MAX_TRACE_FRAMES)
-                    .map(|frame| {
-                        format!(
-                            "  at {} (func {}, offset {:#x})",
-                            frame.function_name().unwrap_or("<unnamed>"),
-                            frame.func_index(),
-                            frame.module_offset()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if frames.len() > MAX_TRACE_FRAMES {
-                    trace.push_str(&format!(
-                        "\n  ... {} more frames",
-                        frames.len() - MAX_TRACE_FRAMES
-                    ));
-                }
-                PlWasmError::Trap {
-                    function,
-                    module,
-                    export,
-                    trap: trap.message(),
-                    trace,
-                }
-            }
-        }
-    }
-}
-
 impl Instantiated {
-    fn new(
+    pub(super) fn new(
         label: &str,
         sha256: String,
         module: Module,
@@ -365,7 +218,7 @@ impl Instantiated {
             null_aware,
             memory_cap,
             role: privileges::current_user(),
-            verified_generation: Cell::new(UNVERIFIED),
+            verified_generation: Cell::new(super::cache::UNVERIFIED),
             alive: Cell::new(true),
         })
     }
@@ -409,16 +262,19 @@ impl Instantiated {
 
     /// A typed call of `function` (an export of this instance), when its signature allows one
     /// (see `typed_call.rs`).
-    pub fn typed(&self, function: &Function) -> Option<Box<dyn crate::typed_call::TypedCall>> {
+    pub fn typed(
+        &self,
+        function: &Function,
+    ) -> Option<Box<dyn crate::runtime::typed_call::TypedCall>> {
         let store = self.store.try_borrow().ok()?;
-        crate::typed_call::make(function, &store)
+        crate::runtime::typed_call::make(function, &store)
     }
 
     /// [`Self::call`] through a typed call made by [`Self::typed`] for this instance.
     #[inline]
     pub fn call_typed(
         &self,
-        typed: &dyn crate::typed_call::TypedCall,
+        typed: &dyn crate::runtime::typed_call::TypedCall,
         params: &[Value],
     ) -> Result<Option<Value>, CallFailure> {
         self.run_armed(|store| typed.call(store, params), classify)
@@ -518,7 +374,7 @@ impl Instantiated {
     }
 
     /// Where `plwasm.emit_*` put rows during the next call (None: they are ignored).
-    pub fn set_spool(&self, spool: Option<crate::spool::SpoolPtr>) {
+    pub fn set_spool(&self, spool: Option<crate::runtime::spool::SpoolPtr>) {
         if let (Some(env), Ok(mut store)) = (&self.guest, self.store.try_borrow_mut()) {
             env.as_mut(&mut *store).spool = spool;
         }
@@ -558,21 +414,15 @@ impl Instantiated {
         })
     }
 
+    /// Call sites holding this instance re-resolve at their next call (the cache replaced it).
+    pub(super) fn mark_stale(&self) {
+        self.alive.set(false);
+    }
+
     /// Drop this instance from the cache (after a trap): the next call gets a fresh instance.
     pub fn discard(&self) {
         self.alive.set(false);
-        CACHE.with(|cache| {
-            // (Also called while unwinding: never panic on a busy cache.)
-            let Ok(mut cache) = cache.try_borrow_mut() else {
-                return;
-            };
-            let fresh_module = self.module.clone();
-            cache
-                .retired_modules
-                .insert(self.sha256.clone(), fresh_module);
-            cache.stored.retain(|_, e| e.alive.get());
-            cache.inline.retain(|_, e| e.alive.get());
-        });
+        super::cache::retire(self.module.clone(), &self.sha256);
     }
 }
 
@@ -586,157 +436,4 @@ impl Drop for DiscardOnUnwind<'_> {
             self.0.discard();
         }
     }
-}
-
-/// Instances are per role: (module name or inline SHA-256, role).
-type Key = (String, pg_sys::Oid);
-
-fn key(name: &str) -> Key {
-    (name.to_string(), privileges::current_user())
-}
-
-#[derive(Default)]
-struct Cache {
-    stored: HashMap<Key, Rc<Instantiated>>,
-    inline: HashMap<Key, Rc<Instantiated>>,
-    /// Compiled modules of discarded instances, by SHA-256, so re-instantiating skips compiling.
-    retired_modules: HashMap<String, Module>,
-}
-
-thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
-}
-
-fn take_retired(sha256: &str) -> Option<Module> {
-    CACHE.with(|c| c.borrow_mut().retired_modules.remove(sha256))
-}
-
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The instance of stored module `name`, current as of the latest catalog state.
-/// `function` names the SQL function being resolved, for messages.
-pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
-    // Read the generation before the catalog: a change racing with this look-up moves the
-    // generation again and forces another check.
-    let generation = catalog::generation();
-    let cached = CACHE.with(|c| c.borrow().stored.get(&key(name)).cloned());
-    if let Some(entry) = &cached {
-        if entry.is_alive() && entry.verified_generation.get() == generation {
-            return Ok(entry.clone());
-        }
-    }
-    let Some(current) = catalog::lookup(name, false) else {
-        if let Some(entry) = cached {
-            entry.alive.set(false);
-            CACHE.with(|c| c.borrow_mut().stored.remove(&key(name)));
-        }
-        return Err(PlWasmError::ModuleNotFound {
-            name: name.to_string(),
-        });
-    };
-    // Only an answer from the latest snapshot vouches for the instance at this generation;
-    // otherwise the next resolution asks again.
-    let verified = if current.latest {
-        generation
-    } else {
-        UNVERIFIED
-    };
-    let mut reusable = None;
-    if let Some(entry) = &cached {
-        if entry.is_alive() && entry.sha256 == current.sha256 {
-            entry.verified_generation.set(verified);
-            return Ok(entry.clone());
-        }
-        entry.alive.set(false);
-        if entry.sha256 == current.sha256 {
-            // Same code, new instance (e.g. wasm.max_memory changed): no need to recompile.
-            reusable = Some(entry.module.clone());
-        }
-    }
-    let reused = reusable
-        .or_else(|| take_retired(&current.sha256))
-        .or_else(|| crate::artifacts::load(name, &current.sha256));
-    let module = match reused {
-        Some(module) => module,
-        None => {
-            let stored =
-                catalog::lookup(name, true).ok_or_else(|| PlWasmError::ModuleNotFound {
-                    name: name.to_string(),
-                })?;
-            let bytes = stored.bytes.unwrap_or_default();
-            runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidModule {
-                module: name.to_string(),
-                reason,
-            })?
-        }
-    };
-    let entry = Rc::new(Instantiated::new(name, current.sha256, module, function)?);
-    entry.verified_generation.set(verified);
-    CACHE.with(|c| c.borrow_mut().stored.insert(key(name), entry.clone()));
-    Ok(entry)
-}
-
-/// Compile WebAssembly text to binary (interruptibly); errors carry line and column.
-pub fn wat_to_wasm(source: &str) -> Result<Vec<u8>, PlWasmError> {
-    runtime::wat_to_wasm(source).map_err(|message| PlWasmError::WatSyntax { message })
-}
-
-/// Refuse a module (or module text) larger than `wasm.max_module_size`.
-pub fn check_size(label: &str, size: usize) -> Result<(), PlWasmError> {
-    let limit = gucs::MAX_MODULE_SIZE.get().max(0) as usize;
-    if size > limit {
-        return Err(PlWasmError::ModuleTooLarge {
-            module: label.to_string(),
-            size,
-            limit,
-        });
-    }
-    Ok(())
-}
-
-/// The instance of an inline module written in WebAssembly text.
-pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
-    let sha256 = sha256_hex(source.as_bytes());
-    let cached = CACHE.with(|c| c.borrow().inline.get(&key(&sha256)).cloned());
-    if let Some(entry) = &cached {
-        if entry.is_alive() {
-            return Ok(entry.clone());
-        }
-        entry.alive.set(false);
-    }
-    let reusable = cached.map(|entry| entry.module.clone());
-    let module = match reusable.or_else(|| take_retired(&sha256)) {
-        Some(module) => module,
-        None => {
-            check_size("(inline)", source.len())?;
-            let bytes = wat_to_wasm(source).map_err(|e| PlWasmError::InvalidBody {
-                function: function.to_string(),
-                reason: e.to_string(),
-            })?;
-            runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidBody {
-                function: function.to_string(),
-                reason: format!("invalid inline module: {reason}"),
-            })?
-        }
-    };
-    let entry = Rc::new(Instantiated::new(
-        "(inline)",
-        sha256.clone(),
-        module,
-        function,
-    )?);
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.inline.len() >= MAX_INLINE_MODULES {
-            c.inline.clear();
-        }
-        c.inline.insert(key(&sha256), entry.clone());
-    });
-    Ok(entry)
 }

@@ -8,8 +8,8 @@ use wasmer::{
     Module, RuntimeError, Store, Type, Value,
 };
 
-use crate::guest_output::Captured;
-use crate::limits::Meter;
+use crate::runtime::guest_output::Captured;
+use crate::runtime::limits::Meter;
 
 /// errno / status: success.
 pub const SUCCESS: i32 = 0;
@@ -39,7 +39,7 @@ pub struct GuestCtx {
     pub return_null: bool,
     /// Where a set-returning call's `plwasm.emit_*` rows go (attached by the handler for the
     /// call; None otherwise).
-    pub spool: Option<crate::spool::SpoolPtr>,
+    pub spool: Option<crate::runtime::spool::SpoolPtr>,
     /// The instance's fuel counter and interrupt flag (set once the instance exists).
     pub meter: Option<Meter>,
 }
@@ -59,9 +59,9 @@ impl GuestCtx {
 }
 
 /// Fuel for a host function that touches `bytes` bytes: one unit per call and one per
-/// [`crate::instrument::BULK_BYTES_PER_FUEL`] bytes, like a bulk memory instruction.
+/// [`crate::runtime::instrument::BULK_BYTES_PER_FUEL`] bytes, like a bulk memory instruction.
 pub fn bytes_cost(bytes: u64) -> u64 {
-    1 + bytes / crate::instrument::BULK_BYTES_PER_FUEL as u64
+    1 + bytes / crate::runtime::instrument::BULK_BYTES_PER_FUEL as u64
 }
 
 pub fn arg_i32(args: &[Value], i: usize) -> i32 {
@@ -97,7 +97,8 @@ pub fn in_bounds(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: u32, len: u32) ->
 pub fn read_message(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: i32, len: i32) -> Option<String> {
     let len = (len as u32).min(MAX_MESSAGE_BYTES);
     let mut buf = vec![0u8; len as usize];
-    view_read(ctx, store, ptr as u32, &mut buf).then(|| crate::guest_output::printable(&buf))
+    view_read(ctx, store, ptr as u32, &mut buf)
+        .then(|| crate::runtime::guest_output::printable(&buf))
 }
 
 pub fn write_u32s(ctx: &GuestCtx, store: &impl AsStoreRef, values: &[(i32, u32)]) -> i32 {

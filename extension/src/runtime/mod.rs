@@ -7,8 +7,20 @@
 //! the engine is dropped and rebuilt on next use, since a panic may leave its internal locks
 //! poisoned. [`features`] lists the WebAssembly proposals accepted.
 //!
-//! Every module is compiled with [`crate::instrument`]'s fuel and interrupt checks, and
-//! instantiated under [`crate::limits`]'s memory cap.
+//! Every module is compiled with [`crate::runtime::instrument`]'s fuel and interrupt checks, and
+//! instantiated under [`crate::runtime::limits`]'s memory cap.
+
+pub mod cache;
+pub mod failure;
+pub mod guest;
+pub mod guest_output;
+pub mod host_api;
+pub mod instance;
+pub mod instrument;
+pub mod limits;
+pub mod spool;
+pub mod typed_call;
+pub mod wasi;
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,8 +29,8 @@ use serde_json::json;
 use wasmer::{Engine, ExternType, Module};
 
 use crate::abi::{WasmSignature, WasmType};
-use crate::instrument::{Instrument, RESERVED_EXPORT_PREFIX};
-use crate::limits::LimitingTunables;
+use crate::runtime::instrument::{Instrument, RESERVED_EXPORT_PREFIX};
+use crate::runtime::limits::LimitingTunables;
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
@@ -121,7 +133,7 @@ pub fn run_interruptibly<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
     wait_for_orphan();
-    crate::instrument::set_compile_aborted(false);
+    crate::runtime::instrument::set_compile_aborted(false);
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let spawned = {
         let _blocked = SignalsBlocked::new();
@@ -189,7 +201,7 @@ struct AbandonOnError;
 impl Drop for AbandonOnError {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            crate::instrument::set_compile_aborted(true);
+            crate::runtime::instrument::set_compile_aborted(true);
         }
     }
 }
@@ -267,8 +279,8 @@ pub fn unsupported_imports(module: &Module) -> Vec<String> {
         .imports()
         .filter(|i| match i.ty() {
             ExternType::Function(ty) => {
-                !crate::wasi::provides(i.module(), i.name(), ty)
-                    && !crate::host_api::provides(i.module(), i.name(), ty)
+                !crate::runtime::wasi::provides(i.module(), i.name(), ty)
+                    && !crate::runtime::host_api::provides(i.module(), i.name(), ty)
             }
             _ => true,
         })

@@ -10,7 +10,7 @@
 //! `tuplestore_putvalues` may raise an ERROR (temp_file_limit, disk full, out of memory). pgrx
 //! turns it into a Rust panic at the FFI boundary, Wasmer carries the panic across the wasm
 //! frames, and the call handler's guard raises the original ERROR once the call has unwound;
-//! the instance is discarded on the way (`cache::DiscardOnUnwind`).
+//! the instance is discarded on the way (`instance::DiscardOnUnwind`).
 
 use pgrx::{pg_sys, FromDatum};
 use wasmer::Value;

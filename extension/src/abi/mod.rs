@@ -19,6 +19,9 @@
 //! This module owns the mapping, the expected wasm signature of a SQL signature, and the
 //! conversions between `Datum` and `wasmer::Value`. It knows nothing about catalogs or caches.
 
+pub mod json_form;
+pub mod values;
+
 use std::fmt;
 
 use pgrx::pg_sys;

@@ -7,10 +7,10 @@
 use pgrx::pg_sys;
 
 use crate::abi::{self, BytesType, SqlSignature, SqlType};
+use crate::catalog::target::FunctionTarget;
 use crate::catalog::SqlFunction;
 use crate::errors::PlWasmError;
 use crate::runtime::{check_export, Export, ExportKind, ExportMismatch};
-use crate::target::FunctionTarget;
 
 /// A SQL function's signature under ABI v1, or why it has none.
 pub fn sql_signature(f: &SqlFunction) -> Result<SqlSignature, PlWasmError> {
@@ -18,7 +18,7 @@ pub fn sql_signature(f: &SqlFunction) -> Result<SqlSignature, PlWasmError> {
         &f.arg_types,
         f.result_type,
         f.returns_set,
-        &crate::json_form::eligible,
+        &crate::abi::json_form::eligible,
     )
     .map_err(|u| PlWasmError::UnsupportedType {
         function: f.display.clone(),
@@ -102,7 +102,7 @@ pub fn check_memory_exports(
     exports: &[Export],
 ) -> Result<(), PlWasmError> {
     use crate::abi::{WasmSignature, WasmType::I32};
-    use crate::cache::{ALLOC_EXPORT, FREE_EXPORT};
+    use crate::runtime::instance::{ALLOC_EXPORT, FREE_EXPORT};
     let missing = |what: &str| PlWasmError::AbiExportMissing {
         function: f.display.clone(),
         module: target.module_label().to_string(),

@@ -54,10 +54,10 @@ const KEY_LEN: usize = 32;
 /// Sources whose change changes the code plwasm generates: the instrumentation, the engine's
 /// configuration, the tunables, and the exact versions of Wasmer and Cranelift.
 const CODEGEN_SOURCES: [&[u8]; 4] = [
-    include_bytes!("instrument.rs"),
-    include_bytes!("runtime.rs"),
-    include_bytes!("limits.rs"),
-    include_bytes!("../../Cargo.lock"),
+    include_bytes!("../runtime/instrument.rs"),
+    include_bytes!("../runtime/mod.rs"),
+    include_bytes!("../runtime/limits.rs"),
+    include_bytes!("../../../Cargo.lock"),
 ];
 
 /// What an artifact must have been compiled by to be used here: plwasm's version and codegen

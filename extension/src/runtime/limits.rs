@@ -9,7 +9,7 @@
 //!
 //! Interrupts: while a backend runs wasm in a transaction, a Postgres timeout (`USER_TIMEOUT`)
 //! ticks every [`TICK_MS`]. Its handler runs in signal context and does one thing: if a cancel or
-//! terminate is pending, it sets the running instance's interrupt flag (see [`crate::instrument`])
+//! terminate is pending, it sets the running instance's interrupt flag (see [`crate::runtime::instrument`])
 //! through a raw pointer. The guest traps at its next check (a function entry or loop iteration);
 //! the call handler then runs `CHECK_FOR_INTERRUPTS()`, which raises Postgres's own error. The
 //! ticker is switched off at the end of the transaction.
@@ -26,7 +26,7 @@ use wasmer::sys::{BaseTunables, Tunables};
 use wasmer::{AsStoreMut, Instance, MemoryType, Pages, Store, StoreObjects, TableType};
 
 use crate::gucs;
-use crate::instrument::{FUEL_EXPORT, INTERRUPT_EXPORT};
+use crate::runtime::instrument::{FUEL_EXPORT, INTERRUPT_EXPORT};
 
 /// Period of the interrupt ticker while wasm is in use, in milliseconds.
 pub const TICK_MS: i32 = 10;
@@ -171,7 +171,7 @@ pub fn refused() -> Option<Refused> {
 // Fuel and interrupt flag of one instance
 
 /// Raw pointers to an instance's fuel counter and interrupt flag (globals added by
-/// [`crate::instrument`]). They point into the instance's VM context and stay valid while the
+/// [`crate::runtime::instrument`]). They point into the instance's VM context and stay valid while the
 /// instance (and its store) lives; the owner keeps both alive together.
 pub struct Budget {
     meter: Meter,

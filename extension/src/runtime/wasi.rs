@@ -1,6 +1,6 @@
 //! WASI preview 1 (`wasi_snapshot_preview1`) for modules, deny by default.
 //!
-//! Granted: stdout and stderr (captured, see [`crate::guest_output`]), an empty stdin, clocks,
+//! Granted: stdout and stderr (captured, see [`crate::runtime::guest_output`]), an empty stdin, clocks,
 //! random bytes, empty arguments and environment, `sched_yield`, and `proc_exit`.
 //! Denied: every file system call (there are no preopened directories: `path_*` answer
 //! `ENOTCAPABLE`, other descriptors `EBADF`), sockets and `poll_oneoff` (`ENOTSUP`), signals.
@@ -17,7 +17,7 @@ use wasmer::{
     FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError, Store, Type, Value,
 };
 
-use crate::guest::{
+use crate::runtime::guest::{
     self, arg_i32, bytes_cost, in_bounds, view_read, view_write, write_u32s, write_u64, GuestCtx,
     EFAULT, SUCCESS,
 };
@@ -231,7 +231,7 @@ fn random_get(
 }
 
 /// `fd_write` to stdout or stderr. Copies only what the stream still keeps (at most
-/// [`crate::guest_output::MAX_CAPTURED_BYTES`] per call); the rest is bounds-checked and counted,
+/// [`crate::runtime::guest_output::MAX_CAPTURED_BYTES`] per call); the rest is bounds-checked and counted,
 /// never read or allocated, so a call's work is O(iovecs + bytes kept).
 fn fd_write(
     ctx: &mut GuestCtx,

@@ -1,0 +1,178 @@
+//! Deliver a set: the rows a set-returning call emitted (spooled while it ran) returned to the
+//! executor in materialize mode, each converted by the call site's result type.
+
+use pgrx::pg_sys;
+use pgrx::PgMemoryContexts;
+use wasmer::Value;
+
+use super::CallSite;
+use crate::abi::json_form;
+use crate::abi::values;
+use crate::abi::{BytesType, SqlType};
+use crate::errors::PlWasmError;
+use crate::runtime::instance::Instantiated;
+use crate::runtime::spool::{Row, Spool, SpoolPtr};
+
+impl CallSite {
+    /// Return the rows a set-returning call emitted, in materialize mode (a tuplestore).
+    ///
+    /// # Safety
+    /// `fcinfo` is this call's valid FunctionCallInfo.
+    pub(super) unsafe fn materialize(
+        &mut self,
+        fcinfo: pg_sys::FunctionCallInfo,
+        spool: &mut Spool,
+    ) -> pg_sys::Datum {
+        // SAFETY: Postgres passes a ReturnSetInfo for set-returning calls (checked below).
+        unsafe {
+            let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+            if rsinfo.is_null()
+                || (*rsinfo).type_ != pg_sys::NodeTag::T_ReturnSetInfo
+                || ((*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32)
+                    == 0
+            {
+                pgrx::ereport!(
+                    ERROR,
+                    pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "set-valued function {} called in context that cannot accept a set",
+                        self.function
+                    )
+                );
+            }
+            let Some(ty) = self.signature.result else {
+                // SETOF void is refused by the signature check; answer an empty set anyway.
+                (*fcinfo).isnull = true;
+                return pg_sys::Datum::from(0usize);
+            };
+            let json = matches!(ty, SqlType::Bytes(BytesType::JsonForm(_)));
+            // Rows of a composite type (SETOF t, RETURNS TABLE) have the decoder's descriptor.
+            let row_desc = if json {
+                self.decoder(fcinfo).tupdesc()
+            } else {
+                None
+            };
+            let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
+            let old = pg_sys::MemoryContextSwitchTo(per_query);
+            // The executor frees setDesc after use: always hand it a fresh copy.
+            let set_desc = match row_desc {
+                Some(desc) => pg_sys::CreateTupleDescCopy(desc),
+                None => {
+                    let desc = pg_sys::CreateTemplateTupleDesc(1);
+                    pg_sys::TupleDescInitEntry(desc, 1, c"value".as_ptr(), self.result_type, -1, 0);
+                    desc
+                }
+            };
+            let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
+            pg_sys::MemoryContextSwitchTo(old);
+            let put_desc = row_desc.unwrap_or(set_desc);
+            let width = (*put_desc).natts as usize;
+            // Each row's datums live only until the tuplestore has copied them.
+            let row_memory = PgMemoryContexts::new("plwasm SETOF row");
+            let mut values = Vec::with_capacity(width);
+            let mut nulls = Vec::with_capacity(width);
+            let this = &*self;
+            spool.for_each(|row| {
+                let old = pg_sys::MemoryContextSwitchTo(row_memory.value());
+                values.clear();
+                nulls.clear();
+                match (ty, row) {
+                    (_, Row::Null) => {
+                        values.resize(width, pg_sys::Datum::from(0usize));
+                        nulls.resize(width, true);
+                    }
+                    (SqlType::Bytes(BytesType::JsonForm(_)), Row::Bytes(bytes)) => {
+                        let json =
+                            values::utf8(bytes).unwrap_or_else(|reason| this.bad_result(reason));
+                        // Made above (row_desc) for every JSON-form result.
+                        let decoded = match &this.decoder {
+                            Some(decoder) => decoder.decode(json, &mut values, &mut nulls),
+                            None => Err(json_form::DecodeError::NotAnObject {
+                                type_name: "(no decoder)".into(),
+                            }),
+                        };
+                        if let Err(reason) = decoded {
+                            this.mismatch(reason);
+                        }
+                    }
+                    (SqlType::Scalar(scalar), Row::Value(value))
+                        if crate::abi::WasmType::from(value.ty()) == scalar.wasm_type() =>
+                    {
+                        match scalar.from_wasm(&value) {
+                            Ok(datum) => {
+                                values.push(datum);
+                                nulls.push(false);
+                            }
+                            Err(value) => this.out_of_range(value, scalar),
+                        }
+                    }
+                    (SqlType::Bytes(bytes_type), Row::Bytes(bytes)) => {
+                        match values::from_bytes(bytes_type, bytes) {
+                            Ok(datum) => {
+                                values.push(datum);
+                                nulls.push(false);
+                            }
+                            Err(reason) => this.bad_result(reason),
+                        }
+                    }
+                    (_, row) => PlWasmError::AbiViolation {
+                        function: this.function.clone(),
+                        module: this.instance.label.clone(),
+                        export: this.export.clone(),
+                        reason: format!(
+                            "called {}, which does not fit SETOF {}",
+                            describe_row(&row),
+                            crate::call::binding::type_name(this.result_type)
+                        ),
+                    }
+                    .report(),
+                };
+                pg_sys::tuplestore_putvalues(
+                    store,
+                    put_desc,
+                    values.as_mut_ptr(),
+                    nulls.as_mut_ptr(),
+                );
+                pg_sys::MemoryContextSwitchTo(old);
+                pg_sys::MemoryContextReset(row_memory.value());
+            });
+            (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+            (*rsinfo).setResult = store;
+            (*rsinfo).setDesc = set_desc;
+            (*fcinfo).isnull = true;
+            pg_sys::Datum::from(0usize)
+        }
+    }
+}
+
+/// How the guest emitted a row, for messages: `emit_i32(1)`, `emit_bytes(5 bytes)`, `emit_null()`.
+fn describe_row(row: &Row<'_>) -> String {
+    match row {
+        Row::Null => "emit_null()".into(),
+        Row::Bytes(bytes) => format!("emit_bytes({} bytes)", bytes.len()),
+        Row::Value(Value::I32(v)) => format!("emit_i32({v})"),
+        Row::Value(Value::I64(v)) => format!("emit_i64({v})"),
+        Row::Value(Value::F32(v)) => format!("emit_f32({v})"),
+        Row::Value(Value::F64(v)) => format!("emit_f64({v})"),
+        Row::Value(other) => format!("{other:?}"),
+    }
+}
+
+/// Exposes a spool to the instance's `emit_*` host functions for one call; detaches it when
+/// dropped (also while an ERROR unwinds), before the spool itself goes.
+pub(super) struct SpoolAttached<'a> {
+    instance: &'a Instantiated,
+}
+
+impl<'a> SpoolAttached<'a> {
+    pub(super) fn attach(instance: &'a Instantiated, spool: &mut Spool) -> Self {
+        instance.set_spool(Some(SpoolPtr(spool)));
+        Self { instance }
+    }
+}
+
+impl Drop for SpoolAttached<'_> {
+    fn drop(&mut self) {
+        self.instance.set_spool(None);
+    }
+}
