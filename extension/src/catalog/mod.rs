@@ -136,45 +136,79 @@ pub fn generation() -> u64 {
     GENERATION.with(Cell::get)
 }
 
+/// Read the rows of system catalog `relation` whose OID columns equal `keys` (attribute number,
+/// value), through `index` (a sequential scan when it is InvalidOid), with the catalog snapshot
+/// `systable_beginscan` takes (the latest committed state); `each` sees every row while the scan
+/// is open. No SQL, no operator a role could define (`oideq` by its OID).
+///
+/// # Safety
+/// `relation` is a system catalog, `index` one of its indexes over the key columns (or
+/// InvalidOid), and `each` must not keep the tuple past its call.
+pub(crate) unsafe fn scan_catalog(
+    relation: pg_sys::Oid,
+    index: pg_sys::Oid,
+    keys: &[(pg_sys::AttrNumber, pg_sys::Oid)],
+    mut each: impl FnMut(pg_sys::HeapTuple),
+) {
+    // SAFETY: the caller's contract; each key is an OID compared with oideq, the relation is
+    // closed after the scan ends, and an ERROR in between releases both with the transaction.
+    unsafe {
+        let rel = pg_sys::table_open(relation, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut scan_keys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); keys.len()];
+        for (key, (attno, value)) in scan_keys.iter_mut().zip(keys) {
+            pg_sys::ScanKeyInit(
+                key,
+                *attno,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::Oid::from(pg_sys::F_OIDEQ),
+                pg_sys::Datum::from(*value),
+            );
+        }
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            index,
+            index != pg_sys::InvalidOid,
+            std::ptr::null_mut(),
+            keys.len() as i32,
+            scan_keys.as_mut_ptr(),
+        );
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            each(tuple);
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    }
+}
+
 /// The schema the extension plwasm was created in (`pg_extension.extnamespace`), InvalidOid if
 /// it is not created. Not looked up by name: a role that owns a schema named `wasm` (e.g. one
 /// it renamed the extension's away from and created anew) must not be able to stand in for it.
 fn extension_namespace() -> pg_sys::Oid {
-    // SAFETY: a catalog scan of pg_extension by OID through its index, with the catalog
-    // snapshot systable_beginscan takes; the tuple is read before the scan ends.
+    // SAFETY: get_extension_oid (a catalog scan by name), then pg_extension by OID through
+    // its index; the namespace is copied out of the tuple inside the callback.
     unsafe {
         let extension = pg_sys::get_extension_oid(c"plwasm".as_ptr(), true);
         if extension == pg_sys::InvalidOid {
             return pg_sys::InvalidOid;
         }
-        let rel = pg_sys::table_open(
+        let mut namespace = pg_sys::InvalidOid;
+        scan_catalog(
             pg_sys::ExtensionRelationId,
-            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
-        );
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut key,
-            pg_sys::Anum_pg_extension_oid as pg_sys::AttrNumber,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::Oid::from(pg_sys::F_OIDEQ),
-            pg_sys::Datum::from(extension),
-        );
-        let scan = pg_sys::systable_beginscan(
-            rel,
             pg_sys::Oid::from(pg_sys::ExtensionOidIndexId),
-            true,
-            std::ptr::null_mut(),
-            1,
-            &mut key,
+            &[(
+                pg_sys::Anum_pg_extension_oid as pg_sys::AttrNumber,
+                extension,
+            )],
+            |tuple| {
+                namespace =
+                    (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_extension>(tuple))
+                        .extnamespace;
+            },
         );
-        let tuple = pg_sys::systable_getnext(scan);
-        let namespace = if tuple.is_null() {
-            pg_sys::InvalidOid
-        } else {
-            (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_extension>(tuple)).extnamespace
-        };
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         namespace
     }
 }
@@ -752,47 +786,26 @@ pub(crate) fn upsert_row(spec: &'static TableSpec, name: &str, values: &mut [pg_
 /// transaction's isolation level) through a plain catalog scan: no SQL, no operator or function
 /// a role could define.
 pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
-    // SAFETY: a catalog scan of pg_proc keyed by prolang; the catalog snapshot is taken and
-    // released by systable_beginscan/endscan.
+    // SAFETY: a sequential catalog scan of pg_proc keyed by prolang (no index covers it); the
+    // OIDs are copied out of each tuple inside the callback.
     let oids = unsafe {
         let language = pg_sys::get_language_oid(c"wasm".as_ptr(), true);
         if language == pg_sys::InvalidOid {
             return Vec::new();
         }
-        let rel = pg_sys::table_open(
-            pg_sys::ProcedureRelationId,
-            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
-        );
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut key,
-            pg_sys::Anum_pg_proc_prolang as i16,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::Oid::from(pg_sys::F_OIDEQ),
-            language.into_datum().unwrap_or(pg_sys::Datum::from(0usize)),
-        );
-        let scan = pg_sys::systable_beginscan(
-            rel,
-            pg_sys::InvalidOid,
-            false,
-            std::ptr::null_mut(),
-            1,
-            &mut key,
-        );
         let mut oids = Vec::new();
-        loop {
-            let tuple = pg_sys::systable_getnext(scan);
-            if tuple.is_null() {
-                break;
-            }
-            let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc;
-            // Temporary functions (any session's) do not pin a module: see `bound_functions`.
-            if !pg_sys::isAnyTempNamespace((*form).pronamespace) {
-                oids.push((*form).oid);
-            }
-        }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        scan_catalog(
+            pg_sys::ProcedureRelationId,
+            pg_sys::InvalidOid,
+            &[(pg_sys::Anum_pg_proc_prolang as pg_sys::AttrNumber, language)],
+            |tuple| {
+                let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc;
+                // Temporary functions (any session's) do not pin a module: see above.
+                if !pg_sys::isAnyTempNamespace((*form).pronamespace) {
+                    oids.push((*form).oid);
+                }
+            },
+        );
         oids
     };
     let mut functions: Vec<SqlFunction> = oids

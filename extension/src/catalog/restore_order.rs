@@ -55,45 +55,21 @@ struct DependRow {
 /// depender is `(class, object)`.
 fn depends_on(class: pg_sys::Oid, object: pg_sys::Oid) -> Vec<(pg_sys::Oid, pg_sys::Oid, u8)> {
     let mut rows = Vec::new();
-    // SAFETY: an index scan of pg_depend with two equality keys and the catalog snapshot
-    // systable_beginscan takes; each tuple is read before the next getnext, and the relation is
-    // closed after the scan ends.
+    // SAFETY: pg_depend through its depender index, both keys OID columns; each row is copied
+    // out of its tuple inside the callback.
     unsafe {
-        let rel = pg_sys::table_open(
+        crate::catalog::scan_catalog(
             pg_sys::Oid::from(DEPEND_RELATION_ID),
-            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
-        );
-        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
-        for (key, (attno, value)) in keys.iter_mut().zip([
-            (ANUM_PG_DEPEND_CLASSID, class),
-            (ANUM_PG_DEPEND_OBJID, object),
-        ]) {
-            pg_sys::ScanKeyInit(
-                key,
-                attno,
-                pg_sys::BTEqualStrategyNumber as u16,
-                pg_sys::Oid::from(pg_sys::F_OIDEQ),
-                pg_sys::Datum::from(value),
-            );
-        }
-        let scan = pg_sys::systable_beginscan(
-            rel,
             pg_sys::Oid::from(DEPEND_DEPENDER_INDEX_ID),
-            true,
-            std::ptr::null_mut(),
-            2,
-            keys.as_mut_ptr(),
+            &[
+                (ANUM_PG_DEPEND_CLASSID, class),
+                (ANUM_PG_DEPEND_OBJID, object),
+            ],
+            |tuple| {
+                let row = &*(pg_sys::GETSTRUCT(tuple) as *const DependRow);
+                rows.push((row.refclassid, row.refobjid, row.deptype as u8));
+            },
         );
-        loop {
-            let tuple = pg_sys::systable_getnext(scan);
-            if tuple.is_null() {
-                break;
-            }
-            let row = &*(pg_sys::GETSTRUCT(tuple) as *const DependRow);
-            rows.push((row.refclassid, row.refobjid, row.deptype as u8));
-        }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     }
     rows
 }
