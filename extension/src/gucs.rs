@@ -10,6 +10,10 @@ pub static FUEL_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// `wasm.max_module_size`, in bytes: largest module `wasm.load` accepts.
 pub static MAX_MODULE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024 * 1024);
 
+/// `wasm.refresh_artifacts`: a backend that had to compile a stored module starts a background
+/// worker that stores its artifact (see `catalog/refresh.rs`).
+pub static REFRESH_ARTIFACTS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// WebAssembly pages are 64 KiB.
 pub const WASM_PAGE_KB: i32 = 64;
 
@@ -47,6 +51,16 @@ pub fn init() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_bool_guc(
+        c"wasm.refresh_artifacts",
+        c"Store compiled artifacts that are missing or unusable from a background worker.",
+        c"A backend that had to compile a stored module (no artifact after a restore, or one \
+          made by another build or for another CPU) starts a dynamic background worker that \
+          compiles the database's modules lacking a usable artifact and stores them.",
+        &REFRESH_ARTIFACTS,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     // SAFETY: called once from _PG_init; reserves the `wasm.` prefix (PG 15+).
     #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17", feature = "pg18"))]

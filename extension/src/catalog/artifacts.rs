@@ -194,11 +194,26 @@ pub fn remove(name: &str) {
     catalog::delete_row(&ARTIFACTS, name);
 }
 
-/// Module `name` deserialized from its artifact, if it has one made from the bytes with
-/// `sha256` by a build like this one, that plwasm wrote in this cluster.
-pub fn load(name: &str, sha256: &str) -> Option<Module> {
-    let table = StoreTable::try_open(&ARTIFACTS, pg_sys::AccessShareLock)?;
-    let key = key()?;
+/// What `wasm.module_artifacts` holds for one module.
+enum Verified {
+    /// No row.
+    Missing,
+    /// A row plwasm here cannot use: other bytes, another build or CPU, or a MAC that does not
+    /// verify.
+    Refused,
+    /// The artifact of these bytes, for this build, written by plwasm in this cluster.
+    Valid(Vec<u8>),
+}
+
+/// Module `name`'s artifact, checked against the bytes' `sha256`, this build's fingerprint and
+/// the cluster's key.
+fn verified(name: &str, sha256: &str) -> Verified {
+    let Some(table) = StoreTable::try_open(&ARTIFACTS, pg_sys::AccessShareLock) else {
+        return Verified::Missing;
+    };
+    let Some(key) = key() else {
+        return Verified::Missing;
+    };
     let snapshot = LatestSnapshot::take();
     let row = table.find(name, snapshot.snapshot, |tuple| {
         let (values, nulls) = table.deform(tuple);
@@ -221,10 +236,39 @@ pub fn load(name: &str, sha256: &str) -> Option<Module> {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         same.then_some(bytes)
-    })?;
-    let Some(artifact) = row else {
-        REFUSED.with(|n| n.set(n.get() + 1));
-        return None;
+    });
+    match row {
+        None => Verified::Missing,
+        Some(None) => Verified::Refused,
+        Some(Some(bytes)) => Verified::Valid(bytes),
+    }
+}
+
+/// Whether module `name` has an artifact this backend would use for the bytes with `sha256`.
+pub fn is_current(name: &str, sha256: &str) -> bool {
+    matches!(verified(name, sha256), Verified::Valid(_))
+}
+
+/// The OID of `wasm.module_artifacts` (None without the extension).
+pub fn table_oid() -> Option<pg_sys::Oid> {
+    Some(catalog::relid_of(ARTIFACTS.relname)).filter(|oid| *oid != pg_sys::InvalidOid)
+}
+
+/// Whether this backend can write artifacts (it has the cluster's key).
+pub fn can_store() -> bool {
+    key().is_some()
+}
+
+/// Module `name` deserialized from its artifact, if it has one made from the bytes with
+/// `sha256` by a build like this one, that plwasm wrote in this cluster.
+pub fn load(name: &str, sha256: &str) -> Option<Module> {
+    let artifact = match verified(name, sha256) {
+        Verified::Missing => return None,
+        Verified::Refused => {
+            REFUSED.with(|n| n.set(n.get() + 1));
+            return None;
+        }
+        Verified::Valid(bytes) => bytes,
     };
     let engine = crate::runtime::engine();
     // SAFETY: the bytes are an artifact plwasm serialized in this cluster (the MAC proves it)

@@ -18,6 +18,7 @@
 
 pub mod artifacts;
 pub mod privileges;
+pub mod refresh;
 pub mod restore_order;
 pub mod target;
 
@@ -214,7 +215,7 @@ fn extension_namespace() -> pg_sys::Oid {
 }
 
 /// The OID of plwasm's table `relname` in the extension's schema (InvalidOid if missing).
-fn relid_of(relname: &CStr) -> pg_sys::Oid {
+pub(crate) fn relid_of(relname: &CStr) -> pg_sys::Oid {
     let namespace = extension_namespace();
     if namespace == pg_sys::InvalidOid {
         return pg_sys::InvalidOid;
@@ -555,6 +556,37 @@ pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
             bytes,
         }
     })
+}
+
+/// The names of all stored modules in the latest committed state (none without the extension).
+pub fn module_names() -> Vec<String> {
+    let Some(table) = StoreTable::try_open(&MODULES, pg_sys::AccessShareLock) else {
+        return Vec::new();
+    };
+    let snapshot = LatestSnapshot::take();
+    let mut names = Vec::new();
+    // SAFETY: a sequential scan of the open table with a registered snapshot; each name is
+    // copied out of its tuple before the next one is read.
+    unsafe {
+        let scan = pg_sys::systable_beginscan(
+            table.rel,
+            pg_sys::InvalidOid,
+            false,
+            snapshot.snapshot,
+            0,
+            std::ptr::null_mut(),
+        );
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            let (values, nulls) = table.deform(tuple);
+            names.push(text_at(&values, &nulls, COL_NAME));
+        }
+        pg_sys::systable_endscan(scan);
+    }
+    names
 }
 
 /// How strongly a module's name is locked (see [`lock`]).

@@ -129,10 +129,13 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
                     name: name.to_string(),
                 })?;
             let bytes = stored.bytes.unwrap_or_default();
-            runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidModule {
+            let module = runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidModule {
                 module: name.to_string(),
                 reason,
-            })?
+            })?;
+            // No usable artifact: have a background worker store one for the next backends.
+            catalog::refresh::request(name, &stored.sha256);
+            module
         }
     };
     let entry = Rc::new(Instantiated::new(name, current.sha256, module, function)?);

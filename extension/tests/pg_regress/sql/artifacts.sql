@@ -12,12 +12,14 @@ SELECT a.name, a.sha256 = m.sha256 AS for_these_bytes, a.engine LIKE 'plwasm %' 
   FROM wasm.module_artifacts a JOIN wasm.modules m USING (name) WHERE name = 'art';
 
 -- Call art_twice(21) in a new session and report its result and that session's cache_stats
--- right after the call.
-CREATE FUNCTION art_new_session() RETURNS TABLE (result int, compiled bigint, from_artifact bigint,
-    artifacts_refused bigint) LANGUAGE sql AS $$
-  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s', current_database(),
-         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
-         current_user),
+-- right after the call. A session that had to compile would start a background worker that
+-- stores a fresh artifact (tested below); here it does not (wasm.refresh_artifacts off), so the
+-- artifacts each case prepares stay as they are.
+CREATE FUNCTION art_new_session(refresh boolean DEFAULT false) RETURNS TABLE (result int,
+    compiled bigint, from_artifact bigint, artifacts_refused bigint) LANGUAGE sql AS $$
+  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s options=-cwasm.refresh_artifacts=%s',
+         current_database(), current_setting('port'),
+         split_part(current_setting('unix_socket_directories'), ',', 1), current_user, refresh),
       'WITH r AS MATERIALIZED (SELECT art_twice(21) AS v)
        SELECT r.v, s.* FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
     AS t(result int, compiled bigint, from_artifact bigint, artifacts_refused bigint)
@@ -59,6 +61,51 @@ RESET ROLE;
 DROP ROLE art_writer;
 SELECT * FROM art_new_session();
 SELECT wasm.unload('art_other');
+
+-- After a restore (no artifacts) or with artifacts of another build or CPU, the first backend
+-- that has to compile a module starts a background worker: in its own transactions it compiles
+-- every module of the database that lacks a usable artifact and stores one, so later sessions
+-- (and parallel workers) deserialize. Here: one module's artifact deleted, another's made by
+-- "another build".
+SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
+    (i32.mul (local.get 0) (i32.const 2))))'), true);
+SELECT wasm.load('art_more', wasm.wat('(module (func (export "v") (result i32) i32.const 7))'));
+SELECT wasm.load('art_ref', wasm.wat('(module)'));
+DELETE FROM wasm.module_artifacts WHERE name = 'art';
+UPDATE wasm.module_artifacts SET engine = 'plwasm 0.0.0 on another machine' WHERE name = 'art_more';
+-- Waits (up to 60 s) until both carry this build's fingerprint (art_ref's, made by wasm.load).
+CREATE FUNCTION art_wait_refreshed() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..600 LOOP
+        IF (SELECT count(*) FROM wasm.module_artifacts a
+             WHERE name IN ('art', 'art_more')
+               AND engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref')) = 2 THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+    RETURN false;
+END $$;
+-- With wasm.refresh_artifacts off, a session that compiles starts no worker: after 2 s, still
+-- no artifact.
+SELECT * FROM art_new_session(false);
+SELECT pg_sleep(2);
+SELECT count(*) AS not_refreshed FROM wasm.module_artifacts WHERE name = 'art';
+-- On (the default): the session compiles, the worker stores both artifacts.
+SELECT * FROM art_new_session(true);
+SELECT art_wait_refreshed() AS refreshed;
+SELECT * FROM art_new_session(false);
+CREATE FUNCTION art_more_v() RETURNS int LANGUAGE wasm AS 'art_more:v';
+SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s', current_database(),
+         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_user),
+      'WITH r AS MATERIALIZED (SELECT art_more_v() AS v)
+       SELECT r.v, s.compiled, s.from_artifact FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
+    AS t(result int, compiled bigint, from_artifact bigint);
+DROP FUNCTION art_more_v();
+DROP FUNCTION art_wait_refreshed();
+SELECT wasm.unload('art_more'), wasm.unload('art_ref');
 
 -- Parallel workers deserialize too: every row is computed in a worker (the leader does not
 -- participate), and each worker reports what it did after its first call (this session, which
@@ -117,4 +164,4 @@ ROLLBACK;
 DROP FUNCTION art_twice(int);
 SELECT wasm.unload('art');
 SELECT count(*) AS artifacts_left FROM wasm.module_artifacts WHERE name = 'art';
-DROP FUNCTION art_new_session();
+DROP FUNCTION art_new_session(boolean);
