@@ -22,9 +22,12 @@ SMOKE=0
 [[ "${1:-}" == --smoke ]] && SMOKE=1
 
 if ((SMOKE)); then
-    ROWS=2000 PAIRS=200 TEXTS=200 ORDERS=200 VECTORS=200 FIB=15 RUNS=1 CONNECTIONS=3
+    ROWS=2000 PAIRS=200 TEXTS=200 ORDERS=200 VECTORS=200 FIB=15 FIB_KERNEL=15 RUNS=1 CONNECTIONS=3
+    MODULE_COUNTS="1 2 3" PGBENCH="-t 20" BIG_FUNCS=20
 else
-    ROWS=2000000 PAIRS=200000 TEXTS=200000 ORDERS=100000 VECTORS=20000 FIB=22 RUNS=5 CONNECTIONS=30
+    ROWS=2000000 PAIRS=200000 TEXTS=200000 ORDERS=100000 VECTORS=20000 FIB=22 FIB_KERNEL=30 RUNS=5
+    CONNECTIONS=30
+    MODULE_COUNTS="1 10 50" PGBENCH="-T 5" BIG_FUNCS=1100
 fi
 ONLY=${PLWASM_BENCH_CASES:-}
 
@@ -42,10 +45,16 @@ fi
 bash "$ROOT/scripts/setup.sh" --wasm-toolchains
 wasm_dir=$DIR/wasm
 mkdir -p "$wasm_dir"
-for crate in text-udfs json-udfs vector-udfs; do
+for crate in examples/rust/text-udfs examples/rust/json-udfs examples/rust/vector-udfs bench/kernels; do
+    name=$(basename "$crate")
     CARGO_TARGET_DIR=$DIR/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
-        "$ROOT/examples/rust/$crate" "$wasm_dir/${crate//-/_}.wasm" wasm32-unknown-unknown
+        "$ROOT/$crate" "$wasm_dir/${name//-/_}.wasm" wasm32-unknown-unknown
 done
+# The native references: the same kernel sources as a pgrx extension (release build).
+cargo pgrx install --release --manifest-path "$ROOT/bench/native/Cargo.toml" \
+    --pg-config "/usr/lib/postgresql/$PG/bin/pg_config" >/dev/null 2>&1 ||
+    cargo pgrx install --release --manifest-path "$ROOT/bench/native/Cargo.toml" \
+        --pg-config "/usr/lib/postgresql/$PG/bin/pg_config"
 chmod -R a+rX "$wasm_dir"
 
 # shellcheck source=scripts/cluster.sh
@@ -57,12 +66,13 @@ cluster_psql "$DIR" "$PORT" -d postgres -v ON_ERROR_STOP=1 \
     -c "DROP DATABASE IF EXISTS plwasm_bench" -c "CREATE DATABASE plwasm_bench" >/dev/null
 
 psql_bench -v wasmdir="$wasm_dir" -v pairs="$PAIRS" -v texts="$TEXTS" -v orders="$ORDERS" \
-    -v vectors="$VECTORS" >/dev/null <<'SQL'
+    -v vectors="$VECTORS" -v big_funcs="$BIG_FUNCS" >/dev/null <<'SQL'
 CREATE EXTENSION plwasm;
 CREATE EXTENSION plpython3u;
 CREATE EXTENSION plperl;
 CREATE EXTENSION fuzzystrmatch;
 CREATE EXTENSION dblink;
+CREATE EXTENSION plwasm_bench_native;
 
 -- The timer: best of `runs` executions of `query`, in milliseconds.
 CREATE FUNCTION bench_ms(query text, runs int) RETURNS float8 LANGUAGE plpgsql AS $$
@@ -78,13 +88,20 @@ BEGIN
     RETURN best;
 END $$;
 
+-- A connection string to this database (as postgres) with extra server `options`.
+CREATE FUNCTION bench_conninfo(options text DEFAULT '') RETURNS text LANGUAGE sql AS $$
+    SELECT format('dbname=%s port=%s host=%s user=postgres options=%L', current_database(),
+        current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
+        options)
+$$;
+
 -- Cold start: mean time of `n` new connections (through dblink) that each run `query` first.
-CREATE FUNCTION cold_ms(query text, n int) RETURNS float8 LANGUAGE plpgsql AS $$
+CREATE FUNCTION cold_ms(query text, n int, options text DEFAULT '') RETURNS float8
+LANGUAGE plpgsql AS $$
 DECLARE
     total float8 := 0;
     t0 timestamptz;
-    conninfo text := format('dbname=%s port=%s host=%s user=postgres', current_database(),
-        current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1));
+    conninfo text := bench_conninfo(options);
 BEGIN
     FOR i IN 1..n LOOP
         t0 := clock_timestamp();
@@ -119,6 +136,14 @@ BEGIN
     RETURN fib_plpgsql(n - 1) + fib_plpgsql(n - 2);
 END $$;
 
+-- Compute kernels, one Rust source compiled two ways: bench/kernels (SDK, wasm, opt-level 3) and
+-- bench/native (pgrx).
+SELECT wasm.load('bench_kernels', pg_read_binary_file(:'wasmdir' || '/kernels.wasm'));
+CREATE SCHEMA k;
+SELECT count(*) FROM wasm.create_functions('bench_kernels', 'k');
+CREATE TABLE blobs AS
+    SELECT decode(repeat(md5(i::text), 32), 'hex') AS b FROM generate_series(1, :pairs) i;
+
 -- Text: the Rust example crate (levenshtein, slugify, tokens).
 SELECT wasm.load('text_udfs', pg_read_binary_file(:'wasmdir' || '/text_udfs.wasm'));
 CREATE SCHEMA w;
@@ -151,7 +176,44 @@ CREATE TABLE vectors AS
     SELECT array(SELECT random() FROM generate_series(1, 64 + i % 1)) AS a,
            array(SELECT random() FROM generate_series(1, 64 + i % 1)) AS b
       FROM generate_series(1, :vectors) i;
-ANALYZE pairs, texts, orders, vectors;
+ANALYZE pairs, texts, orders, vectors, blobs;
+
+-- Cold start and memory: generated modules of about 10 KiB and (full run) over 1 MiB of code
+-- (functions of 100 additions each, about 1 kB), each loaded twice: `big` keeps the artifact
+-- wasm.load stored, `big_compiled` has it deleted (its first call in a backend compiles).
+CREATE FUNCTION big_module(funcs int) RETURNS bytea LANGUAGE sql AS $$
+    SELECT wasm.wat('(module ' || string_agg(format(
+        '(func (export "f%s") (param i32) (result i32) %s local.get 0)', i,
+        repeat(format('(local.set 0 (i32.add (local.get 0) (i32.const %s))) ', i * 7919 + 100000), 100)),
+        ' ') || ')')
+      FROM generate_series(1, funcs) i
+$$;
+SELECT wasm.load('small', big_module(11)), wasm.load('small_compiled', big_module(11));
+SELECT wasm.load('big', big_module(:big_funcs)), wasm.load('big_compiled', big_module(:big_funcs));
+DELETE FROM wasm.module_artifacts WHERE name IN ('small_compiled', 'big_compiled');
+CREATE FUNCTION small_f1(int) RETURNS int LANGUAGE wasm IMMUTABLE PARALLEL SAFE AS 'small:f1';
+CREATE FUNCTION small_compiled_f1(int) RETURNS int LANGUAGE wasm IMMUTABLE PARALLEL SAFE AS 'small_compiled:f1';
+CREATE FUNCTION big_f1(int) RETURNS int LANGUAGE wasm IMMUTABLE PARALLEL SAFE AS 'big:f1';
+CREATE FUNCTION big_compiled_f1(int) RETURNS int LANGUAGE wasm IMMUTABLE PARALLEL SAFE AS 'big_compiled:f1';
+CREATE TABLE par_t AS SELECT i FROM generate_series(1, 1000) i;
+ANALYZE par_t;
+
+-- Memory: the text-udfs module under 50 names, and the backend's resident set size (kB) after
+-- calling one function of each of the first n.
+SELECT count(wasm.load('tu_' || k, pg_read_binary_file(:'wasmdir' || '/text_udfs.wasm')))
+  FROM generate_series(1, 50) k;
+DO $$ BEGIN
+    FOR k IN 1..50 LOOP
+        EXECUTE format('CREATE FUNCTION tu_slug_%s(text) RETURNS text LANGUAGE wasm AS %L', k, 'tu_' || k || ':slugify');
+    END LOOP;
+END $$;
+CREATE FUNCTION rss_kb_after(n int) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    FOR k IN 1..n LOOP
+        EXECUTE format('SELECT tu_slug_%s($1)', k) USING 'Cold Start';
+    END LOOP;
+    RETURN substring(pg_read_file('/proc/self/status') FROM 'VmRSS:\s+(\d+)')::bigint;
+END $$;
 SQL
 
 # Each case: name | statement | reference name | reference statement. The statements aggregate,
@@ -161,7 +223,13 @@ cases=(
     "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/pgSQL|SELECT sum(add_plpgsql(i, 1)) FROM generate_series(1, $ROWS) i"
     "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/Python|SELECT sum(add_python(i, 1)) FROM generate_series(1, $ROWS) i"
     "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/Perl|SELECT sum(add_perl(i, 1)) FROM generate_series(1, $ROWS) i"
+    "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|native pgrx function|SELECT sum(add_native(i, 1)) FROM generate_series(1, $ROWS) i"
     "recursive fib($FIB)|SELECT fib_wasm($FIB)|PL/pgSQL|SELECT fib_plpgsql($FIB)"
+    "kernel: recursive fib($FIB_KERNEL), Rust SDK|SELECT k.kernel_fib($FIB_KERNEL)|same source, native pgrx|SELECT fib_native($FIB_KERNEL)"
+    "kernel: levenshtein, $PAIRS pairs, Rust SDK (opt-level 3)|SELECT sum(k.kernel_levenshtein(a, b)) FROM pairs|same source, native pgrx|SELECT sum(levenshtein_native(a, b)) FROM pairs"
+    "kernel: sha256 of $PAIRS 512-byte values, Rust SDK|SELECT count(k.kernel_sha256(b)) FROM blobs|same source, native pgrx|SELECT count(sha256_native(b)) FROM blobs"
+    "kernel: sha256 of $PAIRS 512-byte values, Rust SDK|SELECT count(k.kernel_sha256(b)) FROM blobs|builtin encode(sha256(b), 'hex')|SELECT count(encode(sha256(b), 'hex')) FROM blobs"
+    "kernel: slugify, $TEXTS texts, Rust SDK (opt-level 3)|SELECT sum(length(k.kernel_slugify(t))) FROM texts|same source, native pgrx|SELECT sum(length(slugify_native(t))) FROM texts"
     "levenshtein, $PAIRS pairs of 32 chars|SELECT sum(w.levenshtein(a, b)) FROM pairs|fuzzystrmatch (C)|SELECT sum(levenshtein(a, b)) FROM pairs"
     "slugify, $TEXTS texts|SELECT sum(length(w.slugify(t))) FROM texts|lower + regexp_replace|SELECT sum(length(trim(both '-' FROM regexp_replace(lower(t), '[^a-z0-9]+', '-', 'g')))) FROM texts"
     "numeric in and out (JSON form), $ORDERS rows|SELECT sum(w.discounted(price, 10)) FROM orders|numeric expression|SELECT sum(round(price * 90) / 100) FROM orders"
@@ -190,13 +258,69 @@ done
 # Cold start: a new connection whose first statement calls a function (the library loads, the
 # module is deserialized from its stored artifact or compiled, an instance is created), against a
 # new connection running SELECT 1. Mean over the connections, through dblink from the server.
-cold_ms() { psql_bench -Atc "SELECT round(cold_ms(\$q\$$1\$q\$, $CONNECTIONS)::numeric, 2)"; }
-[[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"first call" && base=$(cold_ms "SELECT 1::text")
-[[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"first call" && for f in "add_wasm(1, 1)|a tiny WAT module" "w.slugify('A b')|the text-udfs module ($(stat -c %s "$wasm_dir/text_udfs.wasm") bytes)"; do
-    IFS='|' read -r call label <<<"$f"
-    ms=$(cold_ms "SELECT $call::text")
-    extra=$(awk -v a="$ms" -v b="$base" 'BEGIN { printf "%.2f", a - b }')
-    echo "| first call in a new connection, $label | $ms | new connection, SELECT 1 | $base | +$extra ms |"
-done
+# Connections that compile run with wasm.refresh_artifacts off, so no background worker stores
+# the artifact the case deleted.
+wanted() { [[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"$1"; }
+cold_ms() { psql_bench -Atc "SELECT round(cold_ms(\$q\$$1\$q\$, $CONNECTIONS, '${2:-}')::numeric, 2)"; }
+size_of() { psql_bench -Atc "SELECT octet_length(bytes) FROM wasm.module_store WHERE name = '$1'"; }
+if wanted "first call"; then
+    base=$(cold_ms "SELECT 1::text")
+    for f in "add_wasm(1, 1)|a tiny WAT module|" \
+        "w.slugify('A b')|the text-udfs module ($(size_of text_udfs) bytes), artifact|" \
+        "small_f1(1)|a $(size_of small)-byte module, artifact|" \
+        "small_compiled_f1(1)|the same, no artifact (compiled)|-cwasm.refresh_artifacts=off" \
+        "big_f1(1)|a $(size_of big)-byte module, artifact|" \
+        "big_compiled_f1(1)|the same, no artifact (compiled)|-cwasm.refresh_artifacts=off"; do
+        IFS='|' read -r call label options <<<"$f"
+        ms=$(cold_ms "SELECT $call::text" "$options")
+        extra=$(awk -v a="$ms" -v b="$base" 'BEGIN { printf "%.2f", a - b }')
+        echo "| first call in a new connection, $label | $ms | new connection, SELECT 1 | $base | +$extra ms |"
+    done
+fi
+
+# Parallel workers start cold on every query: two workers (the leader does not run the plan) each
+# call the function on their first row. Against the same parallel query over a builtin.
+if wanted "parallel"; then
+    par="SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+         SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;"
+    ref_ms=$(psql_bench -Atc "$par SELECT round(bench_ms('SELECT count(abs(i)) FROM par_t', $RUNS)::numeric, 1)" | tail -1)
+    for f in "big_f1|artifact" "big_compiled_f1|no artifact (each worker compiles)"; do
+        IFS='|' read -r fn label <<<"$f"
+        ms=$(psql_bench -Atc "$par SELECT round(bench_ms('SELECT count($fn(i)) FROM par_t', $RUNS)::numeric, 1)" | tail -1)
+        extra=$(awk -v a="$ms" -v b="$ref_ms" 'BEGIN { printf "%.1f", a - b }')
+        echo "| parallel query, 2 workers each calling the $(size_of big)-byte module first, $label | $ms | same query over abs() | $ref_ms | +$extra ms |"
+    done
+fi
+
+# Memory: resident set size of a new backend after calling one function of each of n modules
+# (the text-udfs module loaded under n names), against a new backend after SELECT 1.
+if wanted "memory"; then
+    rss_base=$(psql_bench -Atc "SELECT kb FROM dblink(bench_conninfo(), 'SELECT rss_kb_after(0)') AS t(kb bigint)")
+    for n in $MODULE_COUNTS; do
+        kb=$(psql_bench -Atc "SELECT kb FROM dblink(bench_conninfo(), 'SELECT rss_kb_after($n)') AS t(kb bigint)")
+        echo "| backend RSS after calling functions of $n modules | $((kb / 1024)) MB | new backend | $((rss_base / 1024)) MB | +$(((kb - rss_base) / 1024)) MB |"
+    done
+fi
+
+# Throughput under concurrency: pgbench, one statement per transaction, against the builtin.
+if wanted "pgbench"; then
+    pgbench_tps() { # pgbench_tps SCRIPT CLIENTS
+        as_cluster_user "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U postgres -c "$2" -j "$2" \
+            $PGBENCH -f "$1" plwasm_bench 2>/dev/null | awk '/^tps/ { printf "%.0f", $3 }'
+    }
+    printf '\\set x random(1, 1000000)\nSELECT add_wasm(:x, 1);\n' >"$DIR/pgbench_wasm.sql"
+    printf '\\set x random(1, 1000000)\nSELECT :x + 1;\n' >"$DIR/pgbench_builtin.sql"
+    printf '\\set x random(1, 1000000)\nSELECT add_plpgsql(:x, 1);\n' >"$DIR/pgbench_plpgsql.sql"
+    chmod a+r "$DIR"/pgbench_*.sql
+    for clients in 1 2 8; do
+        wasm_tps=$(pgbench_tps "$DIR/pgbench_wasm.sql" $clients)
+        for ref in "builtin :x + 1|pgbench_builtin" "PL/pgSQL|pgbench_plpgsql"; do
+            IFS='|' read -r ref_name ref_script <<<"$ref"
+            ref_tps=$(pgbench_tps "$DIR/$ref_script.sql" $clients)
+            ratio=$(awk -v a="$wasm_tps" -v b="$ref_tps" 'BEGIN { if (b > 0) printf "%.3gx", a / b; else print "-" }')
+            echo "| pgbench TPS, $clients clients, SELECT add_wasm(:x, 1) | $wasm_tps tps | $ref_name | $ref_tps tps | $ratio |"
+        done
+    done
+fi
 echo
 echo "bench: $(date -u +%Y-%m-%d), PostgreSQL $PG, $(nproc) cores, best of $RUNS runs$( ((SMOKE)) && echo ' (smoke run: sizes too small to mean anything)')"

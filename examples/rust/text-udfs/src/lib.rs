@@ -2,38 +2,19 @@
 
 use plwasm_udf::{notice, udf};
 
+// Plain Rust, no SDK: bench/native compiles the same file into a native PostgreSQL extension.
+mod kernels;
+
 /// A URL slug: lower-case ASCII letters and digits, words joined by '-'.
 #[udf(immutable)]
 fn slugify(title: &str) -> String {
-    let mut slug = String::with_capacity(title.len());
-    for word in title
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        if !slug.is_empty() {
-            slug.push('-');
-        }
-        slug.push_str(&word.to_ascii_lowercase());
-    }
-    slug
+    kernels::slugify(title)
 }
 
 /// Levenshtein edit distance between two strings (by characters).
 #[udf(immutable)]
 fn levenshtein(a: &str, b: &str) -> i32 {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            current[j + 1] = (previous[j] + cost)
-                .min(previous[j + 1] + 1)
-                .min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()] as i32
+    kernels::levenshtein(a, b)
 }
 
 /// The first `n` characters of `s`, or NULL when `s` is NULL; n < 0 is an error.
