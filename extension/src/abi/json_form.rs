@@ -6,12 +6,13 @@
 //!   (arrays directly, everything else as the only element of a one-element array whose brackets
 //!   are then dropped): no per-call catalog access beyond the type cache.
 //! - Results are parsed back by Postgres itself, with no SQL statement: Postgres's
-//!   `jsonb_populate_record` is called directly through an `FmgrInfo` kept per call site, on a
-//!   base row of NULLs of the result's row type (for a single value, a one-column row `(v
-//!   <type>)` and the JSON wrapped as `{"v": ...}`). A single value given as a JSON scalar (a
-//!   string, number, boolean or null: the common case of numeric, dates, uuid, enums) skips even
-//!   that: its text goes straight to the type's input function, which is what
-//!   `jsonb_populate_record` does with scalars. So a result follows the rules of
+//!   `jsonb_to_record` is called directly through a call frame kept per call site that names
+//!   the result's row type as its expected row, as a column definition list would (for a
+//!   single value, a one-column row `(v <type>)` and the JSON wrapped as `{"v": ...}`). A single
+//!   value of a type other than a domain given as a JSON scalar (a string, a number jsonb
+//!   prints unchanged, a boolean or null: the common case of numeric, dates, uuid, enums) skips
+//!   even that: its text goes straight to the type's input function, which is what
+//!   `jsonb_to_record` does with scalars. So a result follows the rules of
 //!   `jsonb_populate_record` (domains are checked, nested composites and arrays are built from
 //!   objects and arrays), and a value that does not fit is Postgres's own error, with a detail
 //!   line naming the function. A row must be a JSON object whose keys are column names (a
@@ -107,27 +108,34 @@ pub unsafe fn to_json(oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
 /// What a result in JSON form becomes.
 enum Shape {
     /// One value of type `oid`, decoded as the only column `v` of a one-column row.
-    Value { by_val: bool, len: i16 },
+    Value {
+        by_val: bool,
+        len: i16,
+        /// Whether a JSON scalar may skip the row and go straight to the input function: not
+        /// for domains (a JSON `null` must meet `NOT NULL`, a domain over json keeps strings
+        /// as JSON).
+        scalars_direct: bool,
+    },
     /// A row of the decoder's descriptor: `names` are its columns' names (dropped ones left out).
     Row { names: Vec<String> },
 }
 
 /// Parses results in JSON form for one call site (see the module docs).
 ///
-/// `jsonb_populate_record` is called directly through a kept `FmgrInfo` whose expression
-/// declares a `record` argument; the base record it gets is a row of NULLs of the (blessed)
-/// descriptor, so it fills exactly that row type and keeps its own per-call-site cache (column
-/// input functions, nested types) in `fn_extra`. A single value is the column `v` of a
-/// one-column row, its JSON wrapped as `{"v": ...}` by `jsonb_set`.
+/// `jsonb_to_record` is called directly through a kept `FmgrInfo` and call frame whose
+/// `ReturnSetInfo` names the expected row (the blessed descriptor), as a column definition list
+/// would; it keeps its own per-call-site cache (column input functions, nested types) in
+/// `fn_extra`. Missing keys are filled through each column's input, so domains (`NOT NULL` ones
+/// too) are checked. A single value is the column `v` of a one-column row, its JSON wrapped as
+/// `{"v": ...}` by `jsonb_set`.
 pub struct JsonDecoder {
     /// Owns everything below that Postgres allocated (child of TopMemoryContext).
     memory: pg_sys::MemoryContext,
     /// Where one decode's intermediate values live; reset at the start of each decode.
     scratch: pg_sys::MemoryContext,
-    /// `jsonb_populate_record(record, jsonb)`, with `fn_expr` set and `fn_mcxt` = `memory`.
-    populate: *mut pg_sys::FmgrInfo,
-    /// A row of NULLs of `tupdesc`: the base record (and so the row type) `populate` fills.
-    base: pg_sys::Datum,
+    /// A call frame for `jsonb_to_record(jsonb)` (one argument, set per call): its `FmgrInfo`
+    /// (`fn_mcxt` = `memory`) and a `ReturnSetInfo` whose `expectedDesc` is `tupdesc`.
+    to_record: pg_sys::FunctionCallInfo,
     /// The blessed descriptor of the rows built: the result row, or `(v <type>)` for a value.
     tupdesc: pg_sys::TupleDesc,
     /// For values: `'{}'::jsonb` and the path `'{v}'::text[]` that wrap a value as `{"v": ...}`.
@@ -204,17 +212,21 @@ impl JsonDecoder {
         let (mut len, mut by_val) = (0i16, false);
         // SAFETY: a one-column descriptor of an existing type, built in the current context
         // (`new` copies it); syscache lookups of that type.
-        let tupdesc = unsafe {
+        let (tupdesc, is_domain) = unsafe {
             pg_sys::get_typlenbyval(oid, &mut len, &mut by_val);
             let desc = pg_sys::CreateTemplateTupleDesc(1);
             pg_sys::TupleDescInitEntry(desc, 1, c"v".as_ptr(), oid, -1, 0);
-            desc
+            (desc, pg_sys::get_typtype(oid) as u8 == b'd')
         };
         // SAFETY: a valid descriptor.
         unsafe {
             Self::new(
                 tupdesc,
-                Shape::Value { by_val, len },
+                Shape::Value {
+                    by_val,
+                    len,
+                    scalars_direct: !is_domain,
+                },
                 type_name(oid, -1),
                 context,
             )
@@ -253,9 +265,9 @@ impl JsonDecoder {
     ) -> Self {
         DECODERS_MADE.with(|n| n.set(n.get() + 1));
         // SAFETY: everything is allocated in a context this decoder owns (deleted in Drop);
-        // blessing registers a record descriptor's typmod in this backend; the FuncExpr only
-        // tells jsonb_populate_record its first argument's type (record: take the row type
-        // from the base row itself).
+        // blessing registers a record descriptor's typmod in this backend; the call frame is
+        // what LOCAL_FCINFO would make for one argument, with the ReturnSetInfo through which
+        // jsonb_to_record learns its result row (get_call_result_type reads expectedDesc).
         unsafe {
             let memory = pg_sys::AllocSetContextCreateExtended(
                 pg_sys::TopMemoryContext,
@@ -273,36 +285,22 @@ impl JsonDecoder {
             );
             let old = pg_sys::MemoryContextSwitchTo(memory);
             let tupdesc = pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(tupdesc));
-            let natts = (*tupdesc).natts as usize;
-            let mut values = vec![pg_sys::Datum::from(0usize); natts];
-            let mut nulls = vec![true; natts];
-            let row = pg_sys::heap_form_tuple(tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            let base = pg_sys::HeapTupleHeaderGetDatum((*row).t_data);
-            let populate =
+            let flinfo =
                 pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()).cast::<pg_sys::FmgrInfo>();
-            pg_sys::fmgr_info_cxt(
-                pg_sys::Oid::from(pg_sys::F_JSONB_POPULATE_RECORD),
-                populate,
-                memory,
-            );
-            let mut args = std::ptr::null_mut();
-            args = pg_sys::lappend(
-                args,
-                pg_sys::makeNullConst(pg_sys::RECORDOID, -1, pg_sys::InvalidOid).cast(),
-            );
-            args = pg_sys::lappend(
-                args,
-                pg_sys::makeNullConst(pg_sys::JSONBOID, -1, pg_sys::InvalidOid).cast(),
-            );
-            (*populate).fn_expr = pg_sys::makeFuncExpr(
-                pg_sys::Oid::from(pg_sys::F_JSONB_POPULATE_RECORD),
-                pg_sys::RECORDOID,
-                args,
-                pg_sys::InvalidOid,
-                pg_sys::InvalidOid,
-                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+            pg_sys::fmgr_info_cxt(pg_sys::Oid::from(pg_sys::F_JSONB_TO_RECORD), flinfo, memory);
+            let rsinfo = pg_sys::palloc0(std::mem::size_of::<pg_sys::ReturnSetInfo>())
+                .cast::<pg_sys::ReturnSetInfo>();
+            (*rsinfo).type_ = pg_sys::NodeTag::T_ReturnSetInfo;
+            (*rsinfo).expectedDesc = tupdesc;
+            let to_record = pg_sys::palloc0(
+                std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+                    + std::mem::size_of::<pg_sys::NullableDatum>(),
             )
-            .cast();
+            .cast::<pg_sys::FunctionCallInfoBaseData>();
+            (*to_record).flinfo = flinfo;
+            (*to_record).nargs = 1;
+            (*to_record).fncollation = pg_sys::InvalidOid;
+            (*to_record).resultinfo = rsinfo.cast();
             let wrap = match shape {
                 Shape::Value { .. } => {
                     let mut key = pg_sys::Datum::from(pg_sys::cstring_to_text(c"v".as_ptr()));
@@ -322,8 +320,7 @@ impl JsonDecoder {
             Self {
                 memory,
                 scratch,
-                populate,
-                base,
+                to_record,
                 tupdesc,
                 wrap,
                 shape,
@@ -374,8 +371,16 @@ impl JsonDecoder {
                 });
                 Ok(false)
             }
-            Shape::Value { by_val, len } => {
-                let scalar = scalar_input(json);
+            Shape::Value {
+                by_val,
+                len,
+                scalars_direct,
+            } => {
+                let scalar = if *scalars_direct {
+                    scalar_input(json)
+                } else {
+                    None
+                };
                 let is_null = matches!(scalar, Some(ScalarInput::Null));
                 let oid = self.value_type();
                 self.guarded(|outer| match scalar {
@@ -429,15 +434,31 @@ impl JsonDecoder {
         unsafe { (*(*self.tupdesc).attrs.as_ptr()).atttypid }
     }
 
-    /// `jsonb_populate_record(<row of NULLs>, json)`: a row datum of the decoder's row type,
-    /// allocated in the current memory context.
+    /// `jsonb_to_record(json)` for the decoder's row: a row datum of its type, allocated in the
+    /// current memory context. Postgres's ERRORs raised inside become Rust panics here (the
+    /// call is guarded), caught by [`Self::guarded`].
     ///
     /// # Safety
     /// `json` is a valid jsonb datum.
+    #[allow(
+        clippy::expect_used,
+        reason = "invariant: fmgr_info set fn_addr (jsonb_to_record is a built-in function)"
+    )]
     unsafe fn populate(&self, json: pg_sys::Datum) -> pg_sys::Datum {
-        // SAFETY: the kept FmgrInfo and base row (see `new`); FunctionCall2Coll raises an ERROR
-        // for a NULL result, which a non-NULL base and JSON never give.
-        unsafe { pg_sys::FunctionCall2Coll(self.populate, pg_sys::InvalidOid, self.base, json) }
+        // SAFETY: the kept call frame (see `new`) with its one argument set; the function is
+        // called through pgrx's FFI guard, so an ERROR unwinds as a Rust panic instead of a
+        // longjmp over Rust frames. jsonb_to_record of a non-NULL object is a non-NULL row.
+        unsafe {
+            let fcinfo = self.to_record;
+            let arg = (*fcinfo).args.as_mut_ptr();
+            (*arg).value = json;
+            (*arg).isnull = false;
+            (*fcinfo).isnull = false;
+            let function = (*(*fcinfo).flinfo)
+                .fn_addr
+                .expect("jsonb_to_record has an address");
+            pg_sys::ffi::pg_guard_ffi_boundary(|| function(fcinfo))
+        }
     }
 
     /// Run `convert` in the scratch memory (reset first; `convert` gets the caller's context
@@ -521,7 +542,7 @@ impl JsonDecoder {
 impl Drop for JsonDecoder {
     fn drop(&mut self) {
         // SAFETY: the context holds everything this decoder allocated (the descriptor, the
-        // FmgrInfo and its cache, the base row, scratch memory) and is deleted once.
+        // call frame, its FmgrInfo and cache, scratch memory) and is deleted once.
         unsafe { pg_sys::MemoryContextDelete(self.memory) };
     }
 }
@@ -537,7 +558,7 @@ unsafe fn deform(
     nulls: &mut Vec<bool>,
 ) {
     // SAFETY: the caller's contract; the datum is a plain (not toasted) row made by
-    // jsonb_populate_record, and the vectors are sized to the descriptor before deforming.
+    // jsonb_to_record, and the vectors are sized to the descriptor before deforming.
     unsafe {
         let header = row.cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
         let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
@@ -557,8 +578,9 @@ enum ScalarInput {
     Text(String),
 }
 
-/// The input-function text of a JSON scalar (None for arrays, objects and invalid JSON, which
-/// take the general path and its error messages).
+/// The input-function text of a JSON scalar, exactly as `jsonb_populate_record` would pass it
+/// (None for arrays, objects, invalid JSON and numbers jsonb would print differently, which take
+/// the general path and its error messages).
 fn scalar_input(json: &str) -> Option<ScalarInput> {
     let trimmed = json.trim_ascii();
     match trimmed.as_bytes().first()? {
@@ -567,11 +589,30 @@ fn scalar_input(json: &str) -> Option<ScalarInput> {
             .filter(|s| !s.contains('\0'))
             .map(ScalarInput::Text),
         b'n' if trimmed == "null" => Some(ScalarInput::Null),
-        b't' | b'f' | b'-' | b'0'..=b'9' => serde_json::from_str::<serde::de::IgnoredAny>(trimmed)
-            .ok()
-            .map(|_| ScalarInput::Text(trimmed.to_string())),
+        b't' if trimmed == "true" => Some(ScalarInput::Text(trimmed.to_string())),
+        b'f' if trimmed == "false" => Some(ScalarInput::Text(trimmed.to_string())),
+        b'-' | b'0'..=b'9' if is_canonical_number(trimmed) => {
+            Some(ScalarInput::Text(trimmed.to_string()))
+        }
         _ => None,
     }
+}
+
+/// Whether `text` is a JSON number that jsonb prints back unchanged: digits without leading
+/// zeros, an optional fraction, no exponent, not a negative zero (`1E2` prints as `100`, `-0`
+/// as `0`).
+fn is_canonical_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = all_digits(whole)
+        && (whole == "0" || !whole.starts_with('0'))
+        && fraction.is_none_or(all_digits);
+    let negative_zero = text.starts_with('-') && digits.bytes().all(|b| matches!(b, b'0' | b'.'));
+    well_formed && !negative_zero
 }
 
 /// A copy of a non-NULL datum in the current memory context (Postgres's `datumCopy`, which
@@ -608,7 +649,6 @@ enum RowJson {
 
 /// A row result must be `null` or an object whose keys are column names.
 fn check_row_keys(json: &[u8], names: &[String], type_name: &str) -> Result<RowJson, DecodeError> {
-    use serde_json::Value;
     let not_an_object = || DecodeError::NotAnObject {
         type_name: type_name.to_string(),
     };
@@ -619,8 +659,11 @@ fn check_row_keys(json: &[u8], names: &[String], type_name: &str) -> Result<RowJ
         Some(b'[' | b'"' | b't' | b'f' | b'-' | b'0'..=b'9') => return Err(not_an_object()),
         _ => return Ok(RowJson::Object),
     }
-    // Invalid JSON is left to jsonb's parser, which reports it with its position.
-    let Ok(object) = serde_json::from_slice::<serde_json::Map<String, Value>>(json) else {
+    // Invalid JSON is left to jsonb's parser, which reports it with its position. Only the
+    // keys are kept (the values, however large, are skipped).
+    let Ok(object) =
+        serde_json::from_slice::<std::collections::HashMap<String, serde::de::IgnoredAny>>(json)
+    else {
         return Ok(RowJson::Object);
     };
     match object.keys().find(|key| !names.iter().any(|n| n == *key)) {
@@ -629,5 +672,42 @@ fn check_row_keys(json: &[u8], names: &[String], type_name: &str) -> Result<RowJ
             type_name: type_name.to_string(),
         }),
         None => Ok(RowJson::Object),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_jsonb_prints_unchanged_skip_the_row() {
+        for canonical in [
+            "0",
+            "7",
+            "-7",
+            "12.50",
+            "-0.5",
+            "123456789012345678901234567890.1",
+        ] {
+            assert!(is_canonical_number(canonical), "{canonical}");
+        }
+        // jsonb prints these differently (100, 0, 0.0, ...) or they are not JSON numbers.
+        for other in [
+            "1E2", "1e-3", "-0", "-0.0", "00", "01", "1.", ".5", "-", "1.2.3", "+1",
+        ] {
+            assert!(!is_canonical_number(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn scalars_for_the_input_function() {
+        assert!(matches!(scalar_input(" \"a\\u0062\" "), Some(ScalarInput::Text(t)) if t == "ab"));
+        assert!(matches!(scalar_input("null"), Some(ScalarInput::Null)));
+        assert!(matches!(scalar_input("true"), Some(ScalarInput::Text(t)) if t == "true"));
+        assert!(matches!(scalar_input("3.25"), Some(ScalarInput::Text(t)) if t == "3.25"));
+        // The general path: exponents, objects, arrays, invalid JSON, NUL in a string.
+        for general in ["1e5", "{}", "[1]", "tru", "\"a\\u0000\"", "nul"] {
+            assert!(scalar_input(general).is_none(), "{general}");
+        }
     }
 }

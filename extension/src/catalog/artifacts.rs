@@ -162,18 +162,19 @@ fn mac(key: &[u8; KEY_LEN], name: &str, sha256: &str, engine: &str, artifact: &[
 }
 
 /// Keep `module` (compiled from the bytes with `sha256`) as module `name`'s artifact, replacing
-/// any earlier one. A module Wasmer cannot serialize, or whose artifact is over
-/// [`MAX_ARTIFACT_BYTES`], gets none (calls compile it). Never fails the load. The caller holds
-/// the name's [`catalog::ModuleLock::Change`].
-pub fn store(name: &str, sha256: &str, module: &Module) {
-    let artifact = match (key(), module.serialize()) {
-        (Some(key), Ok(artifact)) if artifact.len() <= MAX_ARTIFACT_BYTES => (key, artifact),
-        _ => {
-            remove(name);
-            return;
-        }
+/// any earlier one; true if it was kept. A module Wasmer cannot serialize, or whose artifact is
+/// over [`MAX_ARTIFACT_BYTES`], gets an empty artifact instead: calls compile it, and nobody
+/// tries again until the build changes. Never fails the load. The caller holds the name's
+/// [`catalog::ModuleLock::Change`] (or, for inline modules, is the refresh worker).
+pub fn store(name: &str, sha256: &str, module: &Module) -> bool {
+    let Some(key) = key() else {
+        remove(name);
+        return false;
     };
-    let (key, artifact) = artifact;
+    let (artifact, kept) = match module.serialize() {
+        Ok(artifact) if artifact.len() <= MAX_ARTIFACT_BYTES => (artifact.to_vec(), true),
+        _ => (Vec::new(), false),
+    };
     let engine = fingerprint();
     let zero = pg_sys::Datum::from(0usize);
     let mut values = [
@@ -183,9 +184,10 @@ pub fn store(name: &str, sha256: &str, module: &Module) {
         mac(&key, name, sha256, engine, &artifact)
             .into_datum()
             .unwrap_or(zero),
-        artifact.as_ref().into_datum().unwrap_or(zero),
+        artifact.as_slice().into_datum().unwrap_or(zero),
     ];
     catalog::upsert_row(&ARTIFACTS, name, &mut values);
+    kept
 }
 
 /// Forget module `name`'s artifact. The caller holds the name's
@@ -203,6 +205,18 @@ enum Verified {
     Refused,
     /// The artifact of these bytes, for this build, written by plwasm in this cluster.
     Valid(Vec<u8>),
+    /// Written by plwasm for these bytes and this build, empty: the compiled module could not
+    /// be kept (see [`store`]).
+    Unstorable,
+}
+
+/// Why [`load`] gave no module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoArtifact {
+    /// None stored, or one this build cannot use: a refresh would help.
+    Missing,
+    /// This build cannot keep this module's compiled code: a refresh would not help.
+    Unstorable,
 }
 
 /// Module `name`'s artifact, checked against the bytes' `sha256`, this build's fingerprint and
@@ -240,13 +254,35 @@ fn verified(name: &str, sha256: &str) -> Verified {
     match row {
         None => Verified::Missing,
         Some(None) => Verified::Refused,
+        Some(Some(bytes)) if bytes.is_empty() => Verified::Unstorable,
         Some(Some(bytes)) => Verified::Valid(bytes),
     }
 }
 
-/// Whether module `name` has an artifact this backend would use for the bytes with `sha256`.
+/// Whether module `name` has what this build stores for the bytes with `sha256`: an artifact
+/// it would use, or the mark that it cannot keep one.
 pub fn is_current(name: &str, sha256: &str) -> bool {
-    matches!(verified(name, sha256), Verified::Valid(_))
+    matches!(
+        verified(name, sha256),
+        Verified::Valid(_) | Verified::Unstorable
+    )
+}
+
+/// The row name of the artifact of an inline module (a function body `(module ...)`) whose text
+/// has SHA-256 `sha256`: no module name can look like it (module names have no spaces or
+/// parentheses).
+pub fn inline_name(sha256: &str) -> String {
+    format!("{INLINE_PREFIX}{sha256}")
+}
+
+const INLINE_PREFIX: &str = "(inline) ";
+
+/// The SHA-256s of the inline modules that have a row (usable or not).
+pub fn inline_rows() -> Vec<String> {
+    catalog::row_names(&ARTIFACTS)
+        .into_iter()
+        .filter_map(|name| name.strip_prefix(INLINE_PREFIX).map(str::to_string))
+        .collect()
 }
 
 /// The OID of `wasm.module_artifacts` (None without the extension).
@@ -261,12 +297,13 @@ pub fn can_store() -> bool {
 
 /// Module `name` deserialized from its artifact, if it has one made from the bytes with
 /// `sha256` by a build like this one, that plwasm wrote in this cluster.
-pub fn load(name: &str, sha256: &str) -> Option<Module> {
+pub fn load(name: &str, sha256: &str) -> Result<Module, NoArtifact> {
     let artifact = match verified(name, sha256) {
-        Verified::Missing => return None,
+        Verified::Missing => return Err(NoArtifact::Missing),
+        Verified::Unstorable => return Err(NoArtifact::Unstorable),
         Verified::Refused => {
             REFUSED.with(|n| n.set(n.get() + 1));
-            return None;
+            return Err(NoArtifact::Missing);
         }
         Verified::Valid(bytes) => bytes,
     };
@@ -276,11 +313,11 @@ pub fn load(name: &str, sha256: &str) -> Option<Module> {
     match unsafe { Module::deserialize(&engine, artifact) } {
         Ok(module) => {
             FROM_ARTIFACT.with(|n| n.set(n.get() + 1));
-            Some(module)
+            Ok(module)
         }
         Err(_) => {
             REFUSED.with(|n| n.set(n.get() + 1));
-            None
+            Err(NoArtifact::Missing)
         }
     }
 }

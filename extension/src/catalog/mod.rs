@@ -560,7 +560,13 @@ pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
 
 /// The names of all stored modules in the latest committed state (none without the extension).
 pub fn module_names() -> Vec<String> {
-    let Some(table) = StoreTable::try_open(&MODULES, pg_sys::AccessShareLock) else {
+    row_names(&MODULES)
+}
+
+/// The key column (`name`) of every row of one of plwasm's tables, in the latest committed state
+/// (none if the table is missing).
+pub(crate) fn row_names(spec: &'static TableSpec) -> Vec<String> {
+    let Some(table) = StoreTable::try_open(spec, pg_sys::AccessShareLock) else {
         return Vec::new();
     };
     let snapshot = LatestSnapshot::take();
@@ -818,6 +824,34 @@ pub(crate) fn upsert_row(spec: &'static TableSpec, name: &str, values: &mut [pg_
 /// transaction's isolation level) through a plain catalog scan: no SQL, no operator or function
 /// a role could define.
 pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
+    let mut functions: Vec<SqlFunction> = permanent_wasm_functions()
+        .into_iter()
+        .filter(
+            |f| matches!(f.target(), Ok(FunctionTarget::Stored { module: m, .. }) if m == module),
+        )
+        .collect();
+    functions.sort_by_key(|f| u32::from(f.oid));
+    functions
+}
+
+/// The distinct inline module texts (`(module ...)` bodies) of the database's `LANGUAGE wasm`
+/// functions outside temporary schemas, read like [`bound_functions`].
+pub fn inline_sources() -> Vec<String> {
+    let mut sources: Vec<String> = permanent_wasm_functions()
+        .into_iter()
+        .filter_map(|f| match f.target() {
+            Ok(FunctionTarget::Inline { source, .. }) => Some(source),
+            _ => None,
+        })
+        .collect();
+    sources.sort();
+    sources.dedup();
+    sources
+}
+
+/// Every `LANGUAGE wasm` function outside temporary schemas, from a catalog scan of `pg_proc`
+/// (catalog snapshot, no SQL).
+fn permanent_wasm_functions() -> Vec<SqlFunction> {
     // SAFETY: a sequential catalog scan of pg_proc keyed by prolang (no index covers it); the
     // OIDs are copied out of each tuple inside the callback.
     let oids = unsafe {
@@ -832,7 +866,7 @@ pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
             &[(pg_sys::Anum_pg_proc_prolang as pg_sys::AttrNumber, language)],
             |tuple| {
                 let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc;
-                // Temporary functions (any session's) do not pin a module: see above.
+                // Temporary functions (any session's) do not pin a module: see `bound_functions`.
                 if !pg_sys::isAnyTempNamespace((*form).pronamespace) {
                     oids.push((*form).oid);
                 }
@@ -840,13 +874,7 @@ pub fn bound_functions(module: &str) -> Vec<SqlFunction> {
         );
         oids
     };
-    let mut functions: Vec<SqlFunction> = oids
-        .into_iter()
+    oids.into_iter()
         .filter_map(SqlFunction::try_from_oid)
-        .filter(
-            |f| matches!(f.target(), Ok(FunctionTarget::Stored { module: m, .. }) if m == module),
-        )
-        .collect();
-    functions.sort_by_key(|f| u32::from(f.oid));
-    functions
+        .collect()
 }

@@ -5,7 +5,10 @@
 //! module's bytes for itself, and then asks for a dynamic background worker ([`request`]). The
 //! worker connects to the same database and, in its own transactions, compiles every stored
 //! module whose artifact is missing or unusable and stores the new artifact, so the next
-//! backends and parallel workers deserialize instead of compiling.
+//! backends and parallel workers deserialize instead of compiling. Inline modules (function
+//! bodies `(module ...)`) get the same, keyed by the SHA-256 of their text (see
+//! [`artifacts::inline_name`]); the worker also deletes the rows of texts no function has any
+//! more. The same happens after a backend compiled an inline body.
 //!
 //! Why a worker and not the calling backend: writing from the caller's transaction is unsafe
 //! where Postgres runs functions under special snapshot rules (a lazy VACUUM that summarizes a
@@ -16,8 +19,9 @@
 //! (Cranelift, on the same interruptible compiler thread as every compile) and writes the
 //! artifact under the name's lock, after checking that the module is still the one it compiled
 //! and still lacks a usable artifact. A module loaded or replaced meanwhile keeps the artifact
-//! its `wasm.load` stored. One worker per database runs at a time (a session-level lock that no
-//! SQL can take); more requests while it runs end at once. Never on a standby (nothing may be
+//! its `wasm.load` stored. One worker per database runs a pass at a time, and at most one more
+//! waits to run the next pass (session-level locks that no SQL can take); further requests end
+//! at once. Never on a standby (nothing may be
 //! written there), never from a parallel worker or another background worker, at most once per
 //! module version per backend, and not at all with `wasm.refresh_artifacts = off`. When no
 //! background worker slot is free (`max_worker_processes`), nothing happens: the next backend
@@ -94,16 +98,42 @@ pub unsafe extern "C-unwind" fn plwasm_artifact_worker(argument: pg_sys::Datum) 
         let database = pg_sys::Oid::from(argument.value() as u32);
         pg_sys::BackgroundWorkerInitializeConnectionByOid(database, pg_sys::InvalidOid, 0);
     }
-    if !in_transaction(lock_refresh) {
+    // Session locks are not released at a normal exit (only advisory ones are): release ours on
+    // every way out, or the next worker on this PGPROC finds them still held.
+    // SAFETY: registering an exit callback in this process.
+    unsafe { pg_sys::before_shmem_exit(Some(release_session_locks), pg_sys::Datum::from(0)) };
+    // The lock waits outside any transaction, so a waiting worker holds back no snapshot.
+    let Some(artifacts_table) = in_transaction(artifacts::table_oid) else {
+        return;
+    };
+    if !lock_refresh(artifacts_table) {
         return;
     }
     let names = in_transaction(catalog::module_names);
     let mut stored = 0;
     for name in names {
-        if in_transaction(|| refresh(&name)) {
+        if refresh(&name) {
             stored += 1;
         }
     }
+    // Inline modules: one artifact per distinct body text; rows of texts no function has any
+    // more are deleted.
+    let sources = in_transaction(catalog::inline_sources);
+    let mut live = HashSet::new();
+    for source in sources {
+        let sha256 = crate::runtime::cache::sha256_hex(source.as_bytes());
+        if refresh_inline(&source, &sha256) {
+            stored += 1;
+        }
+        live.insert(sha256);
+    }
+    in_transaction(|| {
+        for sha256 in artifacts::inline_rows() {
+            if !live.contains(&sha256) {
+                artifacts::remove(&artifacts::inline_name(&sha256));
+            }
+        }
+    });
     if stored > 0 {
         pgrx::log!("plwasm: compiled {stored} modules and stored their artifacts");
     }
@@ -124,39 +154,94 @@ fn in_transaction<R>(body: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Take, without waiting, this database's refresh lock for the rest of the worker's life
-/// (session level): false if another worker holds it.
-fn lock_refresh() -> bool {
-    let Some(artifacts_table) = artifacts::table_oid() else {
-        return false;
-    };
-    // SAFETY: a lock tag of an object class only plwasm's code names (the artifact table's OID
-    // as class, object 0): SQL cannot lock it. Session locks are released at process exit.
-    unsafe {
-        let tag = pg_sys::LOCKTAG {
-            locktag_field1: u32::from(pg_sys::MyDatabaseId),
-            locktag_field2: u32::from(artifacts_table),
-            locktag_field3: 0,
-            locktag_field4: 0,
-            locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
-            locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
-        };
-        pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, true, true)
-            != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+/// Exit callback: drop this worker's session-level locks (see [`lock_refresh`]).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn release_session_locks(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    // SAFETY: called once at process exit; the worker holds no other session locks.
+    unsafe { pg_sys::LockReleaseSession(pg_sys::DEFAULT_LOCKMETHOD as pg_sys::LOCKMETHODID) };
+}
+
+/// The two session-level locks that order the workers of one database: `RUNNING` is held by the
+/// worker doing a pass, `QUEUED` by at most one worker waiting for the next pass.
+const RUNNING: u32 = 0;
+const QUEUED: u32 = 1;
+
+/// A lock tag of an object class only plwasm's code names (the artifact table's OID as class):
+/// SQL cannot take it.
+fn refresh_tag(artifacts_table: pg_sys::Oid, which: u32) -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        // SAFETY: the database this worker is connected to.
+        locktag_field1: u32::from(unsafe { pg_sys::MyDatabaseId }),
+        locktag_field2: u32::from(artifacts_table),
+        locktag_field3: which,
+        locktag_field4: 0,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
     }
 }
 
-/// Store module `name`'s artifact if it has no usable one; true if it compiled and stored.
-fn refresh(name: &str) -> bool {
-    let Some(module) = catalog::lookup(name, true) else {
-        return false;
-    };
-    if artifacts::is_current(name, &module.sha256) {
+/// Become the worker that does the next pass: false if one is already waiting for it (it will
+/// see everything this one would). Otherwise wait (interruptibly) until the running pass, if
+/// any, ends. So a request never gets lost behind a pass that already looked at its module, and
+/// at most two workers per database exist. Session locks, released at process exit.
+fn lock_refresh(artifacts_table: pg_sys::Oid) -> bool {
+    let queued = refresh_tag(artifacts_table, QUEUED);
+    let running = refresh_tag(artifacts_table, RUNNING);
+    let exclusive = pg_sys::ExclusiveLock as pg_sys::LOCKMODE;
+    // SAFETY: session-level locks on tags made above; waiting for one serves interrupts.
+    unsafe {
+        if pg_sys::LockAcquire(&queued, exclusive, true, true)
+            == pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+        {
+            return false;
+        }
+        pg_sys::LockAcquire(&running, exclusive, true, false);
+        pg_sys::LockRelease(&queued, exclusive, true);
+    }
+    true
+}
+
+/// Store the artifact of the inline module `source` (text with `sha256`) if it has no usable
+/// one; true if it compiled and stored. Only this worker writes inline artifacts (under the
+/// refresh lock), so no name lock is needed.
+fn refresh_inline(source: &str, sha256: &str) -> bool {
+    let name = artifacts::inline_name(sha256);
+    let wanted = in_transaction(|| {
+        !artifacts::is_current(&name, sha256)
+            && crate::runtime::cache::check_size("(inline)", source.len()).is_ok()
+    });
+    if !wanted {
         return false;
     }
-    let Some(bytes) = module.bytes else {
+    // Compiled outside any transaction: no snapshot or table lock held meanwhile.
+    let compiled = crate::runtime::cache::wat_to_wasm(source)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| crate::runtime::compile(&bytes));
+    match compiled {
+        Ok(compiled) => in_transaction(|| {
+            !artifacts::is_current(&name, sha256) && artifacts::store(&name, sha256, &compiled)
+        }),
+        Err(reason) => {
+            pgrx::log!("plwasm: an inline module was not compiled for its artifact: {reason}");
+            false
+        }
+    }
+}
+
+/// Store module `name`'s artifact if it has no usable one; true if it compiled and stored one.
+fn refresh(name: &str) -> bool {
+    let wanted = in_transaction(|| {
+        let module = catalog::lookup(name, true)?;
+        if artifacts::is_current(name, &module.sha256) {
+            return None;
+        }
+        Some((module.sha256, module.bytes?))
+    });
+    let Some((sha256, bytes)) = wanted else {
         return false;
     };
+    // Compiled outside any transaction: no snapshot or table lock held meanwhile, so DROP
+    // EXTENSION or a load does not wait for it.
     let compiled = match crate::runtime::compile(&bytes) {
         Ok(compiled) => compiled,
         Err(reason) => {
@@ -164,15 +249,15 @@ fn refresh(name: &str) -> bool {
             return false;
         }
     };
-    // Compiled without the lock; stored under it, if nothing changed meanwhile.
-    catalog::lock(name, ModuleLock::Change);
-    let current = catalog::lookup(name, false);
-    if current.is_none_or(|current| current.sha256 != module.sha256)
-        || artifacts::is_current(name, &module.sha256)
-    {
-        return false;
-    }
-    // (A module whose artifact Wasmer cannot serialize, or that is too large, gets none.)
-    artifacts::store(name, &module.sha256, &compiled);
-    true
+    // Stored under the name's lock, if nothing changed meanwhile.
+    in_transaction(|| {
+        catalog::lock(name, ModuleLock::Change);
+        let current = catalog::lookup(name, false);
+        if current.is_none_or(|current| current.sha256 != sha256)
+            || artifacts::is_current(name, &sha256)
+        {
+            return false;
+        }
+        artifacts::store(name, &sha256, &compiled)
+    })
 }

@@ -118,9 +118,14 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
             reusable = Some(entry.module.clone());
         }
     }
+    let mut artifact = Ok(());
     let reused = reusable
         .or_else(|| take_retired(&current.sha256))
-        .or_else(|| crate::catalog::artifacts::load(name, &current.sha256));
+        .or_else(|| {
+            catalog::artifacts::load(name, &current.sha256)
+                .map_err(|missing| artifact = Err(missing))
+                .ok()
+        });
     let module = match reused {
         Some(module) => module,
         None => {
@@ -134,7 +139,9 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
                 reason,
             })?;
             // No usable artifact: have a background worker store one for the next backends.
-            catalog::refresh::request(name, &stored.sha256);
+            if artifact == Err(catalog::artifacts::NoArtifact::Missing) {
+                catalog::refresh::request(name, &stored.sha256);
+            }
             module
         }
     };
@@ -177,14 +184,26 @@ pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmEr
         Some(module) => module,
         None => {
             check_size("(inline)", source.len())?;
-            let bytes = wat_to_wasm(source).map_err(|e| PlWasmError::InvalidBody {
-                function: function.to_string(),
-                reason: e.to_string(),
-            })?;
-            runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidBody {
-                function: function.to_string(),
-                reason: format!("invalid inline module: {reason}"),
-            })?
+            let artifact = catalog::artifacts::inline_name(&sha256);
+            match catalog::artifacts::load(&artifact, &sha256) {
+                Ok(module) => module,
+                Err(missing) => {
+                    let bytes = wat_to_wasm(source).map_err(|e| PlWasmError::InvalidBody {
+                        function: function.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    let module =
+                        runtime::compile(&bytes).map_err(|reason| PlWasmError::InvalidBody {
+                            function: function.to_string(),
+                            reason: format!("invalid inline module: {reason}"),
+                        })?;
+                    // No artifact for this text yet: a background worker stores one.
+                    if missing == catalog::artifacts::NoArtifact::Missing {
+                        catalog::refresh::request("(inline)", &sha256);
+                    }
+                    module
+                }
+            }
         }
     };
     let entry = Rc::new(Instantiated::new(

@@ -4,6 +4,9 @@
 -- another build of plwasm/Wasmer or another CPU) is refused and the module compiled from its
 -- bytes; the call works either way.
 -- wasm.cache_stats() counts, per backend, what was compiled and what came from an artifact.
+-- (This session never starts the background worker that stores missing artifacts, tested
+-- below: only the sessions that ask for it do.)
+SET wasm.refresh_artifacts = off;
 SELECT wasm.load('art', wasm.wat('(module (func (export "twice") (param i32) (result i32)
     (i32.mul (local.get 0) (i32.const 2))))'));
 CREATE FUNCTION art_twice(int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT PARALLEL SAFE AS 'art:twice';
@@ -104,6 +107,46 @@ SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s', current_databas
        SELECT r.v, s.compiled, s.from_artifact FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
     AS t(result int, compiled bigint, from_artifact bigint);
 DROP FUNCTION art_more_v();
+
+-- Inline modules (function bodies in WebAssembly text) get artifacts too, keyed by the SHA-256
+-- of their text: the first backend that compiles one starts the worker, later backends
+-- deserialize. The worker deletes the rows of texts that no function has any more.
+CREATE FUNCTION art_inline(int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT AS
+    '(module (func (export "art_inline") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1000))))';
+CREATE FUNCTION art_inline_session(refresh boolean) RETURNS TABLE (result int, compiled bigint,
+    from_artifact bigint) LANGUAGE sql AS $$
+  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s options=-cwasm.refresh_artifacts=%s',
+         current_database(), current_setting('port'),
+         split_part(current_setting('unix_socket_directories'), ',', 1), current_user, refresh),
+      'WITH r AS MATERIALIZED (SELECT art_inline(1) AS v)
+       SELECT r.v, s.compiled, s.from_artifact FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
+    AS t(result int, compiled bigint, from_artifact bigint)
+$$;
+-- Waits (up to 60 s) until the number of inline artifact rows is `n`.
+CREATE FUNCTION art_wait_inline(n int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..600 LOOP
+        IF (SELECT count(*) FROM wasm.module_artifacts WHERE name LIKE '(inline) %') = n THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT * FROM art_inline_session(true);
+SELECT art_wait_inline(1) AS inline_stored;
+SELECT name = '(inline) ' || encode(sha256(convert_to(prosrc, 'UTF8')), 'hex') AS keyed_by_text_sha256,
+       engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref') AS this_build
+  FROM wasm.module_artifacts, pg_proc
+ WHERE name LIKE '(inline) %' AND proname = 'art_inline';
+SELECT * FROM art_inline_session(false);
+-- Dropped: the next worker run (here started by a session that compiles 'art') deletes its row.
+DROP FUNCTION art_inline(int);
+DELETE FROM wasm.module_artifacts WHERE name = 'art';
+SELECT result FROM art_new_session(true);
+SELECT art_wait_inline(0) AS inline_row_deleted;
+DROP FUNCTION art_inline_session(boolean);
+DROP FUNCTION art_wait_inline(int);
 DROP FUNCTION art_wait_refreshed();
 SELECT wasm.unload('art_more'), wasm.unload('art_ref');
 

@@ -140,6 +140,26 @@ CREATE FUNCTION to_east_point(text) RETURNS east_point LANGUAGE wasm STRICT AS '
 SELECT to_east_point('{"x": 2, "y": 1}') AS east,
        sqlstate_of($$SELECT to_east_point('{"x": -2}')$$) AS west;
 
+-- Domains are checked even for missing keys and JSON null: a NOT NULL domain column that the
+-- object leaves out is an ERROR (23502), as jsonb_to_record has it, in a row and as a single
+-- value.
+CREATE DOMAIN required_int AS int NOT NULL;
+CREATE TYPE with_required AS (k required_int, note text);
+CREATE FUNCTION to_with_required(text) RETURNS with_required LANGUAGE wasm STRICT AS 'jf:echo';
+CREATE FUNCTION to_required(text) RETURNS required_int LANGUAGE wasm STRICT AS 'jf:echo';
+SELECT to_with_required('{"k": 1}') AS present,
+       sqlstate_of($$SELECT to_with_required('{"note": "no k"}')$$) AS missing_key,
+       sqlstate_of($$SELECT to_with_required('{}')$$) AS empty_object,
+       sqlstate_of($$SELECT to_required('null')$$) AS null_value;
+-- A domain over jsonb keeps a JSON string a string; a number jsonb prints differently goes
+-- through jsonb (1E2 is 100, -0 is 0).
+CREATE DOMAIN doc AS jsonb;
+CREATE FUNCTION to_doc(text) RETURNS doc LANGUAGE wasm STRICT AS 'jf:echo';
+CREATE DOMAIN label AS text;
+CREATE FUNCTION to_label(text) RETURNS label LANGUAGE wasm STRICT AS 'jf:echo';
+SELECT to_doc('"abc"') AS string, to_doc('"[1,2]"') AS string_not_array, to_doc('[1, 2]') AS array,
+       to_numeric('1E2') AS exponent, to_label('1E2') AS label_exponent, to_label('-0') AS label_negative_zero;
+
 -- Conversion errors caught by the caller leave the call site's decoders usable: one PL/pgSQL
 -- expression (one call site per function) alternates good and bad results.
 CREATE TEMP TABLE decoded (i int, point text, matrix text, failed text);
