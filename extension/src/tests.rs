@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(
             catalog::lookup_count(),
             before,
-            "inline modules never touch the catalog"
+            "inline modules never look a module up"
         );
     }
 }
