@@ -122,11 +122,16 @@ CREATE FUNCTION art_inline_session(refresh boolean) RETURNS TABLE (result int, c
        SELECT r.v, s.compiled, s.from_artifact FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
     AS t(result int, compiled bigint, from_artifact bigint)
 $$;
--- Waits (up to 60 s) until the number of inline artifact rows is `n`.
-CREATE FUNCTION art_wait_inline(n int) RETURNS boolean LANGUAGE plpgsql AS $$
+-- Its row's name: "(inline) " and the SHA-256 of the body's text. (Other files' inline
+-- functions in this database get rows too.)
+CREATE TEMP TABLE art_inline_row AS
+    SELECT '(inline) ' || encode(sha256(convert_to(prosrc, 'UTF8')), 'hex') AS name
+      FROM pg_proc WHERE proname = 'art_inline';
+-- Waits (up to 60 s) until that row exists (`present`) or not.
+CREATE FUNCTION art_wait_inline(present boolean) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1..600 LOOP
-        IF (SELECT count(*) FROM wasm.module_artifacts WHERE name LIKE '(inline) %') = n THEN
+        IF EXISTS (SELECT FROM wasm.module_artifacts JOIN art_inline_row USING (name)) = present THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.1);
@@ -134,19 +139,18 @@ BEGIN
     RETURN false;
 END $$;
 SELECT * FROM art_inline_session(true);
-SELECT art_wait_inline(1) AS inline_stored;
-SELECT name = '(inline) ' || encode(sha256(convert_to(prosrc, 'UTF8')), 'hex') AS keyed_by_text_sha256,
-       engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref') AS this_build
-  FROM wasm.module_artifacts, pg_proc
- WHERE name LIKE '(inline) %' AND proname = 'art_inline';
+SELECT art_wait_inline(true) AS inline_stored;
+SELECT engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref') AS this_build
+  FROM wasm.module_artifacts JOIN art_inline_row USING (name);
 SELECT * FROM art_inline_session(false);
 -- Dropped: the next worker run (here started by a session that compiles 'art') deletes its row.
 DROP FUNCTION art_inline(int);
 DELETE FROM wasm.module_artifacts WHERE name = 'art';
 SELECT result FROM art_new_session(true);
-SELECT art_wait_inline(0) AS inline_row_deleted;
+SELECT art_wait_inline(false) AS inline_row_deleted;
 DROP FUNCTION art_inline_session(boolean);
-DROP FUNCTION art_wait_inline(int);
+DROP FUNCTION art_wait_inline(boolean);
+DROP TABLE art_inline_row;
 DROP FUNCTION art_wait_refreshed();
 SELECT wasm.unload('art_more'), wasm.unload('art_ref');
 
