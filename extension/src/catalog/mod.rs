@@ -22,8 +22,8 @@ pub mod refresh;
 pub mod restore_order;
 pub mod target;
 
-use std::cell::Cell;
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use pgrx::{pg_guard, pg_sys, FromDatum, IntoDatum};
 use sha2::Digest;
@@ -100,30 +100,31 @@ unsafe fn cstr_to_string(ptr: *const std::ffi::c_char) -> String {
     unsafe { std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned() }
 }
 
-thread_local! {
-    static GENERATION: Cell<u64> = const { Cell::new(0) };
-    static STORE_RELID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
-    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
-    static LOOKUPS: Cell<u64> = const { Cell::new(0) };
-}
+// Per-process state (a backend is a process; only its main thread resolves and calls): plain
+// statics, since `generation` is read on every call and a thread-local costs a
+// `__tls_get_addr` call per access in a shared library.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static STORE_RELID: AtomicU32 = AtomicU32::new(0);
+static CALLBACK_REGISTERED: AtomicBool = AtomicBool::new(false);
+static LOOKUPS: AtomicU64 = AtomicU64::new(0);
 
 /// How many catalog look-ups [`lookup`] made in this backend (tests prove the call path makes none).
 pub fn lookup_count() -> u64 {
-    LOOKUPS.with(Cell::get)
+    LOOKUPS.load(Ordering::Relaxed)
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     // Runs during invalidation processing: touch nothing but our own counters.
-    if relid == pg_sys::InvalidOid || relid == STORE_RELID.with(Cell::get) {
-        GENERATION.with(|g| g.set(g.get() + 1));
+    if relid == pg_sys::InvalidOid || u32::from(relid) == STORE_RELID.load(Ordering::Relaxed) {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// This backend's catalog generation: it changes whenever the module catalog may have changed.
 #[inline]
 pub fn generation() -> u64 {
-    if !CALLBACK_REGISTERED.with(Cell::get) {
+    if !CALLBACK_REGISTERED.load(Ordering::Relaxed) {
         // SAFETY: registering a callback that only updates thread-local counters.
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(
@@ -131,10 +132,10 @@ pub fn generation() -> u64 {
                 pg_sys::Datum::from(0usize),
             )
         };
-        CALLBACK_REGISTERED.with(|c| c.set(true));
+        CALLBACK_REGISTERED.store(true, Ordering::Relaxed);
         refresh_store_relid();
     }
-    GENERATION.with(Cell::get)
+    GENERATION.load(Ordering::Relaxed)
 }
 
 /// Read the rows of system catalog `relation` whose OID columns equal `keys` (attribute number,
@@ -233,7 +234,7 @@ pub fn module_store_key_index() -> pg_sys::Oid {
 /// The OID of `wasm.module_store` (it changes if the extension is dropped and re-created).
 fn refresh_store_relid() -> pg_sys::Oid {
     let relid = relid_of(MODULES.relname);
-    STORE_RELID.with(|r| r.set(relid));
+    STORE_RELID.store(u32::from(relid), Ordering::Relaxed);
     relid
 }
 
@@ -531,7 +532,7 @@ pub(crate) fn text_at(values: &[pg_sys::Datum], nulls: &[bool], col: i16) -> Str
 /// Look a module up by name in the latest committed state of the catalog (see
 /// [`StoredModule::latest`] for the one exception).
 pub fn lookup(name: &str, with_bytes: bool) -> Option<StoredModule> {
-    LOOKUPS.with(|n| n.set(n.get() + 1));
+    LOOKUPS.fetch_add(1, Ordering::Relaxed);
     let table = StoreTable::open(&MODULES, pg_sys::AccessShareLock);
     let snapshot = LatestSnapshot::take();
     table.find(name, snapshot.snapshot, |tuple| {

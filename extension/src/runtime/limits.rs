@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::ptr::{null_mut, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
 
 use pgrx::pg_sys;
 use wasmer::sys::vm::{
@@ -246,7 +246,10 @@ impl Budget {
             self.meter.fuel.write_volatile(fuel);
             self.meter.interrupt.cast_mut().write_volatile(0);
         }
-        RUNNING_FLAG.store(self.meter.interrupt.cast_mut(), Ordering::SeqCst);
+        // The flag is cleared before the ticker can see it (signal handlers run on this thread:
+        // a compiler fence keeps the order).
+        compiler_fence(Ordering::SeqCst);
+        RUNNING_FLAG.store(self.meter.interrupt.cast_mut(), Ordering::Relaxed);
         ensure_ticking();
         Armed { budget: self }
     }
@@ -259,9 +262,9 @@ pub struct Armed<'a> {
 }
 
 impl Armed<'_> {
-    /// After the call: stop exposing the flag; tell why the guest stopped if it was us.
+    /// After the call: tell why the guest stopped if it was us; the flag stops being exposed
+    /// when `self` is dropped, at the end.
     pub fn finish(self) -> Stop {
-        RUNNING_FLAG.store(null_mut(), Ordering::SeqCst);
         let meter = self.budget.meter;
         // SAFETY: as in `Budget::arm`.
         let (fuel, interrupted) = unsafe {
@@ -283,7 +286,8 @@ impl Armed<'_> {
 impl Drop for Armed<'_> {
     fn drop(&mut self) {
         // Never leave the ticker pointing into an instance that may be freed.
-        RUNNING_FLAG.store(null_mut(), Ordering::SeqCst);
+        RUNNING_FLAG.store(null_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
     }
 }
 
@@ -318,10 +322,13 @@ fn global_ptr(instance: &Instance, store: &mut Store, name: &str) -> Option<*mut
 /// The interrupt flag of the instance running now, or null.
 static RUNNING_FLAG: AtomicPtr<i32> = AtomicPtr::new(null_mut());
 
-thread_local! {
-    static TIMEOUT_ID: Cell<Option<i32>> = const { Cell::new(None) };
-    static TICKING: Cell<bool> = const { Cell::new(false) };
-}
+// Per-process state, read on every call: plain statics rather than thread-locals (each backend
+// is its own process and only its main thread runs calls; a thread-local costs a
+// `__tls_get_addr` call per access in a shared library). Relaxed: the only other reader is the
+// SIGALRM handler on the same thread, kept in order by compiler fences where it matters.
+/// The registered timeout's id, or -1 before the first call.
+static TIMEOUT_ID: AtomicI32 = AtomicI32::new(-1);
+static TICKING: AtomicBool = AtomicBool::new(false);
 
 // Postgres's timeout API is not in pgrx's bindings. `USER_TIMEOUT` is the first user-definable
 // id in `utils/timeout.h`, which differs by major version.
@@ -346,7 +353,7 @@ unsafe extern "C" fn on_tick() {
     // SAFETY: reading sig_atomic_t flags Postgres's own signal handlers set.
     let pending = unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
     if pending {
-        let flag = RUNNING_FLAG.load(Ordering::SeqCst);
+        let flag = RUNNING_FLAG.load(Ordering::Relaxed);
         if !flag.is_null() {
             // SAFETY: non-null only while the instance is running and alive.
             unsafe { flag.write_volatile(1) };
@@ -374,23 +381,23 @@ unsafe extern "C-unwind" fn on_xact_end(
 
 fn ensure_ticking() {
     // Postgres may disable every timeout behind our back (it does after an ERROR), so ask it.
-    if TICKING.with(Cell::get)
-        && TIMEOUT_ID
-            .with(Cell::get)
-            // SAFETY: a registered timeout id.
-            .is_some_and(|id| unsafe { get_timeout_active(id) })
+    let registered = TIMEOUT_ID.load(Ordering::Relaxed);
+    // SAFETY: a registered timeout id.
+    if TICKING.load(Ordering::Relaxed)
+        && registered >= 0
+        && unsafe { get_timeout_active(registered) }
     {
         return;
     }
-    let id = match TIMEOUT_ID.with(Cell::get) {
-        Some(id) => id,
-        None => {
+    let id = match registered {
+        id if id >= 0 => id,
+        _ => {
             // SAFETY: registering a signal-safe handler and a transaction callback, once per backend.
             let id = unsafe {
                 pg_sys::RegisterXactCallback(Some(on_xact_end), null_mut());
                 RegisterTimeout(USER_TIMEOUT, Some(on_tick))
             };
-            TIMEOUT_ID.with(|t| t.set(Some(id)));
+            TIMEOUT_ID.store(id, Ordering::Relaxed);
             id
         }
     };
@@ -399,16 +406,17 @@ fn ensure_ticking() {
         let first = pg_sys::GetCurrentTimestamp() + i64::from(TICK_MS) * 1000;
         enable_timeout_every(id, first, TICK_MS);
     }
-    TICKING.with(|t| t.set(true));
+    TICKING.store(true, Ordering::Relaxed);
 }
 
 fn stop_ticking() {
-    if !TICKING.with(Cell::get) {
+    if !TICKING.load(Ordering::Relaxed) {
         return;
     }
-    if let Some(id) = TIMEOUT_ID.with(Cell::get) {
+    let id = TIMEOUT_ID.load(Ordering::Relaxed);
+    if id >= 0 {
         // SAFETY: disabling our own registered timeout.
         unsafe { disable_timeout(id, false) };
     }
-    TICKING.with(|t| t.set(false));
+    TICKING.store(false, Ordering::Relaxed);
 }
