@@ -63,44 +63,72 @@ pub fn row_layout(oid: pg_sys::Oid) -> u64 {
     }
 }
 
-/// The JSON form of a non-NULL datum of type `oid`.
-///
-/// # Safety
-/// `datum` must be a non-NULL value of type `oid`.
-#[allow(
-    clippy::expect_used,
-    reason = "invariant: array_to_json of an array is never NULL"
-)]
-pub unsafe fn to_json(oid: pg_sys::Oid, datum: pg_sys::Datum) -> Vec<u8> {
-    // SAFETY: the caller guarantees the datum's type; every call below is a plain Postgres API
-    // on a valid datum, and array_to_json takes the element type from the array itself.
-    unsafe {
-        let base = pg_sys::getBaseType(oid);
-        let is_array = pg_sys::get_element_type(base) != pg_sys::InvalidOid;
-        let array = if is_array {
-            datum
-        } else {
-            let (mut len, mut by_val, mut align) = (0i16, false, 0 as std::ffi::c_char);
+/// Makes the JSON form of arguments of one type; the type's properties are looked up once, when
+/// the call site is resolved, not per call.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonEncoder {
+    oid: pg_sys::Oid,
+    /// An array type (or a domain over one): `array_to_json` takes it as it is.
+    is_array: bool,
+    len: i16,
+    by_val: bool,
+    align: std::ffi::c_char,
+}
+
+impl JsonEncoder {
+    /// The encoder of arguments of type `oid`.
+    pub fn new(oid: pg_sys::Oid) -> Self {
+        let (mut len, mut by_val, mut align) = (0i16, false, 0 as std::ffi::c_char);
+        // SAFETY: syscache lookups that accept any existing type.
+        let is_array = unsafe {
             pg_sys::get_typlenbyvalalign(oid, &mut len, &mut by_val, &mut align);
-            let mut element = datum;
-            pg_sys::Datum::from(pg_sys::construct_array(
-                &mut element,
-                1,
-                oid,
-                len.into(),
-                by_val,
-                align,
-            ))
+            pg_sys::get_element_type(pg_sys::getBaseType(oid)) != pg_sys::InvalidOid
         };
-        let json =
-            pgrx::fcinfo::direct_function_call_as_datum(pg_sys::array_to_json, &[Some(array)])
-                .expect("array_to_json of an array is not NULL");
-        let text = <&[u8]>::from_datum(json, false).unwrap_or_default();
-        if is_array {
-            text.to_vec()
-        } else {
-            // "[x]" -> "x"
-            text[1..text.len() - 1].to_vec()
+        Self {
+            oid,
+            is_array,
+            len,
+            by_val,
+            align,
+        }
+    }
+
+    /// The JSON form of a non-NULL datum: what `array_to_json` prints for an array, and for
+    /// anything else the only element of a one-element array, without the brackets.
+    ///
+    /// # Safety
+    /// `datum` must be a non-NULL value of this encoder's type.
+    #[allow(
+        clippy::expect_used,
+        reason = "invariant: array_to_json of an array is never NULL"
+    )]
+    pub unsafe fn to_json(&self, datum: pg_sys::Datum) -> Vec<u8> {
+        // SAFETY: the caller guarantees the datum's type; array_to_json takes the element type
+        // from the array itself.
+        unsafe {
+            let array = if self.is_array {
+                datum
+            } else {
+                let mut element = datum;
+                pg_sys::Datum::from(pg_sys::construct_array(
+                    &mut element,
+                    1,
+                    self.oid,
+                    self.len.into(),
+                    self.by_val,
+                    self.align,
+                ))
+            };
+            let json =
+                pgrx::fcinfo::direct_function_call_as_datum(pg_sys::array_to_json, &[Some(array)])
+                    .expect("array_to_json of an array is not NULL");
+            let text = <&[u8]>::from_datum(json, false).unwrap_or_default();
+            if self.is_array {
+                text.to_vec()
+            } else {
+                // "[x]" -> "x"
+                text[1..text.len() - 1].to_vec()
+            }
         }
     }
 }

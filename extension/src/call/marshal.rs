@@ -35,7 +35,14 @@ impl CallSite {
                 SqlType::Scalar(scalar) => WireArg::Value(unsafe { scalar.to_wasm(arg.value) }),
                 // SAFETY: caller's contract.
                 SqlType::Bytes(BytesType::JsonForm(oid)) => {
-                    WireArg::Bytes(Cow::Owned(unsafe { json_form::to_json(*oid, arg.value) }))
+                    // Made at resolve time for every JSON-form argument.
+                    let encoder = self
+                        .json_args
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .unwrap_or_else(|| json_form::JsonEncoder::new(*oid));
+                    WireArg::Bytes(Cow::Owned(unsafe { encoder.to_json(arg.value) }))
                 }
                 // SAFETY: caller's contract.
                 SqlType::Bytes(bytes) => match unsafe { values::to_bytes(*bytes, arg.value) } {

@@ -41,8 +41,9 @@ struct CallSite {
     signature: SqlSignature,
     instance: Rc<Instantiated>,
     export_fn: Function,
-    /// The export as a typed call, when no value travels through memory and its signature is one
-    /// [`crate::runtime::typed_call`] covers: no signature check and no allocation per call.
+    /// The export as a typed call, when its wasm signature is one [`crate::runtime::typed_call`]
+    /// covers (values through memory travel as `(ptr, len)` i32 pairs, so `f(text, text) ->
+    /// int` is one too): no signature check and no allocation per call.
     typed: Option<Box<dyn crate::runtime::typed_call::TypedCall>>,
     /// Catalog generation this site was resolved at; `None` for inline modules (their code is
     /// the function body itself, fixed for the life of the FmgrInfo).
@@ -52,6 +53,8 @@ struct CallSite {
     /// The SQL result type (for a set-returning function's tuple descriptor).
     result_type: pg_sys::Oid,
     params: Vec<Value>,
+    /// For each argument in JSON form, its encoder (type properties looked up once).
+    json_args: Vec<Option<crate::abi::json_form::JsonEncoder>>,
     /// Parses JSON-form results; made at the first call that needs it (a row type's descriptor
     /// may come from the call's context).
     decoder: Option<JsonDecoder>,
@@ -99,8 +102,12 @@ impl CallSite {
             // SAFETY: non-NULL arguments of the resolved types.
             let wire = unsafe { self.wire_args(args) };
             let bytes_result = self.signature.bytes_result();
-            self.instance
-                .call_with_memory(&self.export_fn, &wire, bytes_result)
+            self.instance.call_with_memory(
+                &self.export_fn,
+                self.typed.as_deref(),
+                &wire,
+                bytes_result,
+            )
         } else {
             // SAFETY: the arguments are of this site's types (caller's contract).
             unsafe { marshal::scalar_params(&mut self.params, &self.signature.args, args) };

@@ -6,6 +6,7 @@ use pgrx::pg_sys;
 
 use super::CallSite;
 use crate::abi::json_form::{self, JsonDecoder};
+use crate::abi::{BytesType, SqlType};
 use crate::call::binding;
 use crate::catalog::target::FunctionTarget;
 use crate::catalog::{self, SqlFunction};
@@ -35,15 +36,20 @@ impl CallSite {
                     export: target.export().to_string(),
                 })?;
         let uses_memory = signature.uses_memory();
-        let typed = if uses_memory {
-            None
-        } else {
-            instance.typed(&export_fn)
-        };
+        let typed = instance.typed(&export_fn);
+        let json_args = signature
+            .args
+            .iter()
+            .map(|ty| match ty {
+                SqlType::Bytes(BytesType::JsonForm(oid)) => Some(json_form::JsonEncoder::new(*oid)),
+                _ => None,
+            })
+            .collect();
         Ok(Self {
             function: f.display,
             export: target.export().to_string(),
             params: Vec::with_capacity(signature.args.len()),
+            json_args,
             uses_memory,
             typed,
             result_type: f.result_type,

@@ -283,15 +283,18 @@ impl Instantiated {
     /// Call `function` with arguments that may travel through the module's memory (ABI v1):
     /// bytes are copied into buffers from `plwasm_alloc`, a bytes result is read from the
     /// `(ptr << 32) | len` the export returns and released with `plwasm_free` (when exported), as
-    /// are the argument buffers. All of it runs under one fuel budget, interruptible.
+    /// are the argument buffers. All of it runs under one fuel budget, interruptible. `typed`,
+    /// made by [`Self::typed`] for `function` when its signature allows, calls the export
+    /// without Wasmer's dynamic call.
     pub fn call_with_memory(
         &self,
         function: &Function,
+        typed: Option<&dyn crate::runtime::typed_call::TypedCall>,
         args: &[WireArg<'_>],
         bytes_result: bool,
     ) -> Result<WireResult, CallFailure> {
         self.run_armed(
-            |store| self.exchange(store, function, args, bytes_result),
+            |store| self.exchange(store, function, typed, args, bytes_result),
             |stop, failure| match failure {
                 Exchange::Trap(trap) => classify(stop, trap),
                 Exchange::Abi(message) => CallFailure::Abi(message),
@@ -303,6 +306,7 @@ impl Instantiated {
         &self,
         store: &mut Store,
         function: &Function,
+        typed: Option<&dyn crate::runtime::typed_call::TypedCall>,
         args: &[WireArg<'_>],
         bytes_result: bool,
     ) -> Result<WireResult, Exchange> {
@@ -341,11 +345,23 @@ impl Instantiated {
                 }
             }
         }
-        let results = function
-            .call(&mut *store, &params)
-            .map_err(Exchange::Trap)?;
+        let results = match typed {
+            Some(typed) => {
+                WireResult::Value(typed.call(&mut *store, &params).map_err(Exchange::Trap)?)
+            }
+            None => WireResult::Values(
+                function
+                    .call(&mut *store, &params)
+                    .map_err(Exchange::Trap)?,
+            ),
+        };
         let out = if bytes_result {
-            let packed = results.first().and_then(Value::i64).unwrap_or_default() as u64;
+            let first = match &results {
+                WireResult::Value(value) => value.as_ref(),
+                WireResult::Values(values) => values.first(),
+                WireResult::Bytes(_) => None,
+            };
+            let packed = first.and_then(Value::i64).unwrap_or_default() as u64;
             let (ptr, len) = ((packed >> 32) as u32, packed as u32);
             let view = memory.view(&*store);
             if u64::from(ptr) + u64::from(len) > view.data_size() {
@@ -363,7 +379,7 @@ impl Instantiated {
             }
             WireResult::Bytes(bytes)
         } else {
-            WireResult::Values(results)
+            results
         };
         if let Some(free) = &self.free {
             for (ptr, len) in buffers {

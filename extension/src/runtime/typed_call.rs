@@ -1,6 +1,8 @@
-//! Typed calls for scalar signatures: an export whose parameters all have one wasm type (up to
-//! four of them) and whose result is at most one wasm value is called through Wasmer's
-//! `TypedFunction`, chosen once per call site.
+//! Typed calls: an export whose wasm parameters all have one wasm type (up to four of them) and
+//! whose result is at most one wasm value is called through Wasmer's `TypedFunction`, chosen
+//! once per call site. That covers scalar signatures like `(i32, i32) -> i32` and signatures
+//! with values in memory like `f(text, text) -> int` (`(i32, i32, i32, i32) -> i32`: two
+//! `(ptr, len)` pairs) or `f(text) -> text` (`(i32, i32) -> i64`).
 //!
 //! Wasmer's dynamic `Function::call` clones the export's signature three times and allocates its
 //! argument and result vectors on every call: about a third of a scalar call's time
