@@ -95,6 +95,21 @@ impl CallSite {
             (Some(SqlType::Scalar(ty)), WireResult::Value(Some(value))) => ty
                 .from_wasm(&value)
                 .unwrap_or_else(|value| self.out_of_range(value, ty)),
+            (Some(SqlType::Bytes(BytesType::Bytea)), WireResult::Varlena(datum)) => datum,
+            (Some(SqlType::Bytes(BytesType::Text)), WireResult::Varlena(datum)) => {
+                // SAFETY: a varlena with a 4-byte header made by the call (`BytesResult`).
+                let payload = unsafe {
+                    let varlena = datum.cast_mut_ptr::<u8>();
+                    std::slice::from_raw_parts(
+                        varlena.add(pg_sys::VARHDRSZ),
+                        pgrx::varsize_any_exhdr(varlena.cast()),
+                    )
+                };
+                match values::utf8(payload) {
+                    Ok(_) => datum,
+                    Err(reason) => self.bad_result(reason),
+                }
+            }
             (Some(SqlType::Bytes(ty)), WireResult::Bytes(bytes)) => {
                 values::from_bytes(ty, &bytes).unwrap_or_else(|reason| self.bad_result(reason))
             }

@@ -27,10 +27,11 @@ use wasmer::{Function, Value};
 
 use crate::abi::json_form::JsonDecoder;
 use crate::abi::SqlSignature;
+use crate::abi::{BytesType, SqlType};
 use crate::catalog;
 use crate::errors::{OrReport, PlWasmError};
 use crate::runtime::failure::CallFailure;
-use crate::runtime::instance::{Instantiated, WireResult};
+use crate::runtime::instance::{BytesResult, Instantiated, WireResult};
 use crate::runtime::spool::Spool;
 use srf::SpoolAttached;
 
@@ -101,7 +102,12 @@ impl CallSite {
         let outcome = if self.uses_memory {
             // SAFETY: non-NULL arguments of the resolved types.
             let wire = unsafe { self.wire_args(args) };
-            let bytes_result = self.signature.bytes_result();
+            let bytes_result = match self.signature.result {
+                _ if !self.signature.bytes_result() => BytesResult::No,
+                // text and bytea results are the datum's payload as they are: one copy.
+                Some(SqlType::Bytes(BytesType::Text | BytesType::Bytea)) => BytesResult::Varlena,
+                _ => BytesResult::Vec,
+            };
             self.instance.call_with_memory(
                 &self.export_fn,
                 self.typed.as_deref(),

@@ -71,7 +71,24 @@ pub enum WireResult {
     /// The result of a typed call: one value or none.
     Value(Option<Value>),
     Bytes(Vec<u8>),
+    /// The bytes a variable-length result pointed at, copied once, straight into a `varlena`
+    /// palloc'd in the current memory context (see [`BytesResult::Varlena`]).
+    Varlena(pg_sys::Datum),
 }
+
+/// Whether, and how, a call's result is bytes in the guest's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BytesResult {
+    /// The export returns wasm values.
+    No,
+    /// Bytes the caller parses (copied into a `Vec`).
+    Vec,
+    /// Bytes that are the datum as they are (text, bytea): copied into a palloc'd `varlena`.
+    Varlena,
+}
+
+/// The largest varlena payload Postgres can allocate (`MaxAllocSize` less the header).
+const MAX_VARLENA_PAYLOAD: u64 = 0x3fff_ffff - pg_sys::VARHDRSZ as u64;
 
 /// A failure while exchanging values with the guest.
 enum Exchange {
@@ -291,7 +308,7 @@ impl Instantiated {
         function: &Function,
         typed: Option<&dyn crate::runtime::typed_call::TypedCall>,
         args: &[WireArg<'_>],
-        bytes_result: bool,
+        bytes_result: BytesResult,
     ) -> Result<WireResult, CallFailure> {
         self.run_armed(
             |store| self.exchange(store, function, typed, args, bytes_result),
@@ -308,7 +325,7 @@ impl Instantiated {
         function: &Function,
         typed: Option<&dyn crate::runtime::typed_call::TypedCall>,
         args: &[WireArg<'_>],
-        bytes_result: bool,
+        bytes_result: BytesResult,
     ) -> Result<WireResult, Exchange> {
         let memory = self
             .memory
@@ -355,11 +372,11 @@ impl Instantiated {
                     .map_err(Exchange::Trap)?,
             ),
         };
-        let out = if bytes_result {
+        let out = if bytes_result != BytesResult::No {
             let first = match &results {
                 WireResult::Value(value) => value.as_ref(),
                 WireResult::Values(values) => values.first(),
-                WireResult::Bytes(_) => None,
+                WireResult::Bytes(_) | WireResult::Varlena(_) => None,
             };
             let packed = first.and_then(Value::i64).unwrap_or_default() as u64;
             let (ptr, len) = ((packed >> 32) as u32, packed as u32);
@@ -370,14 +387,38 @@ impl Instantiated {
                     view.data_size()
                 )));
             }
-            let mut bytes = vec![0u8; len as usize];
-            view.read(u64::from(ptr), &mut bytes)
-                .map_err(|e| Exchange::Abi(e.to_string()))?;
+            let out = if bytes_result == BytesResult::Varlena {
+                if u64::from(len) > MAX_VARLENA_PAYLOAD {
+                    return Err(Exchange::Abi(format!(
+                        "returned {len} bytes, more than a value can hold (1GB)"
+                    )));
+                }
+                // SAFETY: a varlena of exactly header + len bytes in the current memory
+                // context, its header set before anything reads it; the bytes are copied into
+                // its payload from the guest memory checked above.
+                unsafe {
+                    let total = pg_sys::VARHDRSZ + len as usize;
+                    let varlena = pg_sys::palloc(total).cast::<pg_sys::varlena>();
+                    pgrx::set_varsize_4b(varlena, total as i32);
+                    let payload = std::slice::from_raw_parts_mut(
+                        varlena.cast::<u8>().add(pg_sys::VARHDRSZ),
+                        len as usize,
+                    );
+                    view.read(u64::from(ptr), payload)
+                        .map_err(|e| Exchange::Abi(e.to_string()))?;
+                    WireResult::Varlena(pg_sys::Datum::from(varlena))
+                }
+            } else {
+                let mut bytes = vec![0u8; len as usize];
+                view.read(u64::from(ptr), &mut bytes)
+                    .map_err(|e| Exchange::Abi(e.to_string()))?;
+                WireResult::Bytes(bytes)
+            };
             if let Some(free) = &self.free {
                 free.call(&mut *store, ptr as i32, len as i32)
                     .map_err(Exchange::Trap)?;
             }
-            WireResult::Bytes(bytes)
+            out
         } else {
             results
         };
