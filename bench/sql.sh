@@ -124,6 +124,17 @@ CREATE FUNCTION add_python(a int, b int) RETURNS int LANGUAGE plpython3u IMMUTAB
 CREATE FUNCTION add_perl(int, int) RETURNS int LANGUAGE plperl IMMUTABLE STRICT AS
     $$ return $_[0] + $_[1]; $$;
 
+-- SETOF throughput: n integer rows emitted by a wasm loop.
+SELECT wasm.load('bench_series', wasm.wat('(module
+    (import "plwasm" "emit_i32" (func $emit (param i32)))
+    (func (export "series") (param $n i32) (local $i i32)
+        (block $done (loop $next
+            (br_if $done (i32.ge_s (local.get $i) (local.get $n)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (call $emit (local.get $i))
+            (br $next)))))'));
+CREATE FUNCTION series_wasm(int) RETURNS SETOF int LANGUAGE wasm IMMUTABLE STRICT AS 'bench_series:series';
+
 -- Recursive fib: wasm against PL/pgSQL.
 SELECT wasm.load('bench_fib', wasm.wat('(module (func $fib (export "fib") (param i32) (result i32)
     (if (result i32) (i32.lt_s (local.get 0) (i32.const 2)) (then (local.get 0))
@@ -238,6 +249,7 @@ cases=(
     "jsonb in and out, $ORDERS documents|SELECT count(w.normalize_tags(doc)) FROM orders|jsonb_set + jsonb_agg|SELECT count(jsonb_set(doc, '{tags}', (SELECT jsonb_agg(DISTINCT lower(t)) FROM jsonb_array_elements_text(doc->'tags') t))) FROM orders"
     "float8[] in (64-d cosine), $VECTORS pairs|SELECT sum(w.cosine_similarity(a, b)) FROM vectors|SQL over unnest|SELECT sum((SELECT sum(x * y) / (sqrt(sum(x * x)) * sqrt(sum(y * y))) FROM unnest(a, b) u(x, y))) FROM vectors"
     "aggregate over wasm sfunc (float8[] state), $((ROWS / 2)) rows|SELECT w.wasm_stddev(i) FROM generate_series(1, $((ROWS / 2))) i|builtin stddev_samp|SELECT stddev_samp(i::float8) FROM generate_series(1, $((ROWS / 2))) i"
+    "SETOF int, $ROWS rows from one call|SELECT count(*) FROM series_wasm($ROWS)|generate_series|SELECT count(*) FROM generate_series(1, $ROWS)"
     "tokens (SETOF), $TEXTS texts|SELECT count(*) FROM texts, w.tokens(t)|regexp_split_to_table|SELECT count(*) FROM texts, regexp_split_to_table(lower(t), '[^a-z0-9]+') s WHERE s <> ''"
 )
 

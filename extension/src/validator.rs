@@ -53,7 +53,7 @@ unsafe fn plwasm_validator(fn_oid: pg_sys::Oid, fcinfo: pg_sys::FunctionCallInfo
                 stored.and_then(|m| binding::check(&f, &signature, &target, &m.exports))
             }
         }
-        FunctionTarget::Inline { source, .. } => cache::inline(source, &f.display)
+        FunctionTarget::Inline { source, .. } => cache::inline(source, &f.display, !f.temporary)
             .and_then(|instance| binding::check(&f, &signature, &target, &instance.exports)),
     };
     result.or_report();

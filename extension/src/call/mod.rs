@@ -75,7 +75,10 @@ impl CallSite {
 
     /// # Safety
     /// `fcinfo` must be the call's valid `FunctionCallInfo`, with arguments of this site's types.
-    unsafe fn call(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    /// None if the instance went stale while the arguments were converted (a JSON-form
+    /// argument's cast to json is user code, which may call wasm, replace the module or trap
+    /// this very instance): the caller resolves the site again and retries.
+    unsafe fn call(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datum> {
         // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
         let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         let any_null = args.iter().any(|arg| arg.isnull);
@@ -88,6 +91,17 @@ impl CallSite {
             }
             .report();
         }
+        // Marshal first, before anything of this call is set on the instance (its NULL mask,
+        // its spool): converting a JSON-form argument may run user code that calls wasm.
+        let wire = if self.uses_memory {
+            // SAFETY: non-NULL arguments of the resolved types.
+            Some(unsafe { self.wire_args(args) })
+        } else {
+            None
+        };
+        if !self.is_current() {
+            return None;
+        }
         if self.instance.null_aware {
             let nulls: Vec<bool> = args.iter().map(|arg| arg.isnull).collect();
             self.instance.set_null_args(&nulls);
@@ -99,9 +113,7 @@ impl CallSite {
         let _spool_guard = spool
             .as_mut()
             .map(|spool| SpoolAttached::attach(&self.instance, spool));
-        let outcome = if self.uses_memory {
-            // SAFETY: non-NULL arguments of the resolved types.
-            let wire = unsafe { self.wire_args(args) };
+        let outcome = if let Some(wire) = wire {
             let bytes_result = match self.signature.result {
                 _ if !self.signature.bytes_result() => BytesResult::No,
                 // text and bytea results are the datum's payload as they are: one copy.
@@ -142,20 +154,20 @@ impl CallSite {
                 self.instance.discard();
                 if let Some(spool) = spool.as_mut() {
                     // SAFETY: fcinfo is valid; the rows were emitted by this call.
-                    return unsafe { self.materialize(fcinfo, spool) };
+                    return Some(unsafe { self.materialize(fcinfo, spool) });
                 }
                 // SAFETY: fcinfo is valid.
                 unsafe { (*fcinfo).isnull = self.signature.result.is_some() };
-                return pg_sys::Datum::from(0usize);
+                return Some(pg_sys::Datum::from(0usize));
             }
             Err(failure) => self.fail(failure),
         };
         if let Some(spool) = spool.as_mut() {
             // SAFETY: fcinfo is valid; the rows were emitted by this call.
-            return unsafe { self.materialize(fcinfo, spool) };
+            return Some(unsafe { self.materialize(fcinfo, spool) });
         }
         // SAFETY: fcinfo is valid (caller's contract).
-        unsafe { self.deliver(fcinfo, result, return_null) }
+        Some(unsafe { self.deliver(fcinfo, result, return_null) })
     }
 }
 
@@ -179,15 +191,28 @@ pub unsafe extern "C-unwind" fn plwasm_call_handler(
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         let mut site = (*flinfo).fn_extra as *mut CallSite;
-        if site.is_null() || !(*site).is_current() {
-            let resolved = CallSite::resolve((*flinfo).fn_oid).or_report();
-            if site.is_null() {
-                site = PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(resolved);
-                (*flinfo).fn_extra = site.cast();
-            } else {
-                *site = resolved;
+        // A second try only when converting the arguments made the instance stale (see
+        // `CallSite::call`); a third stale instance in a row is reported.
+        for _ in 0..3 {
+            if site.is_null() || !(*site).is_current() {
+                let resolved = CallSite::resolve((*flinfo).fn_oid).or_report();
+                if site.is_null() {
+                    site =
+                        PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(resolved);
+                    (*flinfo).fn_extra = site.cast();
+                } else {
+                    *site = resolved;
+                }
+            }
+            if let Some(result) = (*site).call(fcinfo) {
+                return result;
             }
         }
-        (*site).call(fcinfo)
+        let site = &*site;
+        PlWasmError::Reentrant {
+            function: site.function.clone(),
+            module: site.instance.label.clone(),
+        }
+        .report()
     }
 }

@@ -24,7 +24,9 @@ impl CallSite {
                 let generation = catalog::generation();
                 (cache::stored(module, &f.display)?, Some(generation))
             }
-            FunctionTarget::Inline { source, .. } => (cache::inline(source, &f.display)?, None),
+            FunctionTarget::Inline { source, .. } => {
+                (cache::inline(source, &f.display, !f.temporary)?, None)
+            }
         };
         binding::check(&f, &signature, &target, &instance.exports)?;
         let export_fn =

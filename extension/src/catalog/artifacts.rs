@@ -167,24 +167,43 @@ fn mac(key: &[u8; KEY_LEN], name: &str, sha256: &str, engine: &str, artifact: &[
 /// tries again until the build changes. Never fails the load. The caller holds the name's
 /// [`catalog::ModuleLock::Change`] (or, for inline modules, is the refresh worker).
 pub fn store(name: &str, sha256: &str, module: &Module) -> bool {
+    match module.serialize() {
+        Ok(artifact) if artifact.len() <= MAX_ARTIFACT_BYTES => write(name, sha256, &artifact),
+        _ => {
+            write(name, sha256, &[]);
+            false
+        }
+    }
+}
+
+/// Mark module `name` (bytes or text with `sha256`) as one this build does not keep an artifact
+/// for: an inline body that does not compile (so the refresh worker does not try it again on
+/// every pass). Same locking as [`store`].
+pub fn mark_unstorable(name: &str, sha256: &str) {
+    write(name, sha256, &[]);
+}
+
+/// Write one row (an empty `artifact` is the unstorable mark); true if it was written with
+/// code in it.
+fn write(name: &str, sha256: &str, artifact: &[u8]) -> bool {
     let Some(key) = key() else {
         remove(name);
         return false;
     };
-    let (artifact, kept) = match module.serialize() {
-        Ok(artifact) if artifact.len() <= MAX_ARTIFACT_BYTES => (artifact.to_vec(), true),
-        _ => (Vec::new(), false),
-    };
+    if table_oid().is_none() {
+        return false;
+    }
+    let kept = !artifact.is_empty();
     let engine = fingerprint();
     let zero = pg_sys::Datum::from(0usize);
     let mut values = [
         name.into_datum().unwrap_or(zero),
         sha256.into_datum().unwrap_or(zero),
         engine.into_datum().unwrap_or(zero),
-        mac(&key, name, sha256, engine, &artifact)
+        mac(&key, name, sha256, engine, artifact)
             .into_datum()
             .unwrap_or(zero),
-        artifact.as_slice().into_datum().unwrap_or(zero),
+        artifact.into_datum().unwrap_or(zero),
     ];
     catalog::upsert_row(&ARTIFACTS, name, &mut values);
     kept

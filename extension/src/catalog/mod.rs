@@ -56,6 +56,8 @@ pub struct SqlFunction {
     pub returns_set: bool,
     /// The role that owns the function.
     pub owner: pg_sys::Oid,
+    /// The function lives in a temporary schema (it goes with its session).
+    pub temporary: bool,
 }
 
 impl SqlFunction {
@@ -84,6 +86,8 @@ impl SqlFunction {
             result_type: proc.prorettype(),
             returns_set: proc.proretset(),
             owner: proc.proowner(),
+            // SAFETY: syscache lookups of an existing function and its namespace.
+            temporary: unsafe { pg_sys::isAnyTempNamespace(pg_sys::get_func_namespace(oid)) },
         })
     }
 
@@ -636,6 +640,16 @@ impl ModuleOwner {
 /// the row is read after the lock is granted, with a new snapshot, a waiter always sees what
 /// the holder committed — under every isolation level.
 pub fn lock(name: &str, mode: ModuleLock) -> Option<ModuleOwner> {
+    lock_name(name, mode, true).flatten()
+}
+
+/// [`lock`] without waiting: None if another transaction holds a conflicting lock on the name
+/// (the background refresh worker must never queue behind a user's transaction).
+pub fn try_lock(name: &str, mode: ModuleLock) -> Option<Option<ModuleOwner>> {
+    lock_name(name, mode, false)
+}
+
+fn lock_name(name: &str, mode: ModuleLock, wait: bool) -> Option<Option<ModuleOwner>> {
     let table = StoreTable::open(&MODULES, pg_sys::AccessShareLock);
     let digest = sha2::Sha256::digest(name.as_bytes());
     let objid = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
@@ -643,22 +657,27 @@ pub fn lock(name: &str, mode: ModuleLock) -> Option<ModuleOwner> {
     let lockmode = match mode {
         ModuleLock::Bind => pg_sys::AccessShareLock,
         ModuleLock::Change => pg_sys::AccessExclusiveLock,
-    };
+    } as pg_sys::LOCKMODE;
     // SAFETY: an object lock held to the end of the transaction; acquiring it processes
     // pending invalidations, so the snapshot taken next sees every commit before the grant.
-    unsafe {
-        pg_sys::LockDatabaseObject(
-            (*table.rel).rd_id,
-            pg_sys::Oid::from(objid),
-            objsubid,
-            lockmode as pg_sys::LOCKMODE,
-        )
+    let granted = unsafe {
+        let class = (*table.rel).rd_id;
+        let object = pg_sys::Oid::from(objid);
+        if wait {
+            pg_sys::LockDatabaseObject(class, object, objsubid, lockmode);
+            true
+        } else {
+            pg_sys::ConditionalLockDatabaseObject(class, object, objsubid, lockmode)
+        }
     };
+    if !granted {
+        return None;
+    }
     let snapshot = LatestSnapshot::take();
-    table.find(name, snapshot.snapshot, |tuple| {
+    Some(table.find(name, snapshot.snapshot, |tuple| {
         let (values, nulls) = table.deform(tuple);
         owner_of(&values, &nulls)
-    })
+    }))
 }
 
 fn owner_of(values: &[pg_sys::Datum], nulls: &[bool]) -> ModuleOwner {

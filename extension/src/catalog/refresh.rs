@@ -7,8 +7,8 @@
 //! module whose artifact is missing or unusable and stores the new artifact, so the next
 //! backends and parallel workers deserialize instead of compiling. Inline modules (function
 //! bodies `(module ...)`) get the same, keyed by the SHA-256 of their text (see
-//! [`artifacts::inline_name`]); the worker also deletes the rows of texts no function has any
-//! more. The same happens after a backend compiled an inline body.
+//! [`artifacts::inline_name`]), after a backend compiled one (at CREATE FUNCTION or a first
+//! call); each pass also deletes the rows of texts no function has any more.
 //!
 //! Why a worker and not the calling backend: writing from the caller's transaction is unsafe
 //! where Postgres runs functions under special snapshot rules (a lazy VACUUM that summarizes a
@@ -21,11 +21,12 @@
 //! and still lacks a usable artifact. A module loaded or replaced meanwhile keeps the artifact
 //! its `wasm.load` stored. One worker per database runs a pass at a time, and at most one more
 //! waits to run the next pass (session-level locks that no SQL can take); further requests end
-//! at once. Never on a standby (nothing may be
-//! written there), never from a parallel worker or another background worker, at most once per
-//! module version per backend, and not at all with `wasm.refresh_artifacts = off`. When no
-//! background worker slot is free (`max_worker_processes`), nothing happens: the next backend
-//! that compiles asks again.
+//! at once. The worker is started when the asking transaction commits (so it sees what that
+//! transaction wrote: a module, a function, a whole restore), never for one that aborts. Never
+//! on a standby (nothing may be written there), never from a background worker other than a
+//! parallel worker, at most once per module version per backend, and not at all with
+//! `wasm.refresh_artifacts = off`. When no background worker slot is free
+//! (`max_worker_processes`), nothing happens: the next backend that compiles asks again.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -35,29 +36,83 @@ use pgrx::pg_sys;
 
 use crate::catalog::{self, artifacts, ModuleLock};
 
+/// Most bytes of modules and inline texts one pass compiles (about a minute of Cranelift on
+/// this project's machine). What is left waits for the next pass, so no pass runs unbounded.
+const MAX_PASS_BYTES: usize = 64 * 1024 * 1024;
+
 /// The background worker's type in `pg_stat_activity.backend_type`.
 pub const WORKER_TYPE: &str = "plwasm artifact refresh";
 
 thread_local! {
-    /// SHA-256s of the module versions this backend has asked a refresh for.
+    /// SHA-256s of the module versions (and inline texts) this backend has asked a refresh
+    /// for, in a committed transaction.
     static REQUESTED: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    /// Asked for in the current transaction: the worker starts when it commits.
+    static PENDING: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    static CALLBACK_REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// After this backend compiled stored module `name` (bytes with `sha256`) for want of a usable
-/// artifact: start a worker that stores one, where that is allowed (see the module docs).
+/// After this backend compiled stored module `name` (bytes with `sha256`), or an inline body
+/// (`name` "(inline)", text with `sha256`), for want of a usable artifact: have a worker store
+/// one once this transaction commits (see the module docs). The worker starts only at commit,
+/// so that it sees what this transaction wrote (a module loaded, a function created, a
+/// restore run in one transaction); an aborted transaction asks for nothing.
 pub fn request(name: &str, sha256: &str) {
     if !crate::gucs::REFRESH_ARTIFACTS.get() {
         return;
     }
-    // SAFETY: reads of process state.
-    let allowed = unsafe { !pg_sys::RecoveryInProgress() && !pg_sys::IsBackgroundWorker };
+    // SAFETY: reads of process state. Parallel workers ask too (a module called only from
+    // them would never get an artifact otherwise); other background workers do not.
+    let allowed = unsafe {
+        !pg_sys::RecoveryInProgress()
+            && (!pg_sys::IsBackgroundWorker || pg_sys::ParallelWorkerNumber >= 0)
+    };
     if !allowed || !artifacts::can_store() {
         return;
     }
-    let first = REQUESTED.with(|requested| requested.borrow_mut().insert(sha256.to_string()));
-    if !first {
+    if REQUESTED.with(|requested| requested.borrow().contains(sha256)) {
         return;
     }
+    PENDING.with(|pending| pending.borrow_mut().insert(sha256.to_string()));
+    if !CALLBACK_REGISTERED.with(std::cell::Cell::get) {
+        // SAFETY: registering a callback that only touches this module's thread-locals and
+        // starts a worker.
+        unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
+        CALLBACK_REGISTERED.with(|c| c.set(true));
+    }
+    pgrx::debug1!("plwasm: an artifact for \"{name}\" will be stored after this transaction");
+}
+
+/// At commit, start one worker for everything asked in the transaction (it passes over every
+/// module and inline body of the database); at abort, forget the requests. Runs inside
+/// Postgres's commit: it must not raise an ERROR (registering a worker only returns false
+/// when no slot is free).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn at_transaction_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => {
+            let pending = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+            if pending.is_empty() {
+                return;
+            }
+            if start_worker() {
+                REQUESTED.with(|requested| requested.borrow_mut().extend(pending));
+            }
+        }
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => {
+            PENDING.with(|pending| pending.borrow_mut().clear());
+        }
+        _ => {}
+    }
+}
+
+/// Register a refresh worker for this database; false when no background worker slot is free
+/// (`max_worker_processes`), so the next compile asks again.
+fn start_worker() -> bool {
     // SAFETY: the database this backend is connected to.
     let database = unsafe { pg_sys::MyDatabaseId };
     let started = BackgroundWorkerBuilder::new(WORKER_TYPE)
@@ -67,11 +122,7 @@ pub fn request(name: &str, sha256: &str) {
         .enable_spi_access()
         .set_argument(Some(pg_sys::Datum::from(database)))
         .load_dynamic();
-    if started.is_err() {
-        pgrx::debug1!(
-            "plwasm: no background worker slot free to store the artifact of module \"{name}\""
-        );
-    }
+    started.is_ok()
 }
 
 /// Postgres's own SIGTERM handler for backends: it only sets `ProcDiePending`, which the next
@@ -110,20 +161,22 @@ pub unsafe extern "C-unwind" fn plwasm_artifact_worker(argument: pg_sys::Datum) 
         return;
     }
     let names = in_transaction(catalog::module_names);
+    let mut budget = MAX_PASS_BYTES;
     let mut stored = 0;
     for name in names {
-        if refresh(&name) {
+        if refresh(&name, &mut budget) {
             stored += 1;
         }
     }
+    let mut inline_stored = 0;
     // Inline modules: one artifact per distinct body text; rows of texts no function has any
     // more are deleted.
     let sources = in_transaction(catalog::inline_sources);
     let mut live = HashSet::new();
     for source in sources {
         let sha256 = crate::runtime::cache::sha256_hex(source.as_bytes());
-        if refresh_inline(&source, &sha256) {
-            stored += 1;
+        if refresh_inline(&source, &sha256, &mut budget) {
+            inline_stored += 1;
         }
         live.insert(sha256);
     }
@@ -134,8 +187,23 @@ pub unsafe extern "C-unwind" fn plwasm_artifact_worker(argument: pg_sys::Datum) 
             }
         }
     });
-    if stored > 0 {
-        pgrx::log!("plwasm: compiled {stored} modules and stored their artifacts");
+    if stored + inline_stored > 0 {
+        let database = in_transaction(|| {
+            // SAFETY: the name of the database this worker is connected to (palloc'd).
+            unsafe {
+                let name = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+                if name.is_null() {
+                    String::new()
+                } else {
+                    std::ffi::CStr::from_ptr(name)
+                        .to_string_lossy()
+                        .into_owned()
+                }
+            }
+        });
+        pgrx::log!(
+            "plwasm: stored the compiled artifacts of {stored} modules and {inline_stored} inline bodies in database \"{database}\""
+        );
     }
 }
 
@@ -204,13 +272,13 @@ fn lock_refresh(artifacts_table: pg_sys::Oid) -> bool {
 /// Store the artifact of the inline module `source` (text with `sha256`) if it has no usable
 /// one; true if it compiled and stored. Only this worker writes inline artifacts (under the
 /// refresh lock), so no name lock is needed.
-fn refresh_inline(source: &str, sha256: &str) -> bool {
+fn refresh_inline(source: &str, sha256: &str, budget: &mut usize) -> bool {
     let name = artifacts::inline_name(sha256);
     let wanted = in_transaction(|| {
         !artifacts::is_current(&name, sha256)
             && crate::runtime::cache::check_size("(inline)", source.len()).is_ok()
     });
-    if !wanted {
+    if !wanted || !spend(budget, source.len()) {
         return false;
     }
     // Compiled outside any transaction: no snapshot or table lock held meanwhile.
@@ -222,14 +290,25 @@ fn refresh_inline(source: &str, sha256: &str) -> bool {
             !artifacts::is_current(&name, sha256) && artifacts::store(&name, sha256, &compiled)
         }),
         Err(reason) => {
+            // Marked, so later passes do not compile it again (until the build changes).
             pgrx::log!("plwasm: an inline module was not compiled for its artifact: {reason}");
+            in_transaction(|| artifacts::mark_unstorable(&name, sha256));
             false
         }
     }
 }
 
+/// Take `len` bytes from the pass's budget; false (nothing taken) when they do not fit.
+fn spend(budget: &mut usize, len: usize) -> bool {
+    if len > *budget {
+        return false;
+    }
+    *budget -= len;
+    true
+}
+
 /// Store module `name`'s artifact if it has no usable one; true if it compiled and stored one.
-fn refresh(name: &str) -> bool {
+fn refresh(name: &str, budget: &mut usize) -> bool {
     let wanted = in_transaction(|| {
         let module = catalog::lookup(name, true)?;
         if artifacts::is_current(name, &module.sha256) {
@@ -240,6 +319,9 @@ fn refresh(name: &str) -> bool {
     let Some((sha256, bytes)) = wanted else {
         return false;
     };
+    if !spend(budget, bytes.len()) {
+        return false;
+    }
     // Compiled outside any transaction: no snapshot or table lock held meanwhile, so DROP
     // EXTENSION or a load does not wait for it.
     let compiled = match crate::runtime::compile(&bytes) {
@@ -249,9 +331,13 @@ fn refresh(name: &str) -> bool {
             return false;
         }
     };
-    // Stored under the name's lock, if nothing changed meanwhile.
+    // Stored under the name's lock, if nothing changed meanwhile. Never waiting for it: a
+    // user's transaction may hold it as long as it likes (binding a function to the module),
+    // and a worker queued behind it would hold up everyone else's binds. Skipped this pass.
     in_transaction(|| {
-        catalog::lock(name, ModuleLock::Change);
+        if catalog::try_lock(name, ModuleLock::Change).is_none() {
+            return false;
+        }
         let current = catalog::lookup(name, false);
         if current.is_none_or(|current| current.sha256 != sha256)
             || artifacts::is_current(name, &sha256)

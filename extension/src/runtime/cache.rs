@@ -169,8 +169,14 @@ pub fn check_size(label: &str, size: usize) -> Result<(), PlWasmError> {
     Ok(())
 }
 
-/// The instance of an inline module written in WebAssembly text.
-pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
+/// The instance of an inline module written in WebAssembly text. `refresh`: ask the background
+/// worker to store its artifact if this backend has to compile it (not for functions in
+/// temporary schemas, which the worker never sees).
+pub fn inline(
+    source: &str,
+    function: &str,
+    refresh: bool,
+) -> Result<Rc<Instantiated>, PlWasmError> {
     let sha256 = sha256_hex(source.as_bytes());
     let cached = CACHE.with(|c| c.borrow().inline.get(&key(&sha256)).cloned());
     if let Some(entry) = &cached {
@@ -198,7 +204,7 @@ pub fn inline(source: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmEr
                             reason: format!("invalid inline module: {reason}"),
                         })?;
                     // No artifact for this text yet: a background worker stores one.
-                    if missing == catalog::artifacts::NoArtifact::Missing {
+                    if refresh && missing == catalog::artifacts::NoArtifact::Missing {
                         catalog::refresh::request("(inline)", &sha256);
                     }
                     module

@@ -154,6 +154,48 @@ DROP TABLE art_inline_row;
 DROP FUNCTION art_wait_refreshed();
 SELECT wasm.unload('art_more'), wasm.unload('art_ref');
 
+-- The worker never waits for a module's lock: a user's open transaction that binds a function
+-- to the module (and so holds its name's lock) makes the worker skip it for this pass, instead
+-- of queueing behind it and holding up everyone else's CREATE FUNCTION.
+SELECT dblink_connect('art_holder', format('dbname=%s port=%s host=%s user=%s', current_database(),
+         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_user));
+SELECT dblink_exec('art_holder', 'BEGIN');
+SELECT dblink_exec('art_holder', $$CREATE FUNCTION art_held(int) RETURNS int LANGUAGE wasm AS 'art:twice'$$);
+-- art_side, also without an artifact, shows when the pass has run: the worker stores it.
+SELECT wasm.load('art_side', wasm.wat('(module)'));
+DELETE FROM wasm.module_artifacts WHERE name IN ('art', 'art_side');
+SELECT result, compiled FROM art_new_session(true);
+-- Waits (up to 60 s) until no refresh worker runs.
+CREATE FUNCTION art_wait_no_worker() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..600 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        IF NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'plwasm artifact refresh') THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+DO $$ BEGIN
+    FOR i IN 1..600 LOOP
+        EXIT WHEN EXISTS (SELECT FROM wasm.module_artifacts WHERE name = 'art_side');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT (SELECT count(*) FROM wasm.module_artifacts WHERE name = 'art_side') AS pass_ran,
+       art_wait_no_worker() AS worker_done,
+       (SELECT count(*) FROM wasm.module_artifacts WHERE name = 'art') AS skipped_while_locked;
+SET lock_timeout = '5s';
+CREATE FUNCTION art_not_blocked(int) RETURNS int LANGUAGE wasm AS 'art:twice';
+RESET lock_timeout;
+SELECT dblink_exec('art_holder', 'ROLLBACK');
+SELECT dblink_disconnect('art_holder');
+DROP FUNCTION art_not_blocked(int);
+DROP FUNCTION art_wait_no_worker();
+SELECT wasm.unload('art_side');
+
 -- Parallel workers deserialize too: every row is computed in a worker (the leader does not
 -- participate), and each worker reports what it did after its first call (this session, which
 -- compiled each module it loaded, would not report 0 compiled).

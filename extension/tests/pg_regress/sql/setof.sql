@@ -63,3 +63,29 @@ SELECT * FROM series(2) AS healthy;
 
 -- The validator: SETOF needs an export that returns nothing.
 SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS SETOF int LANGUAGE wasm AS '(module (func (export "v") (param i32) (result i32) local.get 0))'$$);
+
+-- Converting a JSON-form argument can run user code (a user's cast to json), which may call wasm.
+-- That call is over before this one is set up: its rows do not land in this call's set, and its
+-- NULL mask does not replace this call's (arg_is_null(1) is 0 here, the argument is given).
+SELECT wasm.load('reenter', wasm.wat($$(module
+  (import "plwasm" "emit_bytes" (func $emit (param i32 i32)))
+  (import "plwasm" "arg_is_null" (func $is_null (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "INJECTED")
+  (data (i32.const 16) "second argument NULL")
+  (data (i32.const 48) "second argument given")
+  (func (export "plwasm_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "plwasm_free") (param i32 i32))
+  (func (export "inner") (param i32 i32) (result i32) (call $emit (i32.const 0) (i32.const 8)) i32.const 0)
+  (func (export "outer") (param i32 i32 i32 i32)
+    (if (call $is_null (i32.const 1))
+      (then (call $emit (i32.const 16) (i32.const 20)))
+      (else (call $emit (i32.const 48) (i32.const 21))))))$$));
+CREATE TYPE reenter_mood AS ENUM ('calm');
+CREATE FUNCTION reenter_inner(int, int) RETURNS int LANGUAGE wasm AS 'reenter:inner';
+CREATE FUNCTION reenter_mood_json(reenter_mood) RETURNS json LANGUAGE sql AS
+    $$ SELECT json_build_object('m', $1::text, 'inner', reenter_inner(1, NULL)) $$;
+CREATE CAST (reenter_mood AS json) WITH FUNCTION reenter_mood_json(reenter_mood);
+CREATE FUNCTION reenter_outer(reenter_mood, text) RETURNS SETOF text LANGUAGE wasm AS 'reenter:outer';
+SELECT * FROM reenter_outer('calm', 'given');
+DROP CAST (reenter_mood AS json);
