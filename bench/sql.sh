@@ -6,7 +6,16 @@
 #   bash bench/sql.sh            # full run (a few minutes)
 #   bash bench/sql.sh --smoke    # tiny sizes, one repetition: checks that every case runs
 #                                # (tests/run.sh runs this; its times mean nothing)
-#   PLWASM_BENCH_CASES=json bash bench/sql.sh   # only the cases whose name matches (grep -E)
+#   PLWASM_BENCH_CASES='json|kernel' bash bench/sql.sh
+#                                # only the rows whose name matches (grep -iE); the sections
+#                                # after the table are named "first call", "parallel",
+#                                # "memory" and "pgbench"
+#
+# It first runs scripts/setup.sh --wasm-toolchains (which installs missing Debian packages and
+# builds and installs plwasm, release unless PLWASM_PROFILE says otherwise: the footer prints
+# the profile), builds the example crates and bench/kernels to wasm, and installs the native
+# reference extension bench/native into the system PostgreSQL (cargo pgrx install): run it as
+# root or with sudo. A first run on a new machine spends most of its time building.
 #
 # Each case is timed as the best of several runs of one SQL statement (clock_timestamp around
 # EXECUTE in PL/pgSQL, so no client round trips are counted). It installs what it compares with
@@ -258,7 +267,7 @@ echo "| case | plwasm ms | reference | reference ms | plwasm / reference |"
 echo "|---|---:|---|---:|---:|"
 for case in "${cases[@]}"; do
     IFS='|' read -r name wasm_sql ref_name ref_sql <<<"$case"
-    [[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"$name" || continue
+    [[ -z "$ONLY" ]] || grep -qiE -- "$ONLY" <<<"$name" || continue
     # Warm up both (compile, instantiate, caches) before timing.
     psql_bench -Atc "SELECT bench_ms(\$q\$$wasm_sql\$q\$, 1), bench_ms(\$q\$$ref_sql\$q\$, 1)" >/dev/null
     read -r wasm_ms ref_ms < <(psql_bench -AtF ' ' -c \
@@ -272,10 +281,10 @@ done
 # new connection running SELECT 1. Mean over the connections, through dblink from the server.
 # Connections that compile run with wasm.refresh_artifacts off, so no background worker stores
 # the artifact the case deleted.
-wanted() { [[ -z "$ONLY" ]] || grep -qE -- "$ONLY" <<<"$1"; }
+wanted() { [[ -z "$ONLY" ]] || grep -qiE -- "$ONLY" <<<"$1"; }
 cold_ms() { psql_bench -Atc "SELECT round(cold_ms(\$q\$$1\$q\$, $CONNECTIONS, '${2:-}')::numeric, 2)"; }
 size_of() { psql_bench -Atc "SELECT octet_length(bytes) FROM wasm.module_store WHERE name = '$1'"; }
-if wanted "first call"; then
+if wanted "first call in a new connection"; then
     base=$(cold_ms "SELECT 1::text")
     for f in "add_wasm(1, 1)|a tiny WAT module|" \
         "w.slugify('A b')|the text-udfs module ($(size_of text_udfs) bytes), artifact|" \
@@ -292,7 +301,7 @@ fi
 
 # Parallel workers start cold on every query: two workers (the leader does not run the plan) each
 # call the function on their first row. Against the same parallel query over a builtin.
-if wanted "parallel"; then
+if wanted "parallel query, 2 workers"; then
     par="SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
          SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;"
     ref_ms=$(psql_bench -Atc "$par SELECT round(bench_ms('SELECT count(abs(i)) FROM par_t', $RUNS)::numeric, 1)" | tail -1)
@@ -306,16 +315,16 @@ fi
 
 # Memory: resident set size of a new backend after calling one function of each of n modules
 # (the text-udfs module loaded under n names), against a new backend after SELECT 1.
-if wanted "memory"; then
+if wanted "memory: backend RSS"; then
     rss_base=$(psql_bench -Atc "SELECT kb FROM dblink(bench_conninfo(), 'SELECT rss_kb_after(0)') AS t(kb bigint)")
     for n in $MODULE_COUNTS; do
         kb=$(psql_bench -Atc "SELECT kb FROM dblink(bench_conninfo(), 'SELECT rss_kb_after($n)') AS t(kb bigint)")
-        echo "| backend RSS after calling functions of $n modules | $((kb / 1024)) MB | new backend | $((rss_base / 1024)) MB | +$(((kb - rss_base) / 1024)) MB |"
+        echo "| memory: backend RSS after calling functions of $n modules | $((kb / 1024)) MB | new backend | $((rss_base / 1024)) MB | +$(((kb - rss_base) / 1024)) MB |"
     done
 fi
 
 # Throughput under concurrency: pgbench, one statement per transaction, against the builtin.
-if wanted "pgbench"; then
+if wanted "pgbench TPS"; then
     pgbench_tps() { # pgbench_tps SCRIPT CLIENTS
         as_cluster_user "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U postgres -c "$2" -j "$2" \
             $PGBENCH -f "$1" plwasm_bench 2>/dev/null | awk '/^tps/ { printf "%.0f", $3 }'
@@ -335,4 +344,4 @@ if wanted "pgbench"; then
     done
 fi
 echo
-echo "bench: $(date -u +%Y-%m-%d), PostgreSQL $PG, $(nproc) cores, best of $RUNS runs$( ((SMOKE)) && echo ' (smoke run: sizes too small to mean anything)')"
+echo "bench: $(date -u +%Y-%m-%d), PostgreSQL $PG, plwasm ${PLWASM_PROFILE:-release} build, $(nproc) cores, best of $RUNS runs$( ((SMOKE)) && echo ' (smoke run: sizes too small to mean anything)')"
