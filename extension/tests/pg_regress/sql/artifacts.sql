@@ -76,20 +76,28 @@ SELECT wasm.load('art_more', wasm.wat('(module (func (export "v") (result i32) i
 SELECT wasm.load('art_ref', wasm.wat('(module)'));
 DELETE FROM wasm.module_artifacts WHERE name = 'art';
 UPDATE wasm.module_artifacts SET engine = 'plwasm 0.0.0 on another machine' WHERE name = 'art_more';
--- Waits (up to 60 s) until both carry this build's fingerprint (art_ref's, made by wasm.load).
-CREATE FUNCTION art_wait_refreshed() RETURNS boolean LANGUAGE plpgsql AS $$
+-- Waits (up to 60 s) until the boolean query `condition` is true (the background worker
+-- works asynchronously); false if it never is.
+CREATE FUNCTION art_wait(condition text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    met boolean;
 BEGIN
     FOR i IN 1..600 LOOP
-        IF (SELECT count(*) FROM wasm.module_artifacts a
-             WHERE name IN ('art', 'art_more')
-               AND engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref')) = 2 THEN
+        PERFORM pg_stat_clear_snapshot();
+        EXECUTE condition INTO met;
+        IF met THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.1);
-        PERFORM pg_stat_clear_snapshot();
     END LOOP;
     RETURN false;
 END $$;
+-- Refreshed: both carry this build's fingerprint (art_ref's, made by wasm.load).
+CREATE FUNCTION art_wait_refreshed() RETURNS boolean LANGUAGE sql AS $$
+    SELECT art_wait($q$SELECT count(*) = 2 FROM wasm.module_artifacts
+        WHERE name IN ('art', 'art_more')
+          AND engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref')$q$)
+$$;
 -- With wasm.refresh_artifacts off, a session that compiles starts no worker: after 2 s, still
 -- no artifact.
 SELECT * FROM art_new_session(false);
@@ -127,17 +135,10 @@ $$;
 CREATE TEMP TABLE art_inline_row AS
     SELECT '(inline) ' || encode(sha256(convert_to(prosrc, 'UTF8')), 'hex') AS name
       FROM pg_proc WHERE proname = 'art_inline';
--- Waits (up to 60 s) until that row exists (`present`) or not.
-CREATE FUNCTION art_wait_inline(present boolean) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1..600 LOOP
-        IF EXISTS (SELECT FROM wasm.module_artifacts JOIN art_inline_row USING (name)) = present THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-    RETURN false;
-END $$;
+-- Waits until that row exists (`present`) or not.
+CREATE FUNCTION art_wait_inline(present boolean) RETURNS boolean LANGUAGE sql AS $$
+    SELECT art_wait(format('SELECT EXISTS (SELECT FROM wasm.module_artifacts JOIN art_inline_row USING (name)) = %L', present))
+$$;
 SELECT * FROM art_inline_session(true);
 SELECT art_wait_inline(true) AS inline_stored;
 SELECT engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref') AS this_build
@@ -166,26 +167,8 @@ SELECT dblink_exec('art_holder', $$CREATE FUNCTION art_held(int) RETURNS int LAN
 SELECT wasm.load('art_side', wasm.wat('(module)'));
 DELETE FROM wasm.module_artifacts WHERE name IN ('art', 'art_side');
 SELECT result, compiled FROM art_new_session(true);
--- Waits (up to 60 s) until no refresh worker runs.
-CREATE FUNCTION art_wait_no_worker() RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1..600 LOOP
-        PERFORM pg_stat_clear_snapshot();
-        IF NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'plwasm artifact refresh') THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-    RETURN false;
-END $$;
-DO $$ BEGIN
-    FOR i IN 1..600 LOOP
-        EXIT WHEN EXISTS (SELECT FROM wasm.module_artifacts WHERE name = 'art_side');
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END $$;
-SELECT (SELECT count(*) FROM wasm.module_artifacts WHERE name = 'art_side') AS pass_ran,
-       art_wait_no_worker() AS worker_done,
+SELECT art_wait($$SELECT EXISTS (SELECT FROM wasm.module_artifacts WHERE name = 'art_side')$$) AS pass_ran,
+       art_wait($$SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'plwasm artifact refresh')$$) AS worker_done,
        (SELECT count(*) FROM wasm.module_artifacts WHERE name = 'art') AS skipped_while_locked;
 SET lock_timeout = '5s';
 CREATE FUNCTION art_not_blocked(int) RETURNS int LANGUAGE wasm AS 'art:twice';
@@ -193,7 +176,7 @@ RESET lock_timeout;
 SELECT dblink_exec('art_holder', 'ROLLBACK');
 SELECT dblink_disconnect('art_holder');
 DROP FUNCTION art_not_blocked(int);
-DROP FUNCTION art_wait_no_worker();
+DROP FUNCTION art_wait(text);
 SELECT wasm.unload('art_side');
 
 -- Parallel workers deserialize too: every row is computed in a worker (the leader does not
