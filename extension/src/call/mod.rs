@@ -108,8 +108,29 @@ impl CallSite {
         }
         // A cancel that arrived before the call is handled before wasm starts.
         pgrx::check_for_interrupts!();
-        // A set-returning call's rows go to a spool (a tuplestore) as they are emitted.
-        let mut spool = self.signature.set_returning.then(Spool::new);
+        // A set-returning call's rows go to a spool (a tuplestore) as they are emitted; rows of a
+        // native scalar type straight into the result set, made now.
+        let mut set = None;
+        let mut spool = None;
+        if self.signature.set_returning {
+            spool = Some(match self.signature.result {
+                Some(SqlType::Scalar(scalar)) => {
+                    // SAFETY: fcinfo is valid (caller's contract).
+                    match unsafe { self.result_set(fcinfo) } {
+                        Some(made) => {
+                            // SAFETY: the result set lives as long as the query; its
+                            // descriptor has one column of this scalar's SQL type.
+                            let direct =
+                                unsafe { Spool::direct(scalar, made.store(), made.put_desc()) };
+                            set = Some(made);
+                            direct
+                        }
+                        None => Spool::new(),
+                    }
+                }
+                _ => Spool::new(),
+            });
+        }
         let _spool_guard = spool
             .as_mut()
             .map(|spool| SpoolAttached::attach(&self.instance, spool));
@@ -154,7 +175,7 @@ impl CallSite {
                 self.instance.discard();
                 if let Some(spool) = spool.as_mut() {
                     // SAFETY: fcinfo is valid; the rows were emitted by this call.
-                    return Some(unsafe { self.materialize(fcinfo, spool) });
+                    return Some(unsafe { self.materialize(fcinfo, spool, set) });
                 }
                 // SAFETY: fcinfo is valid.
                 unsafe { (*fcinfo).isnull = self.signature.result.is_some() };
@@ -164,7 +185,7 @@ impl CallSite {
         };
         if let Some(spool) = spool.as_mut() {
             // SAFETY: fcinfo is valid; the rows were emitted by this call.
-            return Some(unsafe { self.materialize(fcinfo, spool) });
+            return Some(unsafe { self.materialize(fcinfo, spool, set) });
         }
         // SAFETY: fcinfo is valid (caller's contract).
         Some(unsafe { self.deliver(fcinfo, result, return_null) })

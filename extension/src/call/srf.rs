@@ -11,18 +11,19 @@ use crate::abi::values;
 use crate::abi::{BytesType, SqlType};
 use crate::errors::PlWasmError;
 use crate::runtime::instance::Instantiated;
-use crate::runtime::spool::{Row, Spool, SpoolPtr};
+use crate::runtime::spool::{Misfit, Row, Spool, SpoolPtr};
 
 impl CallSite {
-    /// Return the rows a set-returning call emitted, in materialize mode (a tuplestore).
+    /// The call's result set: its `ReturnSetInfo` (checked to accept a materialized set), a new
+    /// tuplestore and the descriptor handed to the executor (both in the query's memory), and
+    /// the descriptor rows are put with. None for SETOF void.
     ///
     /// # Safety
     /// `fcinfo` is this call's valid FunctionCallInfo.
-    pub(super) unsafe fn materialize(
+    pub(super) unsafe fn result_set(
         &mut self,
         fcinfo: pg_sys::FunctionCallInfo,
-        spool: &mut Spool,
-    ) -> pg_sys::Datum {
+    ) -> Option<ResultSet> {
         // SAFETY: Postgres passes a ReturnSetInfo for set-returning calls (checked below).
         unsafe {
             let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
@@ -40,11 +41,7 @@ impl CallSite {
                     )
                 );
             }
-            let Some(ty) = self.signature.result else {
-                // SETOF void is refused by the signature check; answer an empty set anyway.
-                (*fcinfo).isnull = true;
-                return pg_sys::Datum::from(0usize);
-            };
+            let ty = self.signature.result?;
             let json = matches!(ty, SqlType::Bytes(BytesType::JsonForm(_)));
             // Rows of a composite type (SETOF t, RETURNS TABLE) have the decoder's descriptor.
             let row_desc = if json {
@@ -65,7 +62,62 @@ impl CallSite {
             };
             let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
             pg_sys::MemoryContextSwitchTo(old);
-            let put_desc = row_desc.unwrap_or(set_desc);
+            Some(ResultSet {
+                rsinfo,
+                store,
+                set_desc,
+                put_desc: row_desc.unwrap_or(set_desc),
+            })
+        }
+    }
+
+    /// Return the rows a set-returning call emitted, in materialize mode (a tuplestore): for a
+    /// direct spool (see [`Spool::direct`]) they are in `set` already; otherwise each spooled
+    /// row is converted into it now.
+    ///
+    /// # Safety
+    /// `fcinfo` is this call's valid FunctionCallInfo; `set` was made by [`Self::result_set`]
+    /// for it (None: made now).
+    pub(super) unsafe fn materialize(
+        &mut self,
+        fcinfo: pg_sys::FunctionCallInfo,
+        spool: &mut Spool,
+        set: Option<ResultSet>,
+    ) -> pg_sys::Datum {
+        // SAFETY: the function's contract.
+        unsafe {
+            let set = match set {
+                Some(set) => set,
+                None => match self.result_set(fcinfo) {
+                    Some(set) => set,
+                    None => {
+                        // SETOF void is refused by the signature check; answer an empty set.
+                        (*fcinfo).isnull = true;
+                        return pg_sys::Datum::from(0usize);
+                    }
+                },
+            };
+            let ResultSet {
+                rsinfo,
+                store,
+                set_desc,
+                put_desc,
+            } = set;
+            let Some(ty) = self.signature.result else {
+                (*fcinfo).isnull = true;
+                return pg_sys::Datum::from(0usize);
+            };
+            match spool.direct_misfit() {
+                Some(Some(misfit)) => self.misfit(misfit, ty),
+                Some(None) => {
+                    (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+                    (*rsinfo).setResult = store;
+                    (*rsinfo).setDesc = set_desc;
+                    (*fcinfo).isnull = true;
+                    return pg_sys::Datum::from(0usize);
+                }
+                None => {}
+            }
             let width = (*put_desc).natts as usize;
             // Each row's datums live only until the tuplestore has copied them.
             let row_memory = PgMemoryContexts::new("plwasm SETOF row");
@@ -142,6 +194,56 @@ impl CallSite {
             (*fcinfo).isnull = true;
             pg_sys::Datum::from(0usize)
         }
+    }
+}
+
+/// A set-returning call's result, made before or after the call (see
+/// [`CallSite::result_set`]).
+pub(super) struct ResultSet {
+    rsinfo: *mut pg_sys::ReturnSetInfo,
+    store: *mut pg_sys::Tuplestorestate,
+    set_desc: pg_sys::TupleDesc,
+    put_desc: pg_sys::TupleDesc,
+}
+
+impl ResultSet {
+    pub(super) fn store(&self) -> *mut pg_sys::Tuplestorestate {
+        self.store
+    }
+
+    pub(super) fn put_desc(&self) -> pg_sys::TupleDesc {
+        self.put_desc
+    }
+}
+
+impl CallSite {
+    /// The ERROR for the first row a direct spool could not take, as a spooled row gets it.
+    fn misfit(&self, misfit: Misfit, ty: SqlType) -> ! {
+        let scalar = match ty {
+            SqlType::Scalar(scalar) => Some(scalar),
+            SqlType::Bytes(_) => None,
+        };
+        if let (Misfit::Value(value), Some(scalar)) = (&misfit, scalar) {
+            if crate::abi::WasmType::from(value.ty()) == scalar.wasm_type() {
+                if let Err(value) = scalar.from_wasm(value) {
+                    self.out_of_range(value, scalar);
+                }
+            }
+        }
+        let emitted = match &misfit {
+            Misfit::Value(value) => describe_row(&Row::Value(value.clone())),
+            Misfit::Bytes(len) => format!("emit_bytes({len} bytes)"),
+        };
+        PlWasmError::AbiViolation {
+            function: self.function.clone(),
+            module: self.instance.label.clone(),
+            export: self.export.clone(),
+            reason: format!(
+                "called {emitted}, which does not fit SETOF {}",
+                crate::call::binding::type_name(self.result_type)
+            ),
+        }
+        .report()
     }
 }
 

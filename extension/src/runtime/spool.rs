@@ -2,7 +2,9 @@
 //! a tuplestore in the memory context "plwasm SETOF rows" (visible in
 //! `pg_backend_memory_contexts`), in memory up to `work_mem`, then in temporary files
 //! (`temp_file_limit` applies). After the call the handler reads them back and converts them
-//! to the function's result type ([`Spool::for_each`]).
+//! to the function's result type ([`Spool::for_each`]). A set of a native scalar type (SETOF
+//! int, float8, bool, ...) skips that: each value goes into the call's result tuplestore as it
+//! is emitted ([`Spool::direct`]).
 //!
 //! Each row is stored as one `bytea`: a tag byte ([`Row`]'s kind) and the value's bytes.
 //!
@@ -14,6 +16,8 @@
 
 use pgrx::{pg_sys, FromDatum};
 use wasmer::Value;
+
+use crate::abi::{SqlScalar, WasmType};
 
 /// One emitted row, as read back from the spool.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +42,28 @@ pub struct Spool {
     context: pg_sys::MemoryContext,
     store: *mut pg_sys::Tuplestorestate,
     desc: pg_sys::TupleDesc,
+    /// For a set of a native scalar type: rows go straight into the call's result tuplestore.
+    direct: Option<Direct>,
+}
+
+/// Rows of a set of a native scalar type (SETOF int, float8, ...): each emitted value is
+/// converted as it is emitted and put into the result tuplestore, with nothing in between (see
+/// [`Spool::direct`]). The first row that does not fit the type stops the filling; the handler
+/// reports it after the call, as for a spooled row.
+struct Direct {
+    scalar: SqlScalar,
+    store: *mut pg_sys::Tuplestorestate,
+    desc: pg_sys::TupleDesc,
+    misfit: Option<Misfit>,
+}
+
+/// A row a direct spool could not take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Misfit {
+    /// A value of another wasm type, or out of the SQL type's range.
+    Value(Value),
+    /// `emit_bytes` of this many bytes.
+    Bytes(usize),
 }
 
 impl Spool {
@@ -61,12 +87,44 @@ impl Spool {
                 context,
                 store,
                 desc,
+                direct: None,
             }
         }
     }
 
+    /// A spool for a set of `scalar`'s SQL type whose rows go straight into `store` (the call's
+    /// result, rows of `desc`: one column of that type).
+    ///
+    /// # Safety
+    /// `store` and `desc` outlive the spool (they belong to the query); `desc` has one column
+    /// of `scalar`'s SQL type.
+    pub unsafe fn direct(
+        scalar: SqlScalar,
+        store: *mut pg_sys::Tuplestorestate,
+        desc: pg_sys::TupleDesc,
+    ) -> Self {
+        let mut spool = Self::new();
+        spool.direct = Some(Direct {
+            scalar,
+            store,
+            desc,
+            misfit: None,
+        });
+        spool
+    }
+
+    /// For a direct spool: the first row that did not fit (`Some(None)`: all did); None for a
+    /// spool whose rows are read back with [`Self::for_each`].
+    pub fn direct_misfit(&self) -> Option<Option<Misfit>> {
+        self.direct.as_ref().map(|direct| direct.misfit.clone())
+    }
+
     /// Append a NULL row or a scalar value.
     pub fn put_value(&mut self, value: Option<&Value>) {
+        if let Some(direct) = &mut self.direct {
+            direct.put(value);
+            return;
+        }
         let mut buf = [0u8; 9];
         let len = match value {
             None => {
@@ -91,6 +149,10 @@ impl Spool {
 
     /// Append a row of `len` bytes that `fill` writes (false: nothing is stored).
     pub fn put_bytes(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+        if let Some(direct) = &mut self.direct {
+            direct.misfit.get_or_insert(Misfit::Bytes(len));
+            return false;
+        }
         self.put(len + 1, |row| {
             row[0] = TAG_BYTES;
             fill(&mut row[1..])
@@ -139,6 +201,34 @@ impl Spool {
             }
             pg_sys::ExecDropSingleTupleTableSlot(slot);
         }
+    }
+}
+
+impl Direct {
+    fn put(&mut self, value: Option<&Value>) {
+        if self.misfit.is_some() {
+            return;
+        }
+        let (mut datum, mut null) = match value {
+            None => (pg_sys::Datum::from(0usize), true),
+            Some(value) if WasmType::from(value.ty()) == self.scalar.wasm_type() => {
+                match self.scalar.from_wasm(value) {
+                    Ok(datum) => (datum, false),
+                    Err(_) => {
+                        self.misfit = Some(Misfit::Value(value.clone()));
+                        return;
+                    }
+                }
+            }
+            Some(value) => {
+                self.misfit = Some(Misfit::Value(value.clone()));
+                return;
+            }
+        };
+        // SAFETY: a by-value datum of the column's type (or NULL) put into the query's
+        // tuplestore, which copies it in its own memory context. An ERROR here (temp_file_limit,
+        // out of memory) crosses the wasm frames as described in the module docs.
+        unsafe { pg_sys::tuplestore_putvalues(self.store, self.desc, &mut datum, &mut null) };
     }
 }
 

@@ -89,3 +89,22 @@ CREATE CAST (reenter_mood AS json) WITH FUNCTION reenter_mood_json(reenter_mood)
 CREATE FUNCTION reenter_outer(reenter_mood, text) RETURNS SETOF text LANGUAGE wasm AS 'reenter:outer';
 SELECT * FROM reenter_outer('calm', 'given');
 DROP CAST (reenter_mood AS json);
+
+-- Sets of a native scalar type go straight into the result as they are emitted; a row that does
+-- not fit the type still fails the call after it returns, with the same errors as other rows:
+-- out of range (22003), bytes or another wasm type (38000). Rows emitted before proc_exit(0)
+-- are the result.
+SELECT wasm.load('direct_sets', wasm.wat($$(module
+  (import "plwasm" "emit_i32" (func $emit (param i32)))
+  (import "plwasm" "emit_bytes" (func $emit_bytes (param i32 i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "too_big") (call $emit (i32.const 7)) (call $emit (i32.const 40000)) (call $emit (i32.const 8)))
+  (func (export "bytes_row") (call $emit (i32.const 7)) (call $emit_bytes (i32.const 0) (i32.const 3)))
+  (func (export "then_exit") (call $emit (i32.const 1)) (call $emit (i32.const 2)) (call $exit (i32.const 0)) (call $emit (i32.const 3))))$$));
+CREATE FUNCTION too_big() RETURNS SETOF int2 LANGUAGE wasm AS 'direct_sets';
+CREATE FUNCTION bytes_row() RETURNS SETOF int LANGUAGE wasm AS 'direct_sets';
+CREATE FUNCTION then_exit() RETURNS SETOF int LANGUAGE wasm AS 'direct_sets';
+SELECT sqlstate_of('SELECT * FROM too_big()') AS out_of_range;
+SELECT sqlstate_of('SELECT * FROM bytes_row()') AS bytes_in_int_set;
+SELECT * FROM then_exit();
