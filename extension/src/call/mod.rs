@@ -31,7 +31,7 @@ use crate::abi::{BytesType, SqlType};
 use crate::catalog;
 use crate::errors::{OrReport, PlWasmError};
 use crate::runtime::failure::CallFailure;
-use crate::runtime::instance::{BytesResult, Instantiated, WireResult};
+use crate::runtime::instance::{BytesResult, Instantiated, WireArg, WireResult};
 use crate::runtime::spool::Spool;
 use srf::SpoolAttached;
 
@@ -75,10 +75,16 @@ impl CallSite {
 
     /// # Safety
     /// `fcinfo` must be the call's valid `FunctionCallInfo`, with arguments of this site's types.
-    /// None if the instance went stale while the arguments were converted (a JSON-form
-    /// argument's cast to json is user code, which may call wasm, replace the module or trap
-    /// this very instance): the caller resolves the site again and retries.
-    unsafe fn call(&mut self, fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datum> {
+    /// The arguments as they travel to the guest when some go through its memory (None: all
+    /// are wasm values, converted in [`Self::call`]). This is the one stage that can run user
+    /// code (a JSON-form argument's cast to json), which may call wasm, replace the module or
+    /// trap this very instance: it runs before anything of this call is set on the instance,
+    /// and the caller checks the site is still current afterwards. The bytes do not depend on
+    /// the instance, only on the argument types, which a re-resolved site shares.
+    ///
+    /// # Safety
+    /// `fcinfo` must be the call's valid `FunctionCallInfo`, with arguments of this site's types.
+    unsafe fn marshal<'a>(&self, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<WireArg<'a>>> {
         // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
         let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         let any_null = args.iter().any(|arg| arg.isnull);
@@ -91,17 +97,22 @@ impl CallSite {
             }
             .report();
         }
-        // Marshal first, before anything of this call is set on the instance (its NULL mask,
-        // its spool): converting a JSON-form argument may run user code that calls wasm.
-        let wire = if self.uses_memory {
-            // SAFETY: non-NULL arguments of the resolved types.
-            Some(unsafe { self.wire_args(args) })
-        } else {
-            None
-        };
-        if !self.is_current() {
-            return None;
-        }
+        // SAFETY: non-NULL arguments of the resolved types.
+        self.uses_memory.then(|| unsafe { self.wire_args(args) })
+    }
+
+    /// Call the export with arguments [`Self::marshal`] made, and deliver its result.
+    ///
+    /// # Safety
+    /// `fcinfo` must be the call's valid `FunctionCallInfo`, with arguments of this site's types;
+    /// the site is current (no user code ran since it was checked).
+    unsafe fn call(
+        &mut self,
+        fcinfo: pg_sys::FunctionCallInfo,
+        wire: Option<Vec<WireArg<'_>>>,
+    ) -> pg_sys::Datum {
+        // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
+        let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         if self.instance.null_aware {
             let nulls: Vec<bool> = args.iter().map(|arg| arg.isnull).collect();
             self.instance.set_null_args(&nulls);
@@ -175,20 +186,20 @@ impl CallSite {
                 self.instance.discard();
                 if let Some(spool) = spool.as_mut() {
                     // SAFETY: fcinfo is valid; the rows were emitted by this call.
-                    return Some(unsafe { self.materialize(fcinfo, spool, set) });
+                    return unsafe { self.materialize(fcinfo, spool, set) };
                 }
                 // SAFETY: fcinfo is valid.
                 unsafe { (*fcinfo).isnull = self.signature.result.is_some() };
-                return Some(pg_sys::Datum::from(0usize));
+                return pg_sys::Datum::from(0usize);
             }
             Err(failure) => self.fail(failure),
         };
         if let Some(spool) = spool.as_mut() {
             // SAFETY: fcinfo is valid; the rows were emitted by this call.
-            return Some(unsafe { self.materialize(fcinfo, spool, set) });
+            return unsafe { self.materialize(fcinfo, spool, set) };
         }
         // SAFETY: fcinfo is valid (caller's contract).
-        Some(unsafe { self.deliver(fcinfo, result, return_null) })
+        unsafe { self.deliver(fcinfo, result, return_null) }
     }
 }
 
@@ -212,28 +223,25 @@ pub unsafe extern "C-unwind" fn plwasm_call_handler(
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         let mut site = (*flinfo).fn_extra as *mut CallSite;
-        // A second try only when converting the arguments made the instance stale (see
-        // `CallSite::call`); a third stale instance in a row is reported.
-        for _ in 0..3 {
-            if site.is_null() || !(*site).is_current() {
-                let resolved = CallSite::resolve((*flinfo).fn_oid).or_report();
-                if site.is_null() {
-                    site =
-                        PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(resolved);
-                    (*flinfo).fn_extra = site.cast();
-                } else {
-                    *site = resolved;
-                }
+        let resolve = |site: &mut *mut CallSite| {
+            let resolved = CallSite::resolve((*flinfo).fn_oid).or_report();
+            if site.is_null() {
+                *site = PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(resolved);
+                (*flinfo).fn_extra = (*site).cast();
+            } else {
+                **site = resolved;
             }
-            if let Some(result) = (*site).call(fcinfo) {
-                return result;
-            }
+        };
+        if site.is_null() || !(*site).is_current() {
+            resolve(&mut site);
         }
-        let site = &*site;
-        PlWasmError::Reentrant {
-            function: site.function.clone(),
-            module: site.instance.label.clone(),
+        let wire = (*site).marshal(fcinfo);
+        // Converting the arguments may have run user code that left the instance stale: resolve
+        // again (no user code runs in between, so the new site is current) and call it with the
+        // same arguments.
+        if !(*site).is_current() {
+            resolve(&mut site);
         }
-        .report()
+        (*site).call(fcinfo, wire)
     }
 }

@@ -22,14 +22,16 @@
 //! its `wasm.load` stored. One worker per database runs a pass at a time, and at most one more
 //! waits to run the next pass (session-level locks that no SQL can take); further requests end
 //! at once. The worker is started when the asking transaction commits (so it sees what that
-//! transaction wrote: a module, a function, a whole restore), never for one that aborts. Never
-//! on a standby (nothing may be written there), never from a background worker other than a
-//! parallel worker, at most once per module version per backend, and not at all with
-//! `wasm.refresh_artifacts = off`. When no background worker slot is free
+//! transaction wrote: a module, a function, a whole restore), never for one that aborts, nor
+//! for a request made in a savepoint rolled back. Never on a standby (nothing may be written
+//! there), never from a background worker (parallel workers included: each is a new process
+//! that remembers nothing), at most once per module version per backend, and not at all with
+//! `wasm.refresh_artifacts = off`. A module whose lock a transaction holds is skipped, without
+//! compiling it; a pass compiles at most [`MAX_PASS_BYTES`]. When no background worker slot is free
 //! (`max_worker_processes`), nothing happens: the next backend that compiles asks again.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use pgrx::bgworkers::BackgroundWorkerBuilder;
 use pgrx::pg_sys;
@@ -47,8 +49,10 @@ thread_local! {
     /// SHA-256s of the module versions (and inline texts) this backend has asked a refresh
     /// for, in a committed transaction.
     static REQUESTED: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
-    /// Asked for in the current transaction: the worker starts when it commits.
-    static PENDING: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    /// Asked for in the current transaction, with the subtransaction that asked: the worker
+    /// starts when the transaction commits; what an aborted subtransaction asked is dropped.
+    static PENDING: RefCell<HashMap<String, pg_sys::SubTransactionId>> =
+        RefCell::new(HashMap::new());
     static CALLBACK_REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -61,23 +65,31 @@ pub fn request(name: &str, sha256: &str) {
     if !crate::gucs::REFRESH_ARTIFACTS.get() {
         return;
     }
-    // SAFETY: reads of process state. Parallel workers ask too (a module called only from
-    // them would never get an artifact otherwise); other background workers do not.
-    let allowed = unsafe {
-        !pg_sys::RecoveryInProgress()
-            && (!pg_sys::IsBackgroundWorker || pg_sys::ParallelWorkerNumber >= 0)
-    };
+    // SAFETY: reads of process state. Background workers, parallel workers included, do not
+    // ask: each is a new process with nothing remembered, so every parallel query would start
+    // workers again (its leader asks when it compiles).
+    let allowed = unsafe { !pg_sys::RecoveryInProgress() && !pg_sys::IsBackgroundWorker };
     if !allowed || !artifacts::can_store() {
         return;
     }
     if REQUESTED.with(|requested| requested.borrow().contains(sha256)) {
         return;
     }
-    PENDING.with(|pending| pending.borrow_mut().insert(sha256.to_string()));
+    // SAFETY: the current subtransaction's id (a plain read).
+    let subtransaction = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    PENDING.with(|pending| {
+        pending
+            .borrow_mut()
+            .entry(sha256.to_string())
+            .or_insert(subtransaction);
+    });
     if !CALLBACK_REGISTERED.with(std::cell::Cell::get) {
-        // SAFETY: registering a callback that only touches this module's thread-locals and
-        // starts a worker.
-        unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
+        // SAFETY: registering callbacks that only touch this module's thread-locals and start
+        // a worker.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(at_subtransaction_end), std::ptr::null_mut());
+        }
         CALLBACK_REGISTERED.with(|c| c.set(true));
     }
     pgrx::debug1!("plwasm: an artifact for \"{name}\" will be stored after this transaction");
@@ -94,20 +106,46 @@ unsafe extern "C-unwind" fn at_transaction_end(
 ) {
     use pg_sys::XactEvent::*;
     match event {
-        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => {
+        XACT_EVENT_COMMIT => {
             let pending = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
             if pending.is_empty() {
                 return;
             }
             if start_worker() {
-                REQUESTED.with(|requested| requested.borrow_mut().extend(pending));
+                REQUESTED.with(|requested| requested.borrow_mut().extend(pending.into_keys()));
             }
         }
-        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => {
+        XACT_EVENT_ABORT | XACT_EVENT_PREPARE => {
             PENDING.with(|pending| pending.borrow_mut().clear());
         }
         _ => {}
     }
+}
+
+/// A subtransaction's requests become its parent's when it commits, and are dropped when it
+/// aborts (a savepoint rolled back asks for nothing).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn at_subtransaction_end(
+    event: pg_sys::SubXactEvent::Type,
+    subtransaction: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        match event {
+            SUBXACT_EVENT_COMMIT_SUB => {
+                for owner in pending.values_mut() {
+                    if *owner == subtransaction {
+                        *owner = parent;
+                    }
+                }
+            }
+            SUBXACT_EVENT_ABORT_SUB => pending.retain(|_, owner| *owner != subtransaction),
+            _ => {}
+        }
+    });
 }
 
 /// Register a refresh worker for this database; false when no background worker slot is free
@@ -283,16 +321,25 @@ fn refresh_inline(source: &str, sha256: &str, budget: &mut usize) -> bool {
     }
     // Compiled outside any transaction: no snapshot or table lock held meanwhile.
     let compiled = crate::runtime::cache::wat_to_wasm(source)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| crate::runtime::compile(&bytes));
+        .map_err(|e| crate::runtime::CompileFailure {
+            reason: e.to_string(),
+            transient: false,
+        })
+        .and_then(|bytes| crate::runtime::compile_or_why(&bytes));
     match compiled {
         Ok(compiled) => in_transaction(|| {
             !artifacts::is_current(&name, sha256) && artifacts::store(&name, sha256, &compiled)
         }),
-        Err(reason) => {
-            // Marked, so later passes do not compile it again (until the build changes).
-            pgrx::log!("plwasm: an inline module was not compiled for its artifact: {reason}");
-            in_transaction(|| artifacts::mark_unstorable(&name, sha256));
+        Err(failure) => {
+            pgrx::log!(
+                "plwasm: an inline module was not compiled for its artifact: {}",
+                failure.reason
+            );
+            // A body that does not compile is marked, so later passes do not try it again
+            // (until the build changes); a compiler that failed is tried again next pass.
+            if !failure.transient {
+                in_transaction(|| artifacts::mark_unstorable(&name, sha256));
+            }
             false
         }
     }
@@ -311,7 +358,11 @@ fn spend(budget: &mut usize, len: usize) -> bool {
 fn refresh(name: &str, budget: &mut usize) -> bool {
     let wanted = in_transaction(|| {
         let module = catalog::lookup(name, true)?;
-        if artifacts::is_current(name, &module.sha256) {
+        // A module whose lock a transaction holds now is skipped without compiling it (it is
+        // tried again, under the lock, before storing).
+        if artifacts::is_current(name, &module.sha256)
+            || catalog::try_lock(name, ModuleLock::Change).is_none()
+        {
             return None;
         }
         Some((module.sha256, module.bytes?))

@@ -229,10 +229,27 @@ fn wait_for_orphan() {
 /// Only the binary format is accepted here; text goes through `wasm.wat` first. Compiling runs
 /// on a worker thread and can be cancelled (see [`run_interruptibly`]).
 pub fn compile(bytes: &[u8]) -> Result<Module, String> {
+    compile_or_why(bytes).map_err(|failure| failure.reason)
+}
+
+/// Why a compile failed, and whether compiling the same bytes again could succeed.
+pub struct CompileFailure {
+    pub reason: String,
+    /// The compiler itself failed (it panicked, or its thread could not start), not the
+    /// module: another try may work.
+    pub transient: bool,
+}
+
+/// [`compile`], telling a module that does not compile from a compiler that failed.
+pub fn compile_or_why(bytes: &[u8]) -> Result<Module, CompileFailure> {
+    let invalid = |reason: String| CompileFailure {
+        reason,
+        transient: false,
+    };
     if !bytes.starts_with(b"\0asm") {
-        return Err(
+        return Err(invalid(
             "not a WebAssembly binary (it does not start with the \\0asm magic number)".into(),
-        );
+        ));
     }
     let engine = engine();
     let bytes = bytes.to_vec();
@@ -242,11 +259,14 @@ pub fn compile(bytes: &[u8]) -> Result<Module, String> {
             COMPILES.with(|n| n.set(n.get() + 1));
             Ok(module)
         }
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(invalid(e.to_string())),
         Err(reason) => {
             // Wasmer panicked inside the compiler; do not reuse an engine it may have poisoned.
             reset_engine();
-            Err(format!("{reason} on this module"))
+            Err(CompileFailure {
+                reason: format!("{reason} on this module"),
+                transient: true,
+            })
         }
     }
 }

@@ -176,8 +176,35 @@ RESET lock_timeout;
 SELECT dblink_exec('art_holder', 'ROLLBACK');
 SELECT dblink_disconnect('art_holder');
 DROP FUNCTION art_not_blocked(int);
-DROP FUNCTION art_wait(text);
 SELECT wasm.unload('art_side');
+
+-- A request made in a subtransaction that rolls back is dropped with it: no pass runs. (A pass
+-- would store the missing artifact of art_probe, which shows whether one ran.)
+SELECT wasm.load('art_probe', wasm.wat('(module)'));
+DELETE FROM wasm.module_artifacts WHERE name = 'art_probe';
+SELECT dblink_connect('art_savepoint', format('dbname=%s port=%s host=%s user=%s', current_database(),
+         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
+         current_user));
+SELECT dblink_exec('art_savepoint', 'BEGIN');
+SELECT dblink_exec('art_savepoint', 'SAVEPOINT s');
+SELECT dblink_exec('art_savepoint', $$CREATE FUNCTION art_rolled_back() RETURNS int LANGUAGE wasm AS
+    '(module (func (export "art_rolled_back") (result i32) i32.const 41))'$$);
+SELECT dblink_exec('art_savepoint', 'ROLLBACK TO s');
+SELECT dblink_exec('art_savepoint', 'COMMIT');
+SELECT pg_sleep(2);
+SELECT count(*) AS no_pass_after_rollback FROM wasm.module_artifacts WHERE name = 'art_probe';
+-- The same in a subtransaction that commits: the request survives into the transaction's commit.
+SELECT dblink_exec('art_savepoint', 'BEGIN');
+SELECT dblink_exec('art_savepoint', 'SAVEPOINT s');
+SELECT dblink_exec('art_savepoint', $$CREATE FUNCTION art_kept() RETURNS int LANGUAGE wasm AS
+    '(module (func (export "art_kept") (result i32) i32.const 42))'$$);
+SELECT dblink_exec('art_savepoint', 'RELEASE s');
+SELECT dblink_exec('art_savepoint', 'COMMIT');
+SELECT art_wait($$SELECT EXISTS (SELECT FROM wasm.module_artifacts WHERE name = 'art_probe')$$) AS pass_after_commit;
+SELECT dblink_disconnect('art_savepoint');
+DROP FUNCTION art_kept();
+SELECT wasm.unload('art_probe');
+DROP FUNCTION art_wait(text);
 
 -- Parallel workers deserialize too: every row is computed in a worker (the leader does not
 -- participate), and each worker reports what it did after its first call (this session, which

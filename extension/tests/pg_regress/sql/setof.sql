@@ -108,3 +108,15 @@ CREATE FUNCTION then_exit() RETURNS SETOF int LANGUAGE wasm AS 'direct_sets';
 SELECT sqlstate_of('SELECT * FROM too_big()') AS out_of_range;
 SELECT sqlstate_of('SELECT * FROM bytes_row()') AS bytes_in_int_set;
 SELECT * FROM then_exit();
+-- A cast whose function runs with another wasm.max_memory makes the module's instance for this
+-- role be rebuilt, which leaves this call's instance stale: the call resolves again and goes
+-- on with the arguments already converted (the cast runs once).
+CREATE TYPE reenter_level AS ENUM ('high');
+CREATE SEQUENCE reenter_casts;
+CREATE FUNCTION reenter_level_json(reenter_level) RETURNS json LANGUAGE sql SET wasm.max_memory = '128MB' AS
+    $$ SELECT json_build_object('l', $1::text, 'n', nextval('reenter_casts'), 'inner', reenter_inner(2, 3)) $$;
+CREATE CAST (reenter_level AS json) WITH FUNCTION reenter_level_json(reenter_level);
+CREATE FUNCTION reenter_level_outer(reenter_level, text) RETURNS SETOF text LANGUAGE wasm AS 'reenter:outer';
+SELECT * FROM reenter_level_outer('high', 'given');
+SELECT currval('reenter_casts') AS casts_run;
+DROP CAST (reenter_level AS json);
