@@ -27,7 +27,7 @@
 //! there), never from a background worker (parallel workers included: each is a new process
 //! that remembers nothing), at most once per module version per backend, and not at all with
 //! `wasm.refresh_artifacts = off`. A module whose lock a transaction holds is skipped, without
-//! compiling it; a pass compiles at most [`MAX_PASS_BYTES`]. When no background worker slot is free
+//! compiling it; a pass compiles at most `MAX_PASS_BYTES`. When no background worker slot is free
 //! (`max_worker_processes`), nothing happens: the next backend that compiles asks again.
 
 use std::cell::RefCell;
