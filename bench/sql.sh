@@ -133,6 +133,17 @@ CREATE FUNCTION add_python(a int, b int) RETURNS int LANGUAGE plpython3u IMMUTAB
 CREATE FUNCTION add_perl(int, int) RETURNS int LANGUAGE plperl IMMUTABLE STRICT AS
     $$ return $_[0] + $_[1]; $$;
 
+-- The JSON form's own cost: the same identity function over numeric (JSON text through
+-- memory) and over float8 (a native wasm f64).
+SELECT wasm.load('bench_echo', wasm.wat('(module
+    (memory (export "memory") 1)
+    (func (export "plwasm_alloc") (param i32) (result i32) i32.const 1024)
+    (func (export "echo") (param i32 i32) (result i64)
+        (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32)) (i64.extend_i32_u (local.get 1))))
+    (func (export "id_f64") (param f64) (result f64) local.get 0))'));
+CREATE FUNCTION echo_numeric(numeric) RETURNS numeric LANGUAGE wasm IMMUTABLE STRICT AS 'bench_echo:echo';
+CREATE FUNCTION id_float8(float8) RETURNS float8 LANGUAGE wasm IMMUTABLE STRICT AS 'bench_echo:id_f64';
+
 -- SETOF throughput: n integer rows emitted by a wasm loop.
 SELECT wasm.load('bench_series', wasm.wat('(module
     (import "plwasm" "emit_i32" (func $emit (param i32)))
@@ -252,6 +263,7 @@ cases=(
     "kernel: slugify, $TEXTS texts, Rust SDK (opt-level 3)|SELECT sum(length(k.kernel_slugify(t))) FROM texts|same source, native pgrx|SELECT sum(length(slugify_native(t))) FROM texts"
     "levenshtein, $PAIRS pairs of 32 chars|SELECT sum(w.levenshtein(a, b)) FROM pairs|fuzzystrmatch (C)|SELECT sum(levenshtein(a, b)) FROM pairs"
     "slugify, $TEXTS texts|SELECT sum(length(w.slugify(t))) FROM texts|lower + regexp_replace|SELECT sum(length(trim(both '-' FROM regexp_replace(lower(t), '[^a-z0-9]+', '-', 'g')))) FROM texts"
+    "JSON form: numeric identity, $ORDERS rows|SELECT sum(echo_numeric(price)) FROM orders|the same over float8 (native)|SELECT sum(id_float8(price::float8)) FROM orders"
     "numeric in and out (JSON form), $ORDERS rows|SELECT sum(w.discounted(price, 10)) FROM orders|numeric expression|SELECT sum(round(price * 90) / 100) FROM orders"
     "composite result (JSON form), $ORDERS orders|SELECT sum((w.order_total(doc)).total) FROM orders|SQL over jsonb|SELECT sum(round((SELECT sum((e->>'qty')::numeric * (e->>'unit_price')::numeric) FROM jsonb_array_elements(doc->'items') e) * CASE WHEN doc->>'coupon' = 'TENOFF' THEN 0.9 ELSE 1 END, 2)) FROM orders"
     "SETOF rows (JSON form), $ORDERS orders|SELECT count(*), sum(amount) FROM orders, w.order_lines(doc)|jsonb_to_recordset|SELECT count(*), sum(round(qty * unit_price, 2)) FROM orders, jsonb_to_recordset(doc->'items') AS r(sku text, qty int, unit_price numeric)"
@@ -332,10 +344,11 @@ if wanted "pgbench TPS"; then
     printf '\\set x random(1, 1000000)\nSELECT add_wasm(:x, 1);\n' >"$DIR/pgbench_wasm.sql"
     printf '\\set x random(1, 1000000)\nSELECT :x + 1;\n' >"$DIR/pgbench_builtin.sql"
     printf '\\set x random(1, 1000000)\nSELECT add_plpgsql(:x, 1);\n' >"$DIR/pgbench_plpgsql.sql"
+    printf '\\set x random(1, 1000000)\nSELECT add_native(:x, 1);\n' >"$DIR/pgbench_native.sql"
     chmod a+r "$DIR"/pgbench_*.sql
     for clients in 1 2 8; do
         wasm_tps=$(pgbench_tps "$DIR/pgbench_wasm.sql" $clients)
-        for ref in "builtin :x + 1|pgbench_builtin" "PL/pgSQL|pgbench_plpgsql"; do
+        for ref in "builtin :x + 1|pgbench_builtin" "native pgrx add_native|pgbench_native" "PL/pgSQL|pgbench_plpgsql"; do
             IFS='|' read -r ref_name ref_script <<<"$ref"
             ref_tps=$(pgbench_tps "$DIR/$ref_script.sql" $clients)
             ratio=$(awk -v a="$wasm_tps" -v b="$ref_tps" 'BEGIN { if (b > 0) printf "%.3gx", a / b; else print "-" }')
