@@ -36,7 +36,7 @@ if ((SMOKE)); then
 else
     ROWS=2000000 PAIRS=200000 TEXTS=200000 ORDERS=100000 VECTORS=20000 FIB=22 FIB_KERNEL=30 RUNS=5
     CONNECTIONS=30
-    MODULE_COUNTS="1 10 50" PGBENCH="-T 5" BIG_FUNCS=1100
+    MODULE_COUNTS="1 10 50" PGBENCH="-T 3" BIG_FUNCS=1100
 fi
 ONLY=${PLWASM_BENCH_CASES:-}
 
@@ -337,9 +337,15 @@ fi
 
 # Throughput under concurrency: pgbench, one statement per transaction, against the builtin.
 if wanted "pgbench TPS"; then
-    pgbench_tps() { # pgbench_tps SCRIPT CLIENTS
-        as_cluster_user "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U postgres -c "$2" -j "$2" \
-            $PGBENCH -f "$1" plwasm_bench 2>/dev/null | awk '/^tps/ { printf "%.0f", $3 }'
+    pgbench_tps() { # pgbench_tps SCRIPT CLIENTS: the best of 3 runs (single runs are noisy)
+        local best=0 tps
+        for _ in 1 2 3; do
+            # shellcheck disable=SC2086
+            tps=$(as_cluster_user "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U postgres -c "$2" \
+                -j "$2" $PGBENCH -f "$1" plwasm_bench 2>/dev/null | awk '/^tps/ { printf "%.0f", $3 }')
+            ((${tps:-0} > best)) && best=$tps
+        done
+        echo "$best"
     }
     printf '\\set x random(1, 1000000)\nSELECT add_wasm(:x, 1);\n' >"$DIR/pgbench_wasm.sql"
     printf '\\set x random(1, 1000000)\nSELECT :x + 1;\n' >"$DIR/pgbench_builtin.sql"
