@@ -63,6 +63,7 @@ impl CallSite {
             let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
             pg_sys::MemoryContextSwitchTo(old);
             Some(ResultSet {
+                ty,
                 rsinfo,
                 store,
                 set_desc,
@@ -98,96 +99,79 @@ impl CallSite {
                 },
             };
             let ResultSet {
+                ty,
                 rsinfo,
                 store,
                 set_desc,
                 put_desc,
             } = set;
-            let Some(ty) = self.signature.result else {
-                (*fcinfo).isnull = true;
-                return pg_sys::Datum::from(0usize);
-            };
             match spool.direct_misfit() {
                 Some(Some(misfit)) => self.misfit(misfit, ty),
-                Some(None) => {
-                    (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
-                    (*rsinfo).setResult = store;
-                    (*rsinfo).setDesc = set_desc;
-                    (*fcinfo).isnull = true;
-                    return pg_sys::Datum::from(0usize);
-                }
-                None => {}
-            }
-            let width = (*put_desc).natts as usize;
-            // Each row's datums live only until the tuplestore has copied them.
-            let row_memory = PgMemoryContexts::new("plwasm SETOF row");
-            let mut values = Vec::with_capacity(width);
-            let mut nulls = Vec::with_capacity(width);
-            let this = &*self;
-            spool.for_each(|row| {
-                let old = pg_sys::MemoryContextSwitchTo(row_memory.value());
-                values.clear();
-                nulls.clear();
-                match (ty, row) {
-                    (_, Row::Null) => {
-                        values.resize(width, pg_sys::Datum::from(0usize));
-                        nulls.resize(width, true);
-                    }
-                    (SqlType::Bytes(BytesType::JsonForm(_)), Row::Bytes(bytes)) => {
-                        let json =
-                            values::utf8(bytes).unwrap_or_else(|reason| this.bad_result(reason));
-                        // Made above (row_desc) for every JSON-form result.
-                        let decoded = match &this.decoder {
-                            Some(decoder) => decoder.decode(json, &mut values, &mut nulls),
-                            None => Err(json_form::DecodeError::NotAnObject {
-                                type_name: "(no decoder)".into(),
-                            }),
+                // A direct spool's rows are in the result already.
+                Some(None) => {}
+                None => {
+                    let width = (*put_desc).natts as usize;
+                    // Each row's datums live only until the tuplestore has copied them.
+                    let row_memory = PgMemoryContexts::new("plwasm SETOF row");
+                    let mut values = Vec::with_capacity(width);
+                    let mut nulls = Vec::with_capacity(width);
+                    let this = &*self;
+                    spool.for_each(|row| {
+                        let old = pg_sys::MemoryContextSwitchTo(row_memory.value());
+                        values.clear();
+                        nulls.clear();
+                        match (ty, row) {
+                            (_, Row::Null) => {
+                                values.resize(width, pg_sys::Datum::from(0usize));
+                                nulls.resize(width, true);
+                            }
+                            (SqlType::Bytes(BytesType::JsonForm(_)), Row::Bytes(bytes)) => {
+                                let json = values::utf8(bytes)
+                                    .unwrap_or_else(|reason| this.bad_result(reason));
+                                // Made above (row_desc) for every JSON-form result.
+                                let decoded = match &this.decoder {
+                                    Some(decoder) => decoder.decode(json, &mut values, &mut nulls),
+                                    None => Err(json_form::DecodeError::NotAnObject {
+                                        type_name: "(no decoder)".into(),
+                                    }),
+                                };
+                                if let Err(reason) = decoded {
+                                    this.mismatch(reason);
+                                }
+                            }
+                            (SqlType::Scalar(scalar), Row::Value(value))
+                                if crate::abi::WasmType::from(value.ty()) == scalar.wasm_type() =>
+                            {
+                                match scalar.from_wasm(&value) {
+                                    Ok(datum) => {
+                                        values.push(datum);
+                                        nulls.push(false);
+                                    }
+                                    Err(value) => this.out_of_range(value, scalar),
+                                }
+                            }
+                            (SqlType::Bytes(bytes_type), Row::Bytes(bytes)) => {
+                                match values::from_bytes(bytes_type, bytes) {
+                                    Ok(datum) => {
+                                        values.push(datum);
+                                        nulls.push(false);
+                                    }
+                                    Err(reason) => this.bad_result(reason),
+                                }
+                            }
+                            (_, row) => this.does_not_fit(&describe_row(&row)),
                         };
-                        if let Err(reason) = decoded {
-                            this.mismatch(reason);
-                        }
-                    }
-                    (SqlType::Scalar(scalar), Row::Value(value))
-                        if crate::abi::WasmType::from(value.ty()) == scalar.wasm_type() =>
-                    {
-                        match scalar.from_wasm(&value) {
-                            Ok(datum) => {
-                                values.push(datum);
-                                nulls.push(false);
-                            }
-                            Err(value) => this.out_of_range(value, scalar),
-                        }
-                    }
-                    (SqlType::Bytes(bytes_type), Row::Bytes(bytes)) => {
-                        match values::from_bytes(bytes_type, bytes) {
-                            Ok(datum) => {
-                                values.push(datum);
-                                nulls.push(false);
-                            }
-                            Err(reason) => this.bad_result(reason),
-                        }
-                    }
-                    (_, row) => PlWasmError::AbiViolation {
-                        function: this.function.clone(),
-                        module: this.instance.label.clone(),
-                        export: this.export.clone(),
-                        reason: format!(
-                            "called {}, which does not fit SETOF {}",
-                            describe_row(&row),
-                            crate::call::binding::type_name(this.result_type)
-                        ),
-                    }
-                    .report(),
-                };
-                pg_sys::tuplestore_putvalues(
-                    store,
-                    put_desc,
-                    values.as_mut_ptr(),
-                    nulls.as_mut_ptr(),
-                );
-                pg_sys::MemoryContextSwitchTo(old);
-                pg_sys::MemoryContextReset(row_memory.value());
-            });
+                        pg_sys::tuplestore_putvalues(
+                            store,
+                            put_desc,
+                            values.as_mut_ptr(),
+                            nulls.as_mut_ptr(),
+                        );
+                        pg_sys::MemoryContextSwitchTo(old);
+                        pg_sys::MemoryContextReset(row_memory.value());
+                    });
+                }
+            }
             (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
             (*rsinfo).setResult = store;
             (*rsinfo).setDesc = set_desc;
@@ -200,6 +184,8 @@ impl CallSite {
 /// A set-returning call's result, made before or after the call (see
 /// [`CallSite::result_set`]).
 pub(super) struct ResultSet {
+    /// The function's result type (rows of a set of it).
+    ty: SqlType,
     rsinfo: *mut pg_sys::ReturnSetInfo,
     store: *mut pg_sys::Tuplestorestate,
     set_desc: pg_sys::TupleDesc,
@@ -230,10 +216,15 @@ impl CallSite {
                 }
             }
         }
-        let emitted = match &misfit {
-            Misfit::Value(value) => describe_row(&Row::Value(value.clone())),
-            Misfit::Bytes(len) => format!("emit_bytes({len} bytes)"),
-        };
+        match misfit {
+            Misfit::Value(value) => self.does_not_fit(&describe_row(&Row::Value(value))),
+            Misfit::Bytes(len) => self.does_not_fit(&format!("emit_bytes({len} bytes)")),
+        }
+    }
+
+    /// The ERROR for a row emitted as `emitted` (see [`describe_row`]) that is not of the set's
+    /// type.
+    fn does_not_fit(&self, emitted: &str) -> ! {
         PlWasmError::AbiViolation {
             function: self.function.clone(),
             module: self.instance.label.clone(),

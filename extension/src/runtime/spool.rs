@@ -39,6 +39,8 @@ pub const MAX_ROW_BYTES: usize = 0x3fff_ffff - 16;
 
 /// A call's rows. Created by the handler before a set-returning call, dropped after it.
 pub struct Spool {
+    /// The spool's own memory context, tuplestore and row descriptor; all null for a direct
+    /// spool, which keeps nothing of its own.
     context: pg_sys::MemoryContext,
     store: *mut pg_sys::Tuplestorestate,
     desc: pg_sys::TupleDesc,
@@ -103,14 +105,17 @@ impl Spool {
         store: *mut pg_sys::Tuplestorestate,
         desc: pg_sys::TupleDesc,
     ) -> Self {
-        let mut spool = Self::new();
-        spool.direct = Some(Direct {
-            scalar,
-            store,
-            desc,
-            misfit: None,
-        });
-        spool
+        Self {
+            context: std::ptr::null_mut(),
+            store: std::ptr::null_mut(),
+            desc: std::ptr::null_mut(),
+            direct: Some(Direct {
+                scalar,
+                store,
+                desc,
+                misfit: None,
+            }),
+        }
     }
 
     /// For a direct spool: the first row that did not fit (`Some(None)`: all did); None for a
@@ -188,8 +193,12 @@ impl Spool {
         true
     }
 
-    /// Call `f` with each row, in the order they were emitted.
+    /// Call `f` with each row, in the order they were emitted (none for a direct spool: its
+    /// rows are in the result already).
     pub fn for_each(&mut self, mut f: impl FnMut(Row<'_>)) {
+        if self.store.is_null() {
+            return;
+        }
         // SAFETY: reads back what `put` wrote; each row's bytes stay valid until the next fetch.
         unsafe {
             let slot = pg_sys::MakeSingleTupleTableSlot(self.desc, &pg_sys::TTSOpsMinimalTuple);
@@ -244,7 +253,8 @@ impl Drop for Spool {
         // again, and a panic in a destructor during unwinding aborts the process. The
         // transaction's abort frees the context (a child of the call's) and closes the
         // tuplestore's temporary files through its resource owner.
-        if std::thread::panicking() {
+        // A direct spool owns nothing (its rows belong to the query's result set).
+        if std::thread::panicking() || self.store.is_null() {
             return;
         }
         // SAFETY: frees what `new` made (temporary files go with the tuplestore).
