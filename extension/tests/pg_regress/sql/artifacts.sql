@@ -18,11 +18,16 @@ SELECT a.name, a.sha256 = m.sha256 AS for_these_bytes, a.engine LIKE 'plwasm %' 
 -- right after the call. A session that had to compile would start a background worker that
 -- stores a fresh artifact (tested below); here it does not (wasm.refresh_artifacts off), so the
 -- artifacts each case prepares stay as they are.
+-- A connection string to this database as this role; with `refresh`, the new session's
+-- wasm.refresh_artifacts.
+CREATE FUNCTION art_conninfo(refresh boolean DEFAULT NULL) RETURNS text LANGUAGE sql AS $$
+  SELECT format('dbname=%s port=%s host=%s user=%s', current_database(), current_setting('port'),
+         split_part(current_setting('unix_socket_directories'), ',', 1), current_user)
+      || coalesce(' options=-cwasm.refresh_artifacts=' || refresh, '')
+$$;
 CREATE FUNCTION art_new_session(refresh boolean DEFAULT false) RETURNS TABLE (result int,
     compiled bigint, from_artifact bigint, artifacts_refused bigint) LANGUAGE sql AS $$
-  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s options=-cwasm.refresh_artifacts=%s',
-         current_database(), current_setting('port'),
-         split_part(current_setting('unix_socket_directories'), ',', 1), current_user, refresh),
+  SELECT * FROM dblink(art_conninfo(refresh),
       'WITH r AS MATERIALIZED (SELECT art_twice(21) AS v)
        SELECT r.v, s.* FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
     AS t(result int, compiled bigint, from_artifact bigint, artifacts_refused bigint)
@@ -108,9 +113,7 @@ SELECT * FROM art_new_session(true);
 SELECT art_wait_refreshed() AS refreshed;
 SELECT * FROM art_new_session(false);
 CREATE FUNCTION art_more_v() RETURNS int LANGUAGE wasm AS 'art_more:v';
-SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s', current_database(),
-         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
-         current_user),
+SELECT * FROM dblink(art_conninfo(),
       'WITH r AS MATERIALIZED (SELECT art_more_v() AS v)
        SELECT r.v, s.compiled, s.from_artifact FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
     AS t(result int, compiled bigint, from_artifact bigint);
@@ -123,9 +126,7 @@ CREATE FUNCTION art_inline(int) RETURNS int LANGUAGE wasm IMMUTABLE STRICT AS
     '(module (func (export "art_inline") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1000))))';
 CREATE FUNCTION art_inline_session(refresh boolean) RETURNS TABLE (result int, compiled bigint,
     from_artifact bigint) LANGUAGE sql AS $$
-  SELECT * FROM dblink(format('dbname=%s port=%s host=%s user=%s options=-cwasm.refresh_artifacts=%s',
-         current_database(), current_setting('port'),
-         split_part(current_setting('unix_socket_directories'), ',', 1), current_user, refresh),
+  SELECT * FROM dblink(art_conninfo(refresh),
       'WITH r AS MATERIALIZED (SELECT art_inline(1) AS v)
        SELECT r.v, s.compiled, s.from_artifact FROM r, LATERAL (SELECT * FROM wasm.cache_stats() WHERE r.v IS NOT NULL) s')
     AS t(result int, compiled bigint, from_artifact bigint)
@@ -139,8 +140,23 @@ CREATE TEMP TABLE art_inline_row AS
 CREATE FUNCTION art_wait_inline(present boolean) RETURNS boolean LANGUAGE sql AS $$
     SELECT art_wait(format('SELECT EXISTS (SELECT FROM wasm.module_artifacts JOIN art_inline_row USING (name)) = %L', present))
 $$;
+-- A body that does not compile (accepted with check_function_bodies off) is marked in the same
+-- pass: a row with no code, so later passes do not compile it again.
+SET check_function_bodies = off;
+CREATE FUNCTION art_broken() RETURNS int LANGUAGE wasm AS
+    '(module (func (export "art_broken") (result i32) i64.const 1))';
+RESET check_function_bodies;
+CREATE TEMP TABLE art_broken_row AS
+    SELECT '(inline) ' || encode(sha256(convert_to(prosrc, 'UTF8')), 'hex') AS name
+      FROM pg_proc WHERE proname = 'art_broken';
 SELECT * FROM art_inline_session(true);
 SELECT art_wait_inline(true) AS inline_stored;
+SELECT art_wait($$SELECT EXISTS (SELECT FROM wasm.module_artifacts JOIN art_broken_row USING (name))$$) AS broken_marked;
+SELECT octet_length(artifact) AS no_code,
+       engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref') AS this_build
+  FROM wasm.module_artifacts JOIN art_broken_row USING (name);
+DROP FUNCTION art_broken();
+DROP TABLE art_broken_row;
 SELECT engine = (SELECT engine FROM wasm.module_artifacts WHERE name = 'art_ref') AS this_build
   FROM wasm.module_artifacts JOIN art_inline_row USING (name);
 SELECT * FROM art_inline_session(false);
@@ -158,9 +174,7 @@ SELECT wasm.unload('art_more'), wasm.unload('art_ref');
 -- The worker never waits for a module's lock: a user's open transaction that binds a function
 -- to the module (and so holds its name's lock) makes the worker skip it for this pass, instead
 -- of queueing behind it and holding up everyone else's CREATE FUNCTION.
-SELECT dblink_connect('art_holder', format('dbname=%s port=%s host=%s user=%s', current_database(),
-         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
-         current_user));
+SELECT dblink_connect('art_holder', art_conninfo());
 SELECT dblink_exec('art_holder', 'BEGIN');
 SELECT dblink_exec('art_holder', $$CREATE FUNCTION art_held(int) RETURNS int LANGUAGE wasm AS 'art:twice'$$);
 -- art_side, also without an artifact, shows when the pass has run: the worker stores it.
@@ -178,13 +192,15 @@ SELECT dblink_disconnect('art_holder');
 DROP FUNCTION art_not_blocked(int);
 SELECT wasm.unload('art_side');
 
--- A request made in a subtransaction that rolls back is dropped with it: no pass runs. (A pass
--- would store the missing artifact of art_probe, which shows whether one ran.)
+-- A request made in a subtransaction that rolls back is dropped with it, and compiling a
+-- temporary function's inline body asks for nothing (the worker never sees it): no pass runs.
+-- (A pass would store the missing artifact of art_probe, which shows whether one ran.)
 SELECT wasm.load('art_probe', wasm.wat('(module)'));
 DELETE FROM wasm.module_artifacts WHERE name = 'art_probe';
-SELECT dblink_connect('art_savepoint', format('dbname=%s port=%s host=%s user=%s', current_database(),
-         current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1),
-         current_user));
+SELECT dblink_connect('art_savepoint', art_conninfo());
+SELECT dblink_exec('art_savepoint', $$CREATE FUNCTION pg_temp.art_temp() RETURNS int LANGUAGE wasm AS
+    '(module (func (export "art_temp") (result i32) i32.const 40))'$$);
+SELECT * FROM dblink('art_savepoint', 'SELECT pg_temp.art_temp()') AS t(temporary_function int);
 SELECT dblink_exec('art_savepoint', 'BEGIN');
 SELECT dblink_exec('art_savepoint', 'SAVEPOINT s');
 SELECT dblink_exec('art_savepoint', $$CREATE FUNCTION art_rolled_back() RETURNS int LANGUAGE wasm AS
@@ -264,3 +280,4 @@ DROP FUNCTION art_twice(int);
 SELECT wasm.unload('art');
 SELECT count(*) AS artifacts_left FROM wasm.module_artifacts WHERE name = 'art';
 DROP FUNCTION art_new_session(boolean);
+DROP FUNCTION art_conninfo(boolean);
