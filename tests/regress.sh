@@ -55,7 +55,7 @@ bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/examples/c/c_udfs.c" "$wasm_dir/c_ud
 CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
     "$ROOT/tests/wasi/rust-hello" "$wasm_dir/rust_hello.wasm"
 for crate in examples/rust/text-udfs examples/rust/vector-udfs examples/rust/json-udfs \
-    tests/sdk-signatures; do
+    tests/sdk-signatures tests/sdk-errors; do
     name=$(basename "$crate")
     CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
         "$ROOT/$crate" "$wasm_dir/${name//-/_}.wasm" wasm32-unknown-unknown

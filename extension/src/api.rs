@@ -35,6 +35,13 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
             reason,
         })
         .or_report();
+    if let Some(declared) = runtime::foreign_abi(&compiled) {
+        PlWasmError::ForeignAbi {
+            module: name.to_string(),
+            declared,
+        }
+        .report();
+    }
     let imports = runtime::unsupported_imports(&compiled);
     if !imports.is_empty() {
         PlWasmError::UnsupportedImports {
@@ -85,9 +92,11 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
     catalog::announce_change();
 }
 
-/// Remove a module. Refuses while SQL functions are bound to it, naming them.
+/// Remove a module. Refuses while SQL functions are bound to it, naming them; with `cascade`,
+/// drops them first (`DROP FUNCTION ... CASCADE` as the caller, who must own each one, with
+/// Postgres's own checks, notices and event triggers).
 #[pg_extern(volatile, parallel_unsafe)]
-fn unload(name: &str) {
+fn unload(name: &str, cascade: default!(bool, false)) {
     privileges::require_loader("unload modules").or_report();
     let Some(owner) = catalog::lock(name, ModuleLock::Change) else {
         PlWasmError::ModuleNotFound {
@@ -97,7 +106,7 @@ fn unload(name: &str) {
     };
     privileges::require_owner(name, &owner, "unload").or_report();
     let bound = catalog::bound_functions(name);
-    if !bound.is_empty() {
+    if !bound.is_empty() && !cascade {
         PlWasmError::ModuleInUse {
             name: name.to_string(),
             count: bound.len(),
@@ -109,9 +118,35 @@ fn unload(name: &str) {
         }
         .report();
     }
+    for function in &bound {
+        drop_function(function.oid);
+    }
     catalog::delete(name);
     artifacts::remove(name);
     catalog::announce_change();
+}
+
+/// `DROP FUNCTION ... CASCADE` of the function `oid`, as the caller. The statement names it by
+/// schema-qualified name and schema-qualified argument types, so nothing in it is resolved
+/// through the caller's search_path. A function already dropped (as a dependent of an earlier
+/// one) is skipped.
+fn drop_function(oid: pg_sys::Oid) {
+    // SAFETY: format_procedure_extended with FORMAT_PROC_INVALID_AS_NULL returns NULL for an
+    // OID that is no longer a function, else a palloc'd string.
+    let qualified = unsafe {
+        let text = pg_sys::format_procedure_extended(
+            oid,
+            (pg_sys::FORMAT_PROC_INVALID_AS_NULL | pg_sys::FORMAT_PROC_FORCE_QUALIFY) as u16,
+        );
+        if text.is_null() {
+            return;
+        }
+        std::ffi::CStr::from_ptr(text)
+            .to_string_lossy()
+            .into_owned()
+    };
+    Spi::run(&format!("DROP FUNCTION {qualified} CASCADE"))
+        .unwrap_or_else(|e| pgrx::error!("wasm.unload: dropping function {qualified}: {e}"));
 }
 
 /// Give a module to another role (superusers only): for modules whose owner is gone (dropped,

@@ -16,6 +16,12 @@ pub enum PlWasmError {
     #[error("module \"{module}\" is not a valid WebAssembly module: {reason}")]
     InvalidModule { module: String, reason: String },
 
+    #[error(
+        "module \"{module}\" was built for plwasm ABI {declared}, but this server provides ABI v{}",
+        crate::runtime::ABI_VERSION
+    )]
+    ForeignAbi { module: String, declared: String },
+
     #[error("module \"{module}\" imports {imports}, which plwasm does not provide")]
     UnsupportedImports { module: String, imports: String },
 
@@ -136,6 +142,10 @@ pub enum PlWasmError {
         function: String,
         module: String,
         export: String,
+        /// Rendered by `runtime/backtrace.rs`.
+        trace: String,
+        /// The module's own stack (in its linear memory) overflowed, not Wasmer's.
+        shadow: bool,
     },
 
     #[error("function {function} (module \"{module}\", {site}) was interrupted", site = site(.export))]
@@ -197,12 +207,22 @@ pub enum PlWasmError {
 
     #[error("{message}")]
     GuestError {
-        function: String,
         message: String,
         /// The SQLSTATE the guest chose (packed), if valid and known to Postgres.
         sqlstate: Option<i32>,
-        /// A SQLSTATE the guest asked for that was not valid.
-        rejected_sqlstate: Option<String>,
+        /// Who raised it ("raised by f(int) (module \"m\", export \"f\")"), and a SQLSTATE the
+        /// guest asked for that was not valid.
+        detail: String,
+    },
+
+    #[error("wasm panic in function {function} (module \"{module}\", {site}): {message}", site = site(.export))]
+    GuestPanic {
+        function: String,
+        module: String,
+        export: String,
+        message: String,
+        /// `file:line` where it panicked, when the guest said.
+        location: Option<String>,
     },
 
     #[error("module \"{module}\" does not describe its functions: {reason}")]
@@ -218,7 +238,7 @@ pub enum PlWasmError {
 /// Where in a module an error arose, for messages: `export "name"`, or `start function` for the
 /// module's start function (which the instrumentation exports under the reserved
 /// [`START_EXPORT`](crate::runtime::instrument::START_EXPORT); a module cannot export that name itself).
-fn site(export: &str) -> String {
+pub fn site(export: &str) -> String {
     if export == crate::runtime::instrument::START_EXPORT {
         "start function".to_string()
     } else {
@@ -233,7 +253,9 @@ impl PlWasmError {
         match self {
             Self::InvalidModuleName { .. } => ERRCODE_INVALID_NAME,
             Self::InvalidModule { .. } => ERRCODE_INVALID_BINARY_REPRESENTATION,
-            Self::UnsupportedImports { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::UnsupportedImports { .. } | Self::ForeignAbi { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             Self::ModuleExists { .. } => ERRCODE_DUPLICATE_OBJECT,
             Self::ModuleNotFound { .. } => ERRCODE_UNDEFINED_OBJECT,
             Self::ModuleInUse { .. } | Self::ReplaceBreaksFunctions { .. } => {
@@ -246,9 +268,10 @@ impl PlWasmError {
             Self::ExportNotFound { .. } => ERRCODE_UNDEFINED_FUNCTION,
             Self::ExportNotFunction { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             Self::UnsupportedType { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
-            Self::Instantiate { .. } | Self::Trap { .. } | Self::Exit { .. } => {
-                ERRCODE_EXTERNAL_ROUTINE_EXCEPTION
-            }
+            Self::Instantiate { .. }
+            | Self::Trap { .. }
+            | Self::Exit { .. }
+            | Self::GuestPanic { .. } => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
             Self::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             Self::ResultOutOfRange { .. } => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             Self::Reentrant { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -275,17 +298,12 @@ impl PlWasmError {
 
     fn detail(&self) -> Option<String> {
         match self {
-            Self::GuestError {
-                function,
-                rejected_sqlstate,
+            Self::GuestError { detail, .. } => Some(detail.clone()),
+            Self::GuestPanic {
+                location: Some(location),
                 ..
-            } => Some(match rejected_sqlstate {
-                Some(code) => format!(
-                    "raised by {function}; it asked for SQLSTATE \"{code}\", which is not a valid Postgres SQLSTATE"
-                ),
-                None => format!("raised by {function}"),
-            }),
-            Self::Trap { trace, .. } if !trace.is_empty() => {
+            } => Some(format!("panic at {location}")),
+            Self::Trap { trace, .. } | Self::StackExhausted { trace, .. } if !trace.is_empty() => {
                 Some(format!("wasm backtrace:\n{trace}"))
             }
             _ => None,
@@ -318,9 +336,20 @@ impl PlWasmError {
             Self::ModuleTooLarge { .. } => {
                 Some("A superuser can raise wasm.max_module_size.".into())
             }
-            Self::StackExhausted { .. } => {
+            Self::StackExhausted { shadow: false, .. } => {
                 Some("The function recursed too deeply; the wasm stack of a call is 1MB.".into())
             }
+            Self::StackExhausted { shadow: true, .. } => Some(
+                "The function recursed too deeply for the stack the module keeps in its own \
+                 memory (1 MiB by default for Rust and C); recurse less, or link the module with \
+                 a larger stack (Rust: -C link-arg=-zstack-size=BYTES)."
+                    .into(),
+            ),
+            Self::ForeignAbi { .. } => Some(format!(
+                "Rebuild the module with an SDK for ABI v{} (the plwasm-udf crate or plwasm.h of \
+                 this plwasm release), or install a plwasm that provides the ABI it needs.",
+                crate::runtime::ABI_VERSION
+            )),
             Self::UnsupportedImports { .. } => Some(
                 "plwasm provides functions of WASI preview 1 (wasi_snapshot_preview1) and of its \
                  host API (plwasm), with their exact signatures; no memories, tables or globals."

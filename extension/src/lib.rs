@@ -196,10 +196,10 @@ extension_sql!(
     r#"
 -- Loading and unloading modules is for superusers and members of wasm_loader.
 REVOKE ALL ON FUNCTION wasm.load(text, bytea, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION wasm.unload(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasm.unload(text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION wasm.set_owner(text, oid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wasm.load(text, bytea, boolean) TO wasm_loader;
-GRANT EXECUTE ON FUNCTION wasm.unload(text) TO wasm_loader;
+GRANT EXECUTE ON FUNCTION wasm.unload(text, boolean) TO wasm_loader;
 "#,
     name = "privileges",
     requires = ["catalog", api::load, api::unload, api::set_owner],

@@ -67,7 +67,13 @@ static inline int64_t plwasm_result_copy(const void *data, size_t len) {
 #define PLWASM_DESCRIBE(json_literal) \
     __asm__(".section .custom_section.plwasm.udfs,\"\",@\n.ascii " #json_literal "\n.text\n")
 
+/* The plwasm ABI this header is for; PLWASM_IMPLEMENTATION records it in the module's
+ * "plwasm.abi" custom section, and wasm.load refuses a module built for another ABI. */
+#define PLWASM_ABI_VERSION 1
+
 #ifdef PLWASM_IMPLEMENTATION
+__asm__(".section .custom_section.plwasm.abi,\"\",@\n.ascii \"1\\n\"\n.text\n");
+
 PLWASM_EXPORT(plwasm_alloc) int32_t plwasm_alloc(int32_t len) {
     return (int32_t)(uintptr_t)malloc(len > 0 ? (size_t)len : 1);
 }

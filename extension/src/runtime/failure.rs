@@ -2,15 +2,26 @@
 //! as: traps with a bounded wasm backtrace, fuel, interrupts (Postgres's own errors),
 //! `proc_exit`, ABI violations, errors the guest raised.
 
-use wasmer::RuntimeError;
+use wasmer::sys::vm::TrapCode;
+use wasmer::{Module, RuntimeError};
 
 use crate::errors::PlWasmError;
+use crate::runtime::backtrace;
 use crate::runtime::host_api::GuestRaised;
 use crate::runtime::limits::Stop;
 use crate::runtime::wasi::ProcExit;
 
+/// What [`classify`] needs to know about the instance a trap came from.
+pub(super) struct TrapSite<'a> {
+    /// For the backtrace's names and source lines.
+    pub module: &'a Module,
+    /// The module's shadow stack pointer (see `instrument.rs`) had left its memory, or was at
+    /// the bottom of it, when the guest stopped.
+    pub shadow_stack_exhausted: bool,
+}
+
 /// Why the guest stopped: our fuel or interrupt check, `proc_exit`, or a genuine trap.
-pub(super) fn classify(stop: Stop, trap: RuntimeError) -> CallFailure {
+pub(super) fn classify(stop: Stop, trap: RuntimeError, site: &TrapSite) -> CallFailure {
     match stop {
         Stop::Interrupted => CallFailure::Interrupted,
         Stop::OutOfFuel => CallFailure::OutOfFuel,
@@ -19,7 +30,28 @@ pub(super) fn classify(stop: Stop, trap: RuntimeError) -> CallFailure {
             Ok(ProcExit(code)) => CallFailure::Exit(code),
             Err(trap) => match trap.downcast::<GuestRaised>() {
                 Ok(raised) => CallFailure::Raised(raised),
-                Err(trap) => CallFailure::Trap(trap),
+                Err(trap) => {
+                    let code = trap.clone().to_trap();
+                    let trace = backtrace::render(site.module, trap.trace());
+                    if code == Some(TrapCode::StackOverflow) {
+                        CallFailure::StackExhausted {
+                            trace,
+                            shadow: false,
+                        }
+                    } else if code == Some(TrapCode::HeapAccessOutOfBounds)
+                        && site.shadow_stack_exhausted
+                    {
+                        CallFailure::StackExhausted {
+                            trace,
+                            shadow: true,
+                        }
+                    } else {
+                        CallFailure::Trap {
+                            message: trap.message(),
+                            trace,
+                        }
+                    }
+                }
             },
         },
     }
@@ -27,8 +59,12 @@ pub(super) fn classify(stop: Stop, trap: RuntimeError) -> CallFailure {
 
 /// Why a call did not return normally.
 pub enum CallFailure {
-    /// The guest trapped (or the host raised a runtime error).
-    Trap(RuntimeError),
+    /// The guest trapped (or the host raised a runtime error); `trace` is rendered by
+    /// `backtrace.rs`.
+    Trap { message: String, trace: String },
+    /// The call ran out of stack: Wasmer's (`shadow: false`), or the stack a Rust or C module
+    /// keeps in its own linear memory (`shadow: true`).
+    StackExhausted { trace: String, shadow: bool },
     /// A cancel or terminate was pending: the guest was stopped at its next check.
     Interrupted,
     /// The call used up `wasm.fuel_limit`.
@@ -42,9 +78,6 @@ pub enum CallFailure {
     /// The instance is already running (a re-entrant call).
     Busy,
 }
-
-/// Frames of a wasm backtrace shown in a trap's DETAIL; deeper ones are counted.
-const MAX_TRACE_FRAMES: usize = 16;
 
 impl CallFailure {
     /// The ERROR a failed call of `export` (module `module`, SQL function `function`) is
@@ -68,11 +101,28 @@ impl CallFailure {
                         (Some(code), None) => Some(String::from_utf8_lossy(&code).into_owned()),
                         _ => None,
                     });
+                if let Some(panic) = raised.panic {
+                    return PlWasmError::GuestPanic {
+                        function,
+                        module,
+                        export,
+                        message: raised.message,
+                        location: panic.location,
+                    };
+                }
+                let by = format!(
+                    "raised by {function} (module \"{module}\", {})",
+                    crate::errors::site(&export)
+                );
                 PlWasmError::GuestError {
-                    function,
                     message: raised.message,
                     sqlstate: known,
-                    rejected_sqlstate: rejected,
+                    detail: match rejected {
+                        Some(code) => format!(
+                            "{by}; it asked for SQLSTATE \"{code}\", which is not a valid Postgres SQLSTATE"
+                        ),
+                        None => by,
+                    },
                 }
             }
             CallFailure::Abi(reason) => PlWasmError::AbiViolation {
@@ -104,42 +154,20 @@ impl CallFailure {
                 export,
                 limit: crate::gucs::FUEL_LIMIT.get(),
             },
-            CallFailure::Trap(trap) => {
-                if trap.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::StackOverflow) {
-                    return PlWasmError::StackExhausted {
-                        function,
-                        module,
-                        export,
-                    };
-                }
-                let frames = trap.trace();
-                let mut trace = frames
-                    .iter()
-                    .take(MAX_TRACE_FRAMES)
-                    .map(|frame| {
-                        format!(
-                            "  at {} (func {}, offset {:#x})",
-                            frame.function_name().unwrap_or("<unnamed>"),
-                            frame.func_index(),
-                            frame.module_offset()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if frames.len() > MAX_TRACE_FRAMES {
-                    trace.push_str(&format!(
-                        "\n  ... {} more frames",
-                        frames.len() - MAX_TRACE_FRAMES
-                    ));
-                }
-                PlWasmError::Trap {
-                    function,
-                    module,
-                    export,
-                    trap: trap.message(),
-                    trace,
-                }
-            }
+            CallFailure::StackExhausted { trace, shadow } => PlWasmError::StackExhausted {
+                function,
+                module,
+                export,
+                trace,
+                shadow,
+            },
+            CallFailure::Trap { message, trace } => PlWasmError::Trap {
+                function,
+                module,
+                export,
+                trap: message,
+                trace,
+            },
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | `log(level, ptr, len)` | `(i32, i32, i32) -> ()` | a message: 0 DEBUG, 1 LOG, 2 INFO, 3 NOTICE, 4 WARNING |
 //! | `error(ptr, len)` | `(i32, i32) -> ()` | ends the call with an ERROR carrying the message (P0001) |
 //! | `error_code(code_ptr, code_len, ptr, len)` | `(i32, i32, i32, i32) -> ()` | the same, with a chosen SQLSTATE |
+//! | `panic(ptr, len, file_ptr, file_len, line)` | `(i32, i32, i32, i32, i32) -> ()` | ends the call with a panic ERROR (38000) naming where it panicked (`file_len` 0: unknown) |
 //! | `emit_i32/i64/f32/f64(v)`, `emit_bytes(ptr, len)`, `emit_null()` | | one row of a `RETURNS SETOF` function |
 //!
 //! Like WASI, these only record state ([`GuestCtx`]) or unwind the guest: messages are reported
@@ -39,6 +40,7 @@ const FUNCTIONS: guest::HostTable = &[
     ("log", &[I32, I32, I32], &[]),
     ("error", &[I32, I32], &[]),
     ("error_code", &[I32, I32, I32, I32], &[]),
+    ("panic", &[I32, I32, I32, I32, I32], &[]),
 ];
 
 /// Whether the host API provides `module`.`name` with signature `ty`.
@@ -62,6 +64,15 @@ pub struct GuestRaised {
     pub message: String,
     /// Set when the guest asked for an invalid SQLSTATE.
     pub bad_sqlstate: Option<String>,
+    /// Set when the guest panicked (`plwasm.panic`) rather than returned an error.
+    pub panic: Option<Panic>,
+}
+
+/// Where a guest panicked.
+#[derive(Debug)]
+pub struct Panic {
+    /// `file:line`, when the guest said.
+    pub location: Option<String>,
 }
 
 /// Add the host API functions `module` imports to `imports`.
@@ -164,6 +175,21 @@ fn call(
                 sqlstate,
                 message,
                 bad_sqlstate,
+                panic: None,
+            })))
+        }
+        "panic" => {
+            let message = read_message(ctx, &store, arg_i32(args, 0), arg_i32(args, 1))
+                .unwrap_or_else(|| "<panic message outside the module's memory>".into());
+            let location = (arg_i32(args, 3) != 0)
+                .then(|| read_message(ctx, &store, arg_i32(args, 2), arg_i32(args, 3)))
+                .flatten()
+                .map(|file| format!("{file}:{}", arg_i32(args, 4) as u32));
+            Err(RuntimeError::user(Box::new(GuestRaised {
+                sqlstate: None,
+                message,
+                bad_sqlstate: None,
+                panic: Some(Panic { location }),
             })))
         }
         // Only listed functions are imported; answer anything else like a trap.
@@ -178,6 +204,7 @@ fn guest_error(sqlstate: [u8; 5], message: String) -> RuntimeError {
         sqlstate: Some(sqlstate),
         message,
         bad_sqlstate: None,
+        panic: None,
     }))
 }
 

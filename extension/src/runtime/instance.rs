@@ -15,10 +15,10 @@ use wasmer::{
 use crate::catalog::privileges;
 use crate::errors::PlWasmError;
 use crate::gucs;
-use crate::runtime::failure::{classify, CallFailure};
+use crate::runtime::failure::{classify, CallFailure, TrapSite};
 use crate::runtime::guest::GuestCtx;
 use crate::runtime::host_api;
-use crate::runtime::instrument::START_EXPORT;
+use crate::runtime::instrument::{STACK_POINTER_EXPORT, START_EXPORT};
 use crate::runtime::limits::{self, Budget, Refused, Stop};
 use crate::runtime::wasi;
 use crate::runtime::{self, Export};
@@ -114,6 +114,12 @@ impl Instantiated {
         module: Module,
         function: &str,
     ) -> Result<Self, PlWasmError> {
+        if let Some(declared) = runtime::foreign_abi(&module) {
+            return Err(PlWasmError::ForeignAbi {
+                module: label.to_string(),
+                declared,
+            });
+        }
         let imports = runtime::unsupported_imports(&module);
         if !imports.is_empty() {
             return Err(PlWasmError::UnsupportedImports {
@@ -193,11 +199,15 @@ impl Instantiated {
             let result = init.call(&mut store, &[]);
             let stop = armed.finish();
             if let Err(trap) = result {
-                return Err(match classify(stop, trap) {
-                    CallFailure::Trap(trap) => PlWasmError::Instantiate {
+                let site = TrapSite {
+                    module: &module,
+                    shadow_stack_exhausted: shadow_stack_exhausted(&instance, &mut store),
+                };
+                return Err(match classify(stop, trap, &site) {
+                    CallFailure::Trap { message, .. } => PlWasmError::Instantiate {
                         function: function.to_string(),
                         module: label.to_string(),
-                        reason: format!("its {what} failed: {}", trap.message()),
+                        reason: format!("its {what} failed: {message}"),
                     },
                     other => other.into_error(function, label, export),
                 });
@@ -261,14 +271,20 @@ impl Instantiated {
     fn run_armed<R, E>(
         &self,
         work: impl FnOnce(&mut Store) -> Result<R, E>,
-        failure: impl FnOnce(Stop, E) -> CallFailure,
+        failure: impl FnOnce(Stop, E, &TrapSite) -> CallFailure,
     ) -> Result<R, CallFailure> {
         let mut store = self.store.try_borrow_mut().map_err(|_| CallFailure::Busy)?;
         let _discard = DiscardOnUnwind(self);
         let armed = self.budget.arm();
         let result = work(&mut store);
         let stop = armed.finish();
-        result.map_err(|e| failure(stop, e))
+        result.map_err(|e| {
+            let site = TrapSite {
+                module: &self.module,
+                shadow_stack_exhausted: shadow_stack_exhausted(&self.instance, &mut store),
+            };
+            failure(stop, e, &site)
+        })
     }
 
     /// Call `function` (an export of this instance) under the current fuel limit, interruptible.
@@ -312,8 +328,8 @@ impl Instantiated {
     ) -> Result<WireResult, CallFailure> {
         self.run_armed(
             |store| self.exchange(store, function, typed, args, bytes_result),
-            |stop, failure| match failure {
-                Exchange::Trap(trap) => classify(stop, trap),
+            |stop, failure, site| match failure {
+                Exchange::Trap(trap) => classify(stop, trap, site),
                 Exchange::Abi(message) => CallFailure::Abi(message),
             },
         )
@@ -493,4 +509,27 @@ impl Drop for DiscardOnUnwind<'_> {
             self.0.discard();
         }
     }
+}
+
+/// Lowest shadow stack pointer that is not "exhausted": a function that calls nothing keeps its
+/// frame below the pointer without moving it, so a pointer this close to the bottom of a stack
+/// placed first in memory (LLVM's layout for Rust, and for C with `--stack-first`) is full.
+const SHADOW_STACK_FLOOR: u32 = 4096;
+
+/// Whether the module's shadow stack (its `__stack_pointer`, exported by the instrumentation) is
+/// outside its memory or at the bottom of it: an out-of-bounds access then comes from the stack
+/// overflowing, not from a bad pointer.
+fn shadow_stack_exhausted(instance: &Instance, store: &mut Store) -> bool {
+    let Ok(pointer) = instance.exports.get_global(STACK_POINTER_EXPORT) else {
+        return false;
+    };
+    let Value::I32(pointer) = pointer.get(store) else {
+        return false;
+    };
+    let size = instance
+        .exports
+        .get_memory("memory")
+        .map_or(0, |memory| memory.view(&*store).data_size());
+    let pointer = pointer as u32;
+    u64::from(pointer) >= size || pointer < SHADOW_STACK_FLOOR
 }

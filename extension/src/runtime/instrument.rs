@@ -10,6 +10,10 @@
 //! - `interrupt` (i32): only ever written by the host — from a Postgres timeout handler when a
 //!   cancel or terminate is pending. Guest code only reads it, so no host write can be lost.
 //!
+//! The costs are counted from the module's bytes before it is compiled ([`prepare_compile`]), so
+//! the middleware passes each operator through as it comes, with the checks inserted: every
+//! instruction keeps its own position in the module, which trap backtraces report.
+//!
 //! At each of those points the guest traps (`unreachable`) if `fuel < 0 || interrupt != 0`. The
 //! host then reads the globals to tell a fuel or interrupt stop from a genuine `unreachable`.
 //! Tight loops and recursion therefore always reach a check; straight-line code between checks is
@@ -23,11 +27,20 @@
 //! A module's start function is taken out of the module and exported as [`START_EXPORT`]: the
 //! host runs it right after instantiation, armed like any call, so it is interruptible and
 //! fuel-limited (it would otherwise run inside instantiation, before anything is armed).
+//!
+//! Two things for reporting traps (`runtime/backtrace.rs`): the global its name section calls
+//! `__stack_pointer` (the shadow stack of modules built by LLVM: Rust, C) is exported as
+//! [`STACK_POINTER_EXPORT`], so the host can tell a trap caused by that stack overflowing; and
+//! the offset of the code section in the module's bytes is kept as custom section
+//! [`CODE_OFFSET_SECTION`], which turns a frame's module offset into a DWARF address.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use wasmer::sys::wasmparser::{BlockType, Operator};
+use wasmer::sys::wasmparser::{
+    BinaryReader, BinaryReaderError, BlockType, FunctionBody, Name, NameSectionReader, Operator,
+    Parser, Payload,
+};
 use wasmer::sys::{FunctionMiddleware, MiddlewareError, MiddlewareReaderState, ModuleMiddleware};
 use wasmer::{
     ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, ModuleInfo, Mutability, Type,
@@ -42,6 +55,11 @@ pub const INTERRUPT_EXPORT: &str = "__plwasm_interrupt";
 /// Export name under which a module's start function is kept: the host calls it after
 /// instantiating, under the same fuel and interrupt checks as any call.
 pub const START_EXPORT: &str = "__plwasm_start";
+/// Export name of the module's shadow stack pointer (`__stack_pointer` in its name section).
+pub const STACK_POINTER_EXPORT: &str = "__plwasm_stack_pointer";
+/// Custom section added to every compiled module: the offset of its code section's contents in
+/// the module's bytes (little-endian u32), where DWARF addresses start.
+pub const CODE_OFFSET_SECTION: &str = "plwasm.code_offset";
 /// Fuel of code that runs before the host arms an instance (none does since start functions are
 /// taken out; kept as the initial value of the counter).
 pub const START_FUEL: i64 = 1_000_000_000;
@@ -70,6 +88,111 @@ fn compile_aborted() -> Result<(), MiddlewareError> {
     }
 }
 
+/// What [`prepare_compile`] found in the bytes of the module compiled next.
+#[derive(Debug)]
+struct Prepared {
+    /// Where the code section's contents start (DWARF addresses count from there).
+    code_offset: Option<u32>,
+    /// Fuel costs of each function body, in order (by local function index).
+    costs: Arc<Vec<FunctionCosts>>,
+}
+
+/// Set by [`prepare_compile`], taken by the middleware when the compile starts; one compile runs
+/// at a time in a backend.
+static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
+
+/// Fuel costs of one function: what its entry charges, and what each loop iteration charges
+/// (loops in the order they appear).
+#[derive(Debug, Default)]
+struct FunctionCosts {
+    entry: i64,
+    loops: Vec<i64>,
+}
+
+impl FunctionCosts {
+    /// Count the instructions of `body` per region: outside loops (charged at entry), and
+    /// directly inside each loop (charged per iteration).
+    fn of(body: &FunctionBody) -> Result<Self, BinaryReaderError> {
+        let mut costs = Self::default();
+        // Open control frames (true for a loop), and the loops open now, innermost last.
+        let mut control = Vec::new();
+        let mut open_loops: Vec<usize> = Vec::new();
+        let mut reader = body.get_operators_reader()?;
+        while !reader.eof() {
+            let operator = reader.read()?;
+            match open_loops.last() {
+                Some(&i) => costs.loops[i] += 1,
+                None => costs.entry += 1,
+            }
+            match operator {
+                Operator::Loop { .. } => {
+                    costs.loops.push(0);
+                    open_loops.push(costs.loops.len() - 1);
+                    control.push(true);
+                }
+                Operator::Block { .. }
+                | Operator::If { .. }
+                | Operator::Try { .. }
+                | Operator::TryTable { .. } => control.push(false),
+                // The guard closes the frame whatever it was; a loop's also closes its region.
+                Operator::End | Operator::Delegate { .. } if control.pop() == Some(true) => {
+                    open_loops.pop();
+                }
+                _ => {}
+            }
+        }
+        Ok(costs)
+    }
+}
+
+/// Read what the middleware needs from `bytes`, the module compiled next: each function's fuel
+/// costs and where the code section starts. A module that does not parse gets nothing (Wasmer
+/// then rejects it with the reason).
+pub fn prepare_compile(bytes: &[u8]) {
+    let mut code_offset = None;
+    let mut costs = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::CodeSectionStart { range, .. }) => {
+                code_offset = u32::try_from(range.start).ok();
+            }
+            Ok(Payload::CodeSectionEntry(body)) => match FunctionCosts::of(&body) {
+                Ok(counted) => costs.push(counted),
+                Err(_) => break,
+            },
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    *PREPARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Prepared {
+        code_offset,
+        costs: Arc::new(costs),
+    });
+}
+
+/// The export of the defined, mutable i32 global that `info`'s name section calls
+/// `__stack_pointer`, if any.
+fn stack_pointer_global(info: &ModuleInfo) -> Option<ExportIndex> {
+    let section = info.custom_sections.get("name")?;
+    let data = &info.custom_sections_data[*section];
+    let reader = NameSectionReader::new(BinaryReader::new(data, 0));
+    let index = reader.into_iter().find_map(|name| match name.ok()? {
+        Name::Global(map) => map
+            .into_iter()
+            .filter_map(Result::ok)
+            .find(|naming| naming.name == "__stack_pointer")
+            .map(|naming| naming.index),
+        _ => None,
+    })?;
+    let (index, ty) = info.globals.iter().nth(index as usize)?;
+    (info.local_global_index(index).is_some()
+        && ty.ty == Type::I32
+        && ty.mutability == Mutability::Var)
+        .then_some(ExportIndex::Global(index))
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Globals {
     fuel: u32,
@@ -83,25 +206,33 @@ struct Globals {
 #[derive(Debug, Default)]
 pub struct Instrument {
     globals: Mutex<Option<Globals>>,
+    /// The fuel costs of the functions of the module being compiled.
+    costs: Mutex<Option<Arc<Vec<FunctionCosts>>>>,
 }
 
 impl ModuleMiddleware for Instrument {
     fn generate_function_middleware<'a>(
         &self,
-        _: LocalFunctionIndex,
+        index: LocalFunctionIndex,
     ) -> Box<dyn FunctionMiddleware<'a> + 'a> {
         let globals = self
             .globals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .expect("transform_module_info runs before functions are compiled");
+        let costs = self
+            .costs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            // Without costs, the first operator fails the compile ("a function was not counted").
+            .unwrap_or_default();
         Box::new(FunctionInstrument {
             globals,
-            ops: Vec::new(),
-            control: Vec::new(),
-            open_loops: Vec::new(),
-            loop_costs: Vec::new(),
-            entry_cost: 0,
+            costs,
+            function: index.as_u32() as usize,
+            next_loop: 0,
+            fed: 0,
         })
     }
 
@@ -139,6 +270,34 @@ impl ModuleMiddleware for Instrument {
             info.exports
                 .insert(START_EXPORT.to_string(), ExportIndex::Function(start));
         }
+        if let Some(stack_pointer) = stack_pointer_global(info) {
+            info.exports
+                .insert(STACK_POINTER_EXPORT.to_string(), stack_pointer);
+        }
+        let prepared = PREPARED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .ok_or_else(|| {
+                MiddlewareError::new("plwasm", "the module was not prepared for compiling")
+            })?;
+        if prepared.costs.len() != info.functions.len() - info.num_imported_functions {
+            return Err(MiddlewareError::new(
+                "plwasm",
+                "the module's function bodies could not be counted",
+            ));
+        }
+        *self
+            .costs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(prepared.costs);
+        if let Some(code_offset) = prepared.code_offset {
+            let index = info
+                .custom_sections_data
+                .push(Box::from(code_offset.to_le_bytes()));
+            info.custom_sections
+                .insert(CODE_OFFSET_SECTION.to_string(), index);
+        }
         *self
             .globals
             .lock()
@@ -151,20 +310,19 @@ impl ModuleMiddleware for Instrument {
     }
 }
 
-/// Instruments one function: buffers its operators until the final `end`, counting instructions
-/// per region (outside loops, and directly inside each loop), then emits them with checks at the
-/// function entry and at the top of every loop body.
+/// Instruments one function: passes its operators through, with a check charging the
+/// function's entry cost before the first one, one charging a loop's cost at the top of each
+/// loop body, and a charge before each bulk instruction.
 #[derive(Debug)]
-struct FunctionInstrument<'a> {
+struct FunctionInstrument {
     globals: Globals,
-    ops: Vec<Operator<'a>>,
-    /// Open control frames: true for a loop.
-    control: Vec<bool>,
-    /// Indexes into `loop_costs` of the loops open now, innermost last.
-    open_loops: Vec<usize>,
-    /// Cost of each loop body, in the order the loops appear.
-    loop_costs: Vec<i64>,
-    entry_cost: i64,
+    /// The module's function costs, and this function's index in them.
+    costs: Arc<Vec<FunctionCosts>>,
+    function: usize,
+    /// The next loop's index in this function's loop costs.
+    next_loop: usize,
+    /// Operators fed so far.
+    fed: usize,
 }
 
 /// How a bulk instruction's length operand (an i32 on top of the stack) is charged: memory
@@ -188,9 +346,9 @@ fn bulk_kind(op: &Operator) -> Option<Bulk> {
     }
 }
 
-impl<'a> FunctionInstrument<'a> {
+impl FunctionInstrument {
     /// Charge a bulk instruction by its length operand, then put the operand back.
-    fn emit_bulk_charge(&self, kind: Bulk, state: &mut MiddlewareReaderState<'a>) {
+    fn emit_bulk_charge(&self, kind: Bulk, state: &mut MiddlewareReaderState<'_>) {
         let Globals { fuel, scratch, .. } = self.globals;
         state.extend([
             Operator::GlobalSet {
@@ -222,7 +380,7 @@ impl<'a> FunctionInstrument<'a> {
     }
 
     /// `fuel -= cost`, then the check.
-    fn emit_check(&self, cost: i64, state: &mut MiddlewareReaderState<'a>) {
+    fn emit_check(&self, cost: i64, state: &mut MiddlewareReaderState<'_>) {
         let fuel = self.globals.fuel;
         state.extend([
             Operator::GlobalGet { global_index: fuel },
@@ -234,7 +392,7 @@ impl<'a> FunctionInstrument<'a> {
 
     /// With the new fuel on the stack: store it, and trap if it is negative or the interrupt
     /// flag is set.
-    fn emit_test_and_trap(&self, state: &mut MiddlewareReaderState<'a>) {
+    fn emit_test_and_trap(&self, state: &mut MiddlewareReaderState<'_>) {
         let fuel = self.globals.fuel;
         state.extend([
             Operator::GlobalSet { global_index: fuel },
@@ -254,57 +412,35 @@ impl<'a> FunctionInstrument<'a> {
     }
 }
 
-impl<'a> FunctionMiddleware<'a> for FunctionInstrument<'a> {
+impl<'a> FunctionMiddleware<'a> for FunctionInstrument {
     fn feed(
         &mut self,
         operator: Operator<'a>,
         state: &mut MiddlewareReaderState<'a>,
     ) -> Result<(), MiddlewareError> {
-        if self.ops.len().is_multiple_of(ABORT_CHECK_EVERY) {
+        if self.fed.is_multiple_of(ABORT_CHECK_EVERY) {
             compile_aborted()?;
         }
-        match self.open_loops.last() {
-            Some(&i) => self.loop_costs[i] += 1,
-            None => self.entry_cost += 1,
+        let costs = self
+            .costs
+            .get(self.function)
+            .ok_or_else(|| MiddlewareError::new("plwasm", "a function was not counted"))?;
+        if self.fed == 0 {
+            self.emit_check(costs.entry, state);
         }
-        let mut function_end = false;
-        match &operator {
-            Operator::Loop { .. } => {
-                self.loop_costs.push(0);
-                self.open_loops.push(self.loop_costs.len() - 1);
-                self.control.push(true);
-            }
-            Operator::Block { .. }
-            | Operator::If { .. }
-            | Operator::Try { .. }
-            | Operator::TryTable { .. } => self.control.push(false),
-            Operator::End | Operator::Delegate { .. } => match self.control.pop() {
-                Some(true) => {
-                    self.open_loops.pop();
-                }
-                Some(false) => {}
-                None => function_end = true,
-            },
-            _ => {}
+        self.fed += 1;
+        if let Some(kind) = bulk_kind(&operator) {
+            self.emit_bulk_charge(kind, state);
         }
-        self.ops.push(operator);
-        if function_end {
-            self.emit_check(self.entry_cost, state);
-            let mut loops = self.loop_costs.iter();
-            for op in std::mem::take(&mut self.ops) {
-                let is_loop = matches!(op, Operator::Loop { .. });
-                if let Some(kind) = bulk_kind(&op) {
-                    self.emit_bulk_charge(kind, state);
-                }
-                state.push_operator(op);
-                if is_loop {
-                    let cost = loops
-                        .next()
-                        .copied()
-                        .ok_or_else(|| MiddlewareError::new("plwasm", "a loop was not counted"))?;
-                    self.emit_check(cost, state);
-                }
-            }
+        let is_loop = matches!(operator, Operator::Loop { .. });
+        state.push_operator(operator);
+        if is_loop {
+            let cost = *costs
+                .loops
+                .get(self.next_loop)
+                .ok_or_else(|| MiddlewareError::new("plwasm", "a loop was not counted"))?;
+            self.next_loop += 1;
+            self.emit_check(cost, state);
         }
         Ok(())
     }

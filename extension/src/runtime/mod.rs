@@ -10,6 +10,7 @@
 //! Every module is compiled with [`crate::runtime::instrument`]'s fuel and interrupt checks, and
 //! instantiated under [`crate::runtime::limits`]'s memory cap.
 
+pub mod backtrace;
 pub mod cache;
 pub mod failure;
 pub mod guest;
@@ -253,7 +254,10 @@ pub fn compile_or_why(bytes: &[u8]) -> Result<Module, CompileFailure> {
     }
     let engine = engine();
     let bytes = bytes.to_vec();
-    match run_interruptibly(move || Module::from_binary(&engine, &bytes)) {
+    match run_interruptibly(move || {
+        instrument::prepare_compile(&bytes);
+        Module::from_binary(&engine, &bytes)
+    }) {
         Ok(Ok(module)) => {
             // Counted once compiled: a compile that failed or was cancelled is not.
             COMPILES.with(|n| n.set(n.get() + 1));
@@ -292,6 +296,34 @@ pub fn wat_to_wasm(source: &str) -> Result<Vec<u8>, String> {
 
 /// Imports of `module` that the host does not provide, as `"module"."name"` strings.
 ///
+/// The plwasm ABI this server provides (`docs/abi.md`).
+pub const ABI_VERSION: u32 = 1;
+/// The custom section in which a module names the ABI it was built for: a decimal version per
+/// line (the SDKs write one per object file, and linkers concatenate them).
+pub const ABI_SECTION: &str = "plwasm.abi";
+
+/// The ABI `module` says it was built for, when that is not [`ABI_VERSION`] ("v2", or what an
+/// unreadable section says). A module without the section is taken to be for ABI v1.
+pub fn foreign_abi(module: &Module) -> Option<String> {
+    module.custom_sections(ABI_SECTION).find_map(|section| {
+        let text = String::from_utf8_lossy(&section).into_owned();
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .find(|line| line.parse::<u32>() != Ok(ABI_VERSION))
+            .map(|line| match line.parse::<u32>() {
+                Ok(version) => format!("v{version}"),
+                Err(_) => format!(
+                    "\"{}\" (not a version number)",
+                    line.chars()
+                        .take(40)
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect::<String>()
+                ),
+            })
+    })
+}
+
 /// plwasm provides WASI preview 1 functions and its own `plwasm` host API (with their exact
 /// signatures), and nothing else.
 pub fn unsupported_imports(module: &Module) -> Vec<String> {

@@ -446,6 +446,7 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
         .unwrap_or_else(|| rust_name.to_string());
     let wrapper = format_ident!("__plwasm_udf_{}", rust_name);
     let meta_static = format_ident!("__PLWASM_UDF_{}", rust_name.to_string().to_uppercase());
+    let abi_static = format_ident!("__PLWASM_ABI_{}", rust_name.to_string().to_uppercase());
 
     let mut params = Vec::new();
     let mut conversions = Vec::new();
@@ -616,6 +617,8 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
     let meta_bytes = syn::LitByteStr::new(meta.as_bytes(), Span::call_site());
 
     Ok(quote! {
+        // Natively, only tests call the function: its wasm export is what uses it.
+        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
         #function
 
         #[cfg(target_arch = "wasm32")]
@@ -633,6 +636,13 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
         #[unsafe(link_section = "plwasm.udfs")]
         #[used]
         static #meta_static: [u8; #meta_len] = *#meta_bytes;
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[unsafe(link_section = "plwasm.abi")]
+        #[used]
+        static #abi_static: [u8; ::plwasm_udf::__private::ABI_LINE.len()] =
+            ::plwasm_udf::__private::ABI_LINE;
     })
 }
 

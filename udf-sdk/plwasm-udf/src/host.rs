@@ -11,6 +11,7 @@ mod imports {
         pub fn return_null();
         pub fn log(level: i32, ptr: i32, len: i32);
         pub fn error(ptr: i32, len: i32);
+        pub fn panic(ptr: i32, len: i32, file_ptr: i32, file_len: i32, line: i32);
         pub fn emit_i32(v: i32);
         pub fn emit_i64(v: i64);
         pub fn emit_f32(v: f32);
@@ -106,7 +107,8 @@ pub fn raise_error(message: &str) -> ! {
     panic!("{message}")
 }
 
-/// Turn panics into ERRORs with the panic message (installed once, by the first call).
+/// Turn panics into panic ERRORs (SQLSTATE 38000, DETAIL "panic at file:line"), distinct from
+/// the ERROR an `Err` result raises (installed once, by the first call).
 pub fn set_panic_hook() {
     #[cfg(target_arch = "wasm32")]
     {
@@ -120,11 +122,17 @@ pub fn set_panic_hook() {
                         None => "panic".to_string(),
                     },
                 };
-                let location = info
-                    .location()
-                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                    .unwrap_or_default();
-                raise_error(&format!("panic: {message}{location}"));
+                let (file, line) = info.location().map_or(("", 0), |l| (l.file(), l.line()));
+                // SAFETY: a host import that reads the two strings and does not return.
+                unsafe {
+                    imports::panic(
+                        message.as_ptr() as i32,
+                        message.len() as i32,
+                        file.as_ptr() as i32,
+                        file.len() as i32,
+                        line as i32,
+                    )
+                };
             }));
         });
     }

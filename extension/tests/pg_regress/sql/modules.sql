@@ -49,6 +49,17 @@ SELECT sqlstate_of($$SELECT wasm.unload('empty')$$);
 SELECT name FROM wasm.modules WHERE name IN ('calc', 'empty', 'fresh') ORDER BY name;
 ROLLBACK;
 
+-- A module built for another plwasm ABI (its plwasm.abi section, written by the SDKs) is refused
+-- with what to do; one for ABI v1 (the section has a line per object file) loads.
+SELECT sqlstate_of($$SELECT wasm.load('abi2', wasm.wat('(module (@custom "plwasm.abi" "2\0a"))'))$$);
+\set VERBOSITY default
+SELECT wasm.load('abi2', wasm.wat('(module (@custom "plwasm.abi" "1\0a2\0a"))'));
+SELECT wasm.load('abi_bad', wasm.wat('(module (@custom "plwasm.abi" "v1\0a"))'));
+\set VERBOSITY terse
+SELECT wasm.load('abi1', wasm.wat('(module (@custom "plwasm.abi" "1\0a1\0a"))'));
+SELECT count(*) AS stored_foreign FROM wasm.modules WHERE name IN ('abi2', 'abi_bad');
+SELECT wasm.unload('abi1');
+
 -- wasm.load is transactional: a rolled-back load stores nothing.
 BEGIN;
 SELECT wasm.load('temp', wasm.wat('(module (func (export "f") (result i32) i32.const 7))'));

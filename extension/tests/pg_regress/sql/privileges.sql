@@ -73,6 +73,14 @@ SET ROLE priv_user;
 SELECT public.priv_peek_definer() AS definer_memory, public.priv_peek() AS own_memory;
 RESET ROLE;
 
+-- The module's owner may not drop other roles' functions through wasm.unload(cascade): nothing
+-- is dropped.
+SET ROLE priv_loader_a;
+SELECT sqlstate_of($$SELECT wasm.unload('counter', cascade => true)$$);
+RESET ROLE;
+SELECT (SELECT count(*) FROM pg_proc WHERE proname IN ('priv_bump', 'priv_peek', 'priv_peek_definer')) AS functions_kept,
+       (SELECT count(*) FROM wasm.modules WHERE name = 'counter') AS module_kept;
+
 -- The owner replaces and unloads it.
 DROP FUNCTION public.priv_bump(), public.priv_peek(), public.priv_peek_definer();
 SET ROLE priv_loader_a;
