@@ -2,7 +2,8 @@
 # The whole plwasm test suite. CI runs exactly this (through .ci/run).
 #
 #   1. cargo fmt --check and cargo clippy -D warnings
-#   2. the Rust SDK's and the examples' native tests (cargo test)
+#   2. the Rust SDK's and the examples' native tests (cargo test); the SDK used from outside this
+#      repository, and `cargo package` of its crates (tests/sdk_outside.sh)
 #   3. cargo pgrx test   — #[pg_test] in-backend tests and plain unit tests, in a real PostgreSQL
 #   4. tests/regress.sh  — extension/tests/pg_regress SQL files against expected output (builds
 #      the WASI and SDK example modules to wasm first)
@@ -74,6 +75,7 @@ sdk_tests() {
         done
 }
 stage sdk sdk_tests
+stage sdk_outside bash tests/sdk_outside.sh
 stage pg_test cargo pgrx test "pg$PG" "${runas[@]}" --pgdata "$WORK/test-data" \
     --manifest-path extension/Cargo.toml
 stage regress bash tests/regress.sh

@@ -35,7 +35,8 @@
 //! | `()` (result) | `void` |
 //! | `impl Iterator<Item = T>` result, or `Vec<T>` with `#[udf(setof)]` | `SETOF t` |
 //!
-//! A panic is an ERROR carrying the panic message. [`notice!`], [`warning!`], [`info!`] and
+//! A panic is an ERROR with SQLSTATE 38000, its message, and a DETAIL saying where it happened
+//! (`panic at src/lib.rs:8`); an `Err` result is P0001. [`notice!`], [`warning!`], [`info!`] and
 //! [`debug!`] send messages to the client (after the call returns).
 
 pub use plwasm_udf_macros::udf;
