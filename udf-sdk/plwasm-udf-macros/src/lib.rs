@@ -297,6 +297,25 @@ fn classify(ty: &Type) -> syn::Result<Kind> {
             };
             Ok(Kind::Bytes { sql })
         }
+        // Primitives without a SQL type of their own would otherwise become jsonb silently.
+        primitive @ ("u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i128"
+        | "isize" | "char")
+            if segment.arguments.is_empty() =>
+        {
+            let hint = match primitive {
+                "u8" | "i8" | "u16" => "i16 (smallint) or i32 (integer)",
+                "u32" => "i64 (bigint), converting with u32::try_from",
+                "char" => "&str or String (text)",
+                _ => "i64 (bigint), or i32 (integer)",
+            };
+            Err(syn::Error::new(
+                ty.span(),
+                format!(
+                    "#[udf]: {primitive} has no PostgreSQL type (Postgres has no unsigned or \
+                     128-bit integers, nor a one-character type); use {hint}"
+                ),
+            ))
+        }
         // Any other named type travels as jsonb through serde.
         _ => Ok(Kind::Json),
     }
@@ -470,6 +489,8 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
         };
         strict &= !nullable;
         let (kind, sql) = resolve(ty, explicit_types[index].as_ref())?;
+        // How an ERROR about this argument names it, e.g. `"order" ($1)`.
+        let arg_label = format!("\"{arg_name}\" (${})", index + 1);
         let value = format_ident!("a{}", index);
         let idx = index as i32;
         let convert = match &kind {
@@ -500,10 +521,7 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
                 quote_spanned!(ty.span()=> {
                     // SAFETY: the host wrote this argument's bytes for this call.
                     let bytes = unsafe { ::plwasm_udf::__private::arg_bytes(#ptr, #len) };
-                    match ::plwasm_udf::__private::json_arg::<#ty>(bytes) {
-                        ::core::result::Result::Ok(v) => v,
-                        ::core::result::Result::Err(e) => ::plwasm_udf::__private::raise_error(&e),
-                    }
+                    ::plwasm_udf::__private::json_arg::<#ty>(bytes, #arg_label)
                 })
             }
             _ => convert,
@@ -738,6 +756,19 @@ mod tests {
             )
         )
         .contains("empty SQL type"));
+        for (ty, hint) in [
+            (quote!(u32), "i64 (bigint)"),
+            (quote!(usize), "i64 (bigint)"),
+            (quote!(u8), "i16 (smallint)"),
+            (quote!(char), "String (text)"),
+            (quote!(Option<u64>), "i64 (bigint)"),
+        ] {
+            let message = error(quote!(), quote!(fn f(x: #ty) {}));
+            assert!(message.contains("has no PostgreSQL type"), "{message}");
+            assert!(message.contains(hint), "{message}");
+            let message = error(quote!(), quote!(fn f() -> #ty { todo!() }));
+            assert!(message.contains("has no PostgreSQL type"), "{message}");
+        }
         assert!(error(
             quote!(bogus),
             quote!(

@@ -11,6 +11,7 @@ mod imports {
         pub fn return_null();
         pub fn log(level: i32, ptr: i32, len: i32);
         pub fn error(ptr: i32, len: i32);
+        pub fn error_code(code_ptr: i32, code_len: i32, ptr: i32, len: i32);
         pub fn panic(ptr: i32, len: i32, file_ptr: i32, file_len: i32, line: i32);
         pub fn emit_i32(v: i32);
         pub fn emit_i64(v: i64);
@@ -77,6 +78,21 @@ pub fn raise_error(message: &str) -> ! {
     unreachable!("plwasm.error does not return")
 }
 
+/// End the call with an ERROR with SQLSTATE `code` (5 characters) carrying `message`.
+#[cfg(target_arch = "wasm32")]
+pub fn raise_error_code(code: &str, message: &str) -> ! {
+    // SAFETY: the host reads both strings, then unwinds this call.
+    unsafe {
+        imports::error_code(
+            code.as_ptr() as i32,
+            code.len() as i32,
+            message.as_ptr() as i32,
+            message.len() as i32,
+        )
+    };
+    unreachable!("plwasm.error_code does not return")
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::cell::RefCell;
@@ -105,6 +121,11 @@ pub fn log(level: i32, message: &str) {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn raise_error(message: &str) -> ! {
     panic!("{message}")
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn raise_error_code(code: &str, message: &str) -> ! {
+    panic!("{code}: {message}")
 }
 
 /// Turn panics into panic ERRORs (SQLSTATE 38000, DETAIL "panic at file:line"), distinct from

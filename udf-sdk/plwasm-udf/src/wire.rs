@@ -164,9 +164,19 @@ impl<T: IntoWireBytes> WireResult for T {
 
 /// Any deserializable type from a jsonb argument.
 #[cfg(feature = "json")]
-pub fn json_arg<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| format!("argument does not match the expected JSON: {e}"))
+pub fn json_arg<T: serde::de::DeserializeOwned>(bytes: &[u8], name: &str) -> T {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        // 22023 invalid_parameter_value: the value is valid JSON of the SQL type, but not of the
+        // shape the Rust parameter needs.
+        Err(e) => crate::host::raise_error_code(
+            "22023",
+            &format!(
+                "argument {name} does not fit the Rust type {}: {e}",
+                std::any::type_name::<T>()
+            ),
+        ),
+    }
 }
 
 /// Any serializable value as a jsonb result.
