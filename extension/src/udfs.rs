@@ -1,6 +1,6 @@
 //! Self-describing modules: the `plwasm.udfs` custom section the Rust SDK writes (one JSON object
 //! per line: name, export, args [{name, type}], returns, setof, table [{name, type}], strict,
-//! volatility, and optionally parallel, cost and rows), and
+//! volatility, and optionally parallel, cost, rows and comment), and
 //! `wasm.create_functions`, which declares SQL functions from it.
 //!
 //! The section comes from an untrusted module, so nothing from it reaches SQL unchecked: each type
@@ -41,7 +41,12 @@ pub struct Description {
     pub cost: Option<f64>,
     /// `ROWS` (estimated rows of a set-returning function), if the module says.
     pub rows: Option<f64>,
+    /// `COMMENT ON FUNCTION` (the Rust function's doc comment), if the module says.
+    pub comment: Option<String>,
 }
+
+/// The longest comment a description may give (in bytes).
+const MAX_COMMENT: usize = 16 * 1024;
 
 /// The largest COST or ROWS a description may give (Postgres takes any positive float; this only
 /// keeps absurd values out of the planner).
@@ -150,6 +155,15 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
                     },
                 }
             };
+            let comment = match v.get("comment") {
+                None => None,
+                Some(_) => Some(string("comment")?),
+            };
+            if comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
+                return Err(format!(
+                    "\"comment\" is longer than {MAX_COMMENT} bytes in {line}"
+                ));
+            }
             let name = string("name")?;
             let export = string("export")?;
             if name.is_empty() || export.is_empty() || name.len() > 63 {
@@ -167,6 +181,7 @@ pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
                 parallel,
                 cost: estimate("cost")?,
                 rows: estimate("rows")?,
+                comment,
             })
         })
         .collect()
@@ -276,7 +291,7 @@ fn create_functions(
     for d in &descriptions {
         Spi::run(&create_statement(module, &schema, d, replace))
             .unwrap_or_else(|e| pgrx::error!("{e}"));
-        created.push(format!(
+        let signature = format!(
             "{}.{}({})",
             quote_identifier(&schema),
             quote_identifier(&d.name),
@@ -285,7 +300,14 @@ fn create_functions(
                 .map(|(_, t)| t.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        );
+        // A replaced function whose doc comment is gone loses its comment too.
+        if d.comment.is_some() || replace {
+            let comment = d.comment.clone().map_or("NULL".into(), quote_literal);
+            Spi::run(&format!("COMMENT ON FUNCTION {signature} IS {comment}"))
+                .unwrap_or_else(|e| pgrx::error!("{e}"));
+        }
+        created.push(signature);
     }
     SetOfIterator::new(created)
 }

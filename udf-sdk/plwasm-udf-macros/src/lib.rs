@@ -223,6 +223,29 @@ fn sql_attribute(attrs: &[syn::Attribute]) -> syn::Result<Option<syn::LitStr>> {
     Ok(found)
 }
 
+/// The function's doc comment (`///` lines), for `COMMENT ON FUNCTION`: one leading space of each
+/// line dropped, surrounding blank lines trimmed.
+fn doc_comment(attrs: &[syn::Attribute]) -> Option<String> {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(text),
+                        ..
+                    }),
+                ..
+            }) => Some(text.value()),
+            _ => None,
+        })
+        .map(|line| line.strip_prefix(' ').unwrap_or(&line).trim_end().to_string())
+        .collect();
+    let text = lines.join("\n").trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     match ty {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
@@ -620,6 +643,9 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
     if let Some(rows) = &options.rows {
         planner.push_str(&format!(",\"rows\":{rows}"));
     }
+    if let Some(comment) = doc_comment(&function.attrs) {
+        planner.push_str(&format!(",\"comment\":{}", json_string(&comment)));
+    }
     let meta = format!(
         "{{\"name\":{},\"export\":{},\"args\":[{}],\"returns\":{},\"table\":[{}],\"setof\":{},\"strict\":{},\"volatility\":{}{planner}}}\n",
         json_string(&sql_name),
@@ -674,6 +700,28 @@ mod tests {
         let start = tokens.find("b\"{").expect("metadata literal");
         let end = tokens[start..].find("\\n\"").expect("end of literal");
         Ok(tokens[start + 2..start + end].replace("\\\"", "\""))
+    }
+
+    #[test]
+    fn doc_comments_become_the_comment() {
+        let d = description(
+            quote!(),
+            quote!(
+                /// Adds one.
+                ///
+                /// Says "hi".
+                fn f(x: i32) -> i32 {
+                    x + 1
+                }
+            ),
+        )
+        .unwrap();
+        assert!(
+            d.contains(r#","comment":"Adds one.\\u000a\\u000aSays \\"hi\\"."}"#),
+            "{d}"
+        );
+        let d = description(quote!(), quote!(fn g(x: i32) -> i32 { x })).unwrap();
+        assert!(!d.contains("comment"), "{d}");
     }
 
     #[test]

@@ -17,6 +17,11 @@ SELECT p.proname, p.provolatile AS volatility, p.proparallel AS parallel, p.proc
        p.prorows AS rows
   FROM pg_proc p WHERE p.pronamespace = 'sig'::regnamespace ORDER BY 1;
 
+-- Doc comments (///) become COMMENT ON FUNCTION; functions without one have none.
+SELECT p.proname, pg_catalog.obj_description(p.oid, 'pg_proc') AS comment
+  FROM pg_proc p WHERE p.pronamespace = 'sig'::regnamespace
+   AND p.proname IN ('mirror', 'halve', 'varchar_len', 'nothing') ORDER BY 1;
+
 -- Scalars, text and bytea.
 SELECT sig.add(2, 3) AS add, sig.add(NULL, 3) IS NULL AS strict_null,
        sig.shout_sql('ab', 2::int2) AS shout, sig.scalars(1, 0.5, 0.25, true) AS scalars,
