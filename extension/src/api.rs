@@ -35,7 +35,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
             reason,
         })
         .or_report();
-    if let Some(declared) = runtime::foreign_abi(&compiled) {
+    if let Some(declared) = runtime::foreign_abi_in_bytes(module) {
         PlWasmError::ForeignAbi {
             module: name.to_string(),
             declared,
@@ -93,7 +93,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
 }
 
 /// Remove a module. Refuses while SQL functions are bound to it, naming them; with `cascade`,
-/// drops them first (`DROP FUNCTION ... CASCADE` as the caller, who must own each one, with
+/// drops them first (`DROP ROUTINE ... CASCADE` as the caller, who must own each one, with
 /// Postgres's own checks, notices and event triggers).
 #[pg_extern(volatile, parallel_unsafe)]
 fn unload(name: &str, cascade: default!(bool, false)) {
@@ -126,10 +126,10 @@ fn unload(name: &str, cascade: default!(bool, false)) {
     catalog::announce_change();
 }
 
-/// `DROP FUNCTION ... CASCADE` of the function `oid`, as the caller. The statement names it by
-/// schema-qualified name and schema-qualified argument types, so nothing in it is resolved
-/// through the caller's search_path. A function already dropped (as a dependent of an earlier
-/// one) is skipped.
+/// `DROP ROUTINE ... CASCADE` of the function or procedure `oid`, as the caller. The statement
+/// names it by schema-qualified name and schema-qualified argument types, so nothing in it is
+/// resolved through the caller's search_path. One already dropped (as a dependent of an earlier
+/// one) is skipped. Postgres's own ERROR (e.g. 42501, not the owner) ends the statement.
 fn drop_function(oid: pg_sys::Oid) {
     // SAFETY: format_procedure_extended with FORMAT_PROC_INVALID_AS_NULL returns NULL for an
     // OID that is no longer a function, else a palloc'd string.
@@ -145,8 +145,8 @@ fn drop_function(oid: pg_sys::Oid) {
             .to_string_lossy()
             .into_owned()
     };
-    Spi::run(&format!("DROP FUNCTION {qualified} CASCADE"))
-        .unwrap_or_else(|e| pgrx::error!("wasm.unload: dropping function {qualified}: {e}"));
+    Spi::run(&format!("DROP ROUTINE {qualified} CASCADE"))
+        .unwrap_or_else(|e| pgrx::error!("wasm.unload: dropping {qualified}: {e}"));
 }
 
 /// Give a module to another role (superusers only): for modules whose owner is gone (dropped,

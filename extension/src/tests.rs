@@ -190,6 +190,74 @@ mod tests {
         run("SELECT boom()");
     }
 
+    /// A module with `unreachable` in export "f" and DWARF whose debug_info nests `depth`
+    /// inlined-subroutine entries (a hostile review crashed the backend with this through
+    /// addr2line's recursive walk of them, at depth 20000).
+    fn deeply_nested_dwarf(depth: usize) -> Vec<u8> {
+        fn leb(mut n: usize, out: &mut Vec<u8>) {
+            loop {
+                let byte = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    out.push(byte);
+                    return;
+                }
+                out.push(byte | 0x80);
+            }
+        }
+        fn section(id: u8, data: &[u8], out: &mut Vec<u8>) {
+            out.push(id);
+            leb(data.len(), out);
+            out.extend_from_slice(data);
+        }
+        fn custom(name: &str, data: &[u8], out: &mut Vec<u8>) {
+            let mut body = Vec::new();
+            leb(name.len(), &mut body);
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(data);
+            section(0, &body, out);
+        }
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        section(1, b"\x01\x60\x00\x01\x7f", &mut module); // type () -> i32
+        section(3, b"\x01\x00", &mut module);
+        section(7, b"\x01\x01f\x00\x00", &mut module); // export "f"
+        section(10, b"\x01\x03\x00\x00\x0b", &mut module); // unreachable
+                                                           // Abbreviations: 1 compile unit, 2 subprogram (both low_pc/high_pc, with children),
+                                                           // 3 inlined subroutine (with children, no attributes).
+        let abbrev = [
+            1, 0x11, 1, 0x11, 0x01, 0x12, 0x0f, 0, 0, 2, 0x2e, 1, 0x11, 0x01, 0x12, 0x0f, 0, 0, 3,
+            0x1d, 1, 0, 0, 0,
+        ];
+        let mut dies = vec![1, 0, 0, 0, 0];
+        leb(0x7fff_ffff, &mut dies);
+        dies.extend_from_slice(&[2, 0, 0, 0, 0]);
+        leb(0x7fff_ffff, &mut dies);
+        dies.extend(std::iter::repeat_n(3u8, depth));
+        dies.extend(std::iter::repeat_n(0u8, depth + 2));
+        let mut unit = vec![4, 0, 0, 0, 0, 0, 4]; // DWARF 4, abbrev offset 0, address size 4
+        unit.extend_from_slice(&dies);
+        let mut info = (unit.len() as u32).to_le_bytes().to_vec();
+        info.extend_from_slice(&unit);
+        custom(".debug_info", &info, &mut module);
+        custom(".debug_abbrev", &abbrev, &mut module);
+        custom(".debug_line", &[], &mut module);
+        module
+    }
+
+    #[pg_test]
+    #[should_panic(
+        expected = "wasm trap in function deep_dwarf() (module \"deep_dwarf\", export \"f\"): unreachable"
+    )]
+    fn hostile_dwarf_is_not_walked_recursively() {
+        Spi::run_with_args(
+            "SELECT wasm.load('deep_dwarf', $1)",
+            &[deeply_nested_dwarf(200_000).into()],
+        )
+        .unwrap_or_else(|e| panic!("load: {e}"));
+        run("CREATE FUNCTION deep_dwarf() RETURNS int LANGUAGE wasm AS 'deep_dwarf:f'");
+        run("SELECT deep_dwarf()");
+    }
+
     #[pg_test]
     fn inline_module_is_compiled_once() {
         run(

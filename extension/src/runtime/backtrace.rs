@@ -1,7 +1,8 @@
 //! Wasm backtraces as a user reads them in an ERROR's DETAIL: function names from the module's
 //! name section, demangled (Rust's v0 and legacy schemes); a run of frames of the same function
 //! (recursion) collapsed into one line and a count; at most [`MAX_LINES`] lines; and `file:line`
-//! from the module's DWARF line tables when it carries them (Rust: `debug = "line-tables-only"`
+//! from the module's DWARF line tables when it carries them (line programs only: bounded work
+//! with no recursion, whatever the DWARF says) (Rust: `debug = "line-tables-only"`
 //! or more in the build profile; C: `-g`). Paths under the directory the module was compiled in
 //! are shown relative to it, like Rust's panic locations.
 //!
@@ -20,10 +21,12 @@ pub const MAX_LINES: usize = 20;
 /// Longest function name or path shown (in characters).
 pub const MAX_NAME_CHARS: usize = 160;
 /// DWARF larger than this (all `.debug_*` sections together) is not read.
-const MAX_DWARF_BYTES: usize = 64 << 20;
+const MAX_DWARF_BYTES: usize = 16 << 20;
+/// DWARF with more compilation units than this is not read (a Rust module with its standard
+/// library has a few hundred; each unit costs a parse when the line tables are set up).
+const MAX_UNITS: usize = 10_000;
 
-/// The backtrace of `frames` (innermost first) of a call into `module`, one frame per line, and
-/// with line tables one line more per function inlined at that point.
+/// The backtrace of `frames` (innermost first) of a call into `module`, one frame per line.
 pub fn render(module: &Module, frames: &[FrameInfo]) -> String {
     let lines = SourceLines::of(module);
     // Each line, with how many of `frames` are fully shown once it is.
@@ -32,38 +35,17 @@ pub fn render(module: &Module, frames: &[FrameInfo]) -> String {
     while shown_frames < frames.len() && out.len() <= MAX_LINES {
         let frame = &frames[shown_frames];
         let name = frame.function_name().map_or("<unnamed>".into(), demangled);
-        let mut source = lines
+        let place = lines
             .as_ref()
-            .map(|lines| lines.locate(frame.module_offset()))
-            .unwrap_or_default();
-        // The function itself is the outermost source frame; the others were inlined into it.
-        let own = source.pop().and_then(|(_, place)| place);
-        let mut entries: Vec<(String, String)> = source
-            .into_iter()
-            .map(|(inlined, place)| {
-                (
-                    inlined.unwrap_or_else(|| "<inlined>".into()),
-                    place.unwrap_or_else(|| "?".into()),
-                )
-            })
-            .collect();
-        entries.push((
-            name.clone(),
-            own.unwrap_or_else(|| {
+            .and_then(|lines| lines.locate(frame.module_offset()))
+            .unwrap_or_else(|| {
                 format!(
                     "func {}, offset {:#x}",
                     frame.func_index(),
                     frame.module_offset()
                 )
-            }),
-        ));
-        // An export wrapper and the function inlined into it often share a name: one line.
-        entries.dedup_by(|outer, inner| outer.0 == inner.0);
-        let last = entries.len() - 1;
-        for (i, (function, place)) in entries.into_iter().enumerate() {
-            let shown = shown_frames + usize::from(i == last);
-            out.push((format!("  at {function} ({place})"), shown));
-        }
+            });
+        out.push((format!("  at {name} ({place})"), shown_frames + 1));
         let run = frames[shown_frames..]
             .iter()
             .take_while(|f| f.func_index() == frame.func_index())
@@ -100,17 +82,25 @@ fn demangled(name: &str) -> String {
     }
 }
 
-/// `text` cut to [`MAX_NAME_CHARS`], with control characters replaced.
-fn shown(text: &str) -> String {
+/// `text` cut to [`MAX_NAME_CHARS`], with control and invisible format characters replaced.
+pub fn shown(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(MAX_NAME_CHARS)
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if is_invisible(c) { '?' } else { c })
         .collect();
     if text.chars().count() > MAX_NAME_CHARS {
         out.push('…');
     }
     out
+}
+
+/// Control characters, and the format characters that reorder or hide text (bidirectional
+/// overrides and isolates, zero-width characters, soft hyphen, byte order mark).
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 type Reader = gimli::EndianRcSlice<gimli::LittleEndian>;
@@ -144,6 +134,14 @@ impl SourceLines {
         if total > MAX_DWARF_BYTES {
             return None;
         }
+        let mut count = dwarf.units();
+        let mut units_seen = 0;
+        while let Ok(Some(_)) = count.next() {
+            units_seen += 1;
+            if units_seen > MAX_UNITS {
+                return None;
+            }
+        }
         let mut compile_dirs = Vec::new();
         let mut units = dwarf.units();
         while let Ok(Some(header)) = units.next() {
@@ -164,30 +162,13 @@ impl SourceLines {
         })
     }
 
-    /// The source frames of the instruction at `module_offset`, innermost first: the functions
-    /// inlined there, then the function itself; each with its name and `file:line`, when the
-    /// line tables have them. Empty when they do not cover the instruction.
-    fn locate(&self, module_offset: usize) -> Vec<(Option<String>, Option<String>)> {
-        let mut found = Vec::new();
-        let Some(address) = module_offset.checked_sub(self.code_offset) else {
-            return found;
-        };
-        let Ok(mut frames) = self.context.find_frames(address as u64).skip_all_loads() else {
-            return found;
-        };
-        while let Ok(Some(frame)) = frames.next() {
-            let name = frame
-                .function
-                .as_ref()
-                .and_then(|function| function.raw_name().ok())
-                .map(|name| demangled(&name));
-            let place = frame.location.as_ref().and_then(|l| self.place(l));
-            found.push((name, place));
-            if found.len() >= MAX_LINES {
-                break;
-            }
-        }
-        found
+    /// The source location of the instruction at `module_offset`, from the line tables only:
+    /// where code was inlined, the inlined code's own line. (Inlined-function entries are not
+    /// read: a module's DWARF is untrusted, and addr2line walks their nesting recursively.)
+    fn locate(&self, module_offset: usize) -> Option<String> {
+        let address = module_offset.checked_sub(self.code_offset)? as u64;
+        let location = self.context.find_location(address).ok()??;
+        self.place(&location)
     }
 
     /// `file:line` of `location`, the file relative to the compile directory when under it.
@@ -212,6 +193,7 @@ mod tests {
     #[test]
     fn shown_cuts_and_neutralizes() {
         assert_eq!(shown("a\nb"), "a?b");
+        assert_eq!(shown("a\u{202E}b\u{200B}"), "a?b?");
         let long = "x".repeat(MAX_NAME_CHARS + 5);
         assert_eq!(shown(&long).chars().count(), MAX_NAME_CHARS + 1);
     }

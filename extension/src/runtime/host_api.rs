@@ -17,6 +17,7 @@ use wasmer::{
     FunctionEnv, FunctionEnvMut, FunctionType, Imports, Module, RuntimeError, Store, Type, Value,
 };
 
+use crate::runtime::backtrace::shown;
 use crate::runtime::guest::{
     self, arg_i32, bytes_cost, in_bounds, read_message, view_read, GuestCtx, MAX_LOGS,
     MAX_LOG_BYTES, MAX_MESSAGE_BYTES,
@@ -25,6 +26,9 @@ use crate::runtime::spool::{SpoolPtr, MAX_ROW_BYTES};
 
 /// The host API's import module name.
 pub const MODULE: &str = "plwasm";
+
+/// The longest file name a panic location may have (in bytes); longer ones are ignored.
+const MAX_PANIC_FILE_BYTES: i32 = 1024;
 
 use Type::I32;
 
@@ -181,10 +185,14 @@ fn call(
         "panic" => {
             let message = read_message(ctx, &store, arg_i32(args, 0), arg_i32(args, 1))
                 .unwrap_or_else(|| "<panic message outside the module's memory>".into());
-            let location = (arg_i32(args, 3) != 0)
-                .then(|| read_message(ctx, &store, arg_i32(args, 2), arg_i32(args, 3)))
+            // The file goes into a DETAIL line: a plausible length, shown like backtrace names
+            // (control characters replaced, cut), or no location at all.
+            let file_len = arg_i32(args, 3);
+            let location = (1..=MAX_PANIC_FILE_BYTES)
+                .contains(&file_len)
+                .then(|| read_message(ctx, &store, arg_i32(args, 2), file_len))
                 .flatten()
-                .map(|file| format!("{file}:{}", arg_i32(args, 4) as u32));
+                .map(|file| format!("{}:{}", shown(&file), arg_i32(args, 4) as u32));
             Err(RuntimeError::user(Box::new(GuestRaised {
                 sqlstate: None,
                 message,

@@ -526,10 +526,12 @@ fn shadow_stack_exhausted(instance: &Instance, store: &mut Store) -> bool {
     let Value::I32(pointer) = pointer.get(store) else {
         return false;
     };
-    let size = instance
-        .exports
-        .get_memory("memory")
-        .map_or(0, |memory| memory.view(&*store).data_size());
+    // The module's memory, whatever its export is called; without one, no claim.
+    let Some((_, memory)) = instance.exports.iter().memories().next() else {
+        return false;
+    };
+    let size = memory.view(&*store).data_size();
     let pointer = pointer as u32;
-    u64::from(pointer) >= size || pointer < SHADOW_STACK_FLOOR
+    // A pointer equal to the size is an empty stack at the top of memory.
+    u64::from(pointer) > size || pointer < SHADOW_STACK_FLOOR
 }

@@ -97,8 +97,8 @@ struct Prepared {
     costs: Arc<Vec<FunctionCosts>>,
 }
 
-/// Set by [`prepare_compile`], taken by the middleware when the compile starts; one compile runs
-/// at a time in a backend.
+/// Set by [`prepare_compile`], taken by the middleware when the compile starts (and cleared by
+/// [`finish_compile`] if it never did); one compile runs at a time in a backend.
 static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
 
 /// Fuel costs of one function: what its entry charges, and what each loop iteration charges
@@ -170,6 +170,15 @@ pub fn prepare_compile(bytes: &[u8]) {
         code_offset,
         costs: Arc::new(costs),
     });
+}
+
+/// Forget what [`prepare_compile`] found, if the compile did not take it (a module that failed
+/// validation before the middleware ran).
+pub fn finish_compile() {
+    PREPARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
 }
 
 /// The export of the defined, mutable i32 global that `info`'s name section calls
@@ -247,6 +256,8 @@ impl ModuleMiddleware for Instrument {
                 format!("export name \"{name}\" is reserved (names starting with \"{RESERVED_EXPORT_PREFIX}\" are plwasm's)"),
             ));
         }
+        // Looked up before plwasm's own globals exist, so a name section cannot point at them.
+        let stack_pointer = stack_pointer_global(info);
         let fuel = info
             .globals
             .push(GlobalType::new(Type::I64, Mutability::Var));
@@ -270,7 +281,7 @@ impl ModuleMiddleware for Instrument {
             info.exports
                 .insert(START_EXPORT.to_string(), ExportIndex::Function(start));
         }
-        if let Some(stack_pointer) = stack_pointer_global(info) {
+        if let Some(stack_pointer) = stack_pointer {
             info.exports
                 .insert(STACK_POINTER_EXPORT.to_string(), stack_pointer);
         }

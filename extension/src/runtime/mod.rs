@@ -256,7 +256,9 @@ pub fn compile_or_why(bytes: &[u8]) -> Result<Module, CompileFailure> {
     let bytes = bytes.to_vec();
     match run_interruptibly(move || {
         instrument::prepare_compile(&bytes);
-        Module::from_binary(&engine, &bytes)
+        let compiled = Module::from_binary(&engine, &bytes);
+        instrument::finish_compile();
+        compiled
     }) {
         Ok(Ok(module)) => {
             // Counted once compiled: a compile that failed or was cancelled is not.
@@ -303,25 +305,43 @@ pub const ABI_VERSION: u32 = 1;
 pub const ABI_SECTION: &str = "plwasm.abi";
 
 /// The ABI `module` says it was built for, when that is not [`ABI_VERSION`] ("v2", or what an
-/// unreadable section says). A module without the section is taken to be for ABI v1.
+/// unreadable section says). A module without the section is taken to be for ABI v1. (Wasmer
+/// keeps only the last of several sections of one name: `wasm.load` checks the bytes with
+/// [`foreign_abi_in_bytes`], which sees them all.)
 pub fn foreign_abi(module: &Module) -> Option<String> {
-    module.custom_sections(ABI_SECTION).find_map(|section| {
-        let text = String::from_utf8_lossy(&section).into_owned();
-        text.lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty())
-            .find(|line| line.parse::<u32>() != Ok(ABI_VERSION))
-            .map(|line| match line.parse::<u32>() {
-                Ok(version) => format!("v{version}"),
-                Err(_) => format!(
-                    "\"{}\" (not a version number)",
-                    line.chars()
-                        .take(40)
-                        .map(|c| if c.is_control() { '?' } else { c })
-                        .collect::<String>()
-                ),
-            })
-    })
+    module
+        .custom_sections(ABI_SECTION)
+        .find_map(|section| foreign_abi_in(&section))
+}
+
+/// [`foreign_abi`] over every `plwasm.abi` section of a module's bytes.
+pub fn foreign_abi_in_bytes(bytes: &[u8]) -> Option<String> {
+    use wasmer::wasmparser::{Parser, Payload};
+    Parser::new(0)
+        .parse_all(bytes)
+        .map_while(Result::ok)
+        .find_map(|payload| match payload {
+            Payload::CustomSection(reader) if reader.name() == ABI_SECTION => {
+                foreign_abi_in(reader.data())
+            }
+            _ => None,
+        })
+}
+
+/// The first version in one `plwasm.abi` section (a decimal version per line) that is not ours.
+fn foreign_abi_in(section: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(section)
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .find(|line| line.parse::<u32>() != Ok(ABI_VERSION))
+        .map(|line| match line.parse::<u32>() {
+            Ok(version) => format!("v{version}"),
+            Err(_) => format!(
+                "\"{}\" (not a version number)",
+                crate::runtime::backtrace::shown(&line.chars().take(40).collect::<String>())
+            ),
+        })
 }
 
 /// plwasm provides WASI preview 1 functions and its own `plwasm` host API (with their exact

@@ -240,7 +240,12 @@ fn doc_comment(attrs: &[syn::Attribute]) -> Option<String> {
             }) => Some(text.value()),
             _ => None,
         })
-        .map(|line| line.strip_prefix(' ').unwrap_or(&line).trim_end().to_string())
+        .map(|line| {
+            line.strip_prefix(' ')
+                .unwrap_or(&line)
+                .trim_end()
+                .to_string()
+        })
         .collect();
     let text = lines.join("\n").trim().to_string();
     (!text.is_empty()).then_some(text)
@@ -321,8 +326,8 @@ fn classify(ty: &Type) -> syn::Result<Kind> {
             Ok(Kind::Bytes { sql })
         }
         // Primitives without a SQL type of their own would otherwise become jsonb silently.
-        primitive @ ("u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i128"
-        | "isize" | "char")
+        primitive @ ("u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i128" | "isize"
+        | "char")
             if segment.arguments.is_empty() =>
         {
             let hint = match primitive {
@@ -720,7 +725,15 @@ mod tests {
             d.contains(r#","comment":"Adds one.\\u000a\\u000aSays \\"hi\\"."}"#),
             "{d}"
         );
-        let d = description(quote!(), quote!(fn g(x: i32) -> i32 { x })).unwrap();
+        let d = description(
+            quote!(),
+            quote!(
+                fn g(x: i32) -> i32 {
+                    x
+                }
+            ),
+        )
+        .unwrap();
         assert!(!d.contains("comment"), "{d}");
     }
 

@@ -106,14 +106,15 @@ SELECT wasm.unload('later');
 \set VERBOSITY terse
 SELECT sqlstate_of($$SELECT wasm.load('later', wasm.wat('(module (func (export "f") (param i64) (result i64) local.get 0))'), true)$$);
 SELECT sqlstate_of($$SELECT wasm.load('later', wasm.wat('(module (func (export "g")))'), true)$$);
-SELECT wasm.load('later', wasm.wat('(module (func (export "f") (param i32) (result i32) local.get 0 i32.const 200 i32.add))'), true);
+SELECT wasm.load('later', wasm.wat('(module (func (export "f") (param i32) (result i32) local.get 0 i32.const 200 i32.add) (func (export "p") (param i32)))'), true);
 SELECT late(1);
 -- wasm.unload(name, cascade => true) drops the bound functions (and, like DROP ... CASCADE, what
 -- depends on them), then the module, in one statement.
 CREATE FUNCTION late_twice(int) RETURNS int LANGUAGE wasm AS 'later:f';
+CREATE PROCEDURE late_proc(int) LANGUAGE wasm AS 'later:p';
 CREATE VIEW late_view AS SELECT late(1) AS v;
 SELECT wasm.unload('later', cascade => true);
-SELECT (SELECT count(*) FROM pg_proc WHERE proname IN ('late', 'late_twice')) AS functions_left,
+SELECT (SELECT count(*) FROM pg_proc WHERE proname IN ('late', 'late_twice', 'late_proc')) AS functions_left,
        (SELECT count(*) FROM pg_class WHERE relname = 'late_view') AS views_left,
        (SELECT count(*) FROM wasm.modules WHERE name = 'later') AS modules_left;
 

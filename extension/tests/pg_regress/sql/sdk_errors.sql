@@ -62,7 +62,38 @@ CREATE FUNCTION errs.forged(int) RETURNS int LANGUAGE wasm AS '(module
     (func $"evil\0a  at fake (src/lib.rs:1)" (param i32) (result i32) (i32.div_s (i32.const 1) (local.get 0)))
     (func (export "forged") (param i32) (result i32) (call 0 (local.get 0))))';
 SELECT errs.forged(0);
+-- A panic's file comes from the module too: it cannot add a line either.
+CREATE FUNCTION errs.forged_panic(int) RETURNS int LANGUAGE wasm AS '(module
+    (import "plwasm" "panic" (func $panic (param i32 i32 i32 i32 i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 0) "boom")
+    (data (i32.const 16) "src/lib.rs:1\0awasm backtrace:\0a  at fake")
+    (func (export "forged_panic") (param i32) (result i32)
+      (call $panic (i32.const 0) (i32.const 4) (i32.const 16) (i32.const 38) (i32.const 42))
+      (i32.const 0)))';
+SELECT errs.forged_panic(0);
 \set VERBOSITY terse
+
+-- An out-of-bounds access is 54001 only when the shadow stack really left memory: not for a
+-- module whose memory is exported under another name, nor when its name section calls a
+-- global plwasm added __stack_pointer.
+CREATE FUNCTION errs.oob_named_memory(int) RETURNS int LANGUAGE wasm AS '(module
+    (global $__stack_pointer (mut i32) (i32.const 65000))
+    (memory (export "mem") 1)
+    (func (export "oob_named_memory") (param i32) (result i32)
+      (global.set $__stack_pointer (i32.const 65000))
+      (i32.load (i32.const 70000))))';
+CREATE FUNCTION errs.oob_full_stack(int) RETURNS int LANGUAGE wasm AS '(module
+    (global $__stack_pointer (mut i32) (i32.const 65536))
+    (memory (export "memory") 1)
+    (func (export "oob_full_stack") (param i32) (result i32) (i32.load (i32.const 70000))))';
+CREATE FUNCTION errs.oob_names_ours(int) RETURNS int LANGUAGE wasm AS '(module
+    (memory (export "memory") 1)
+    (func (export "oob_names_ours") (param i32) (result i32) (i32.load (i32.const 70000)))
+    (@custom "name" "\07\12\01\01\0f__stack_pointer"))';
+SELECT split_part(sqlstate_of($$SELECT errs.oob_named_memory(0)$$), ':', 1) AS named_memory,
+       split_part(sqlstate_of($$SELECT errs.oob_full_stack(0)$$), ':', 1) AS empty_stack_at_top,
+       split_part(sqlstate_of($$SELECT errs.oob_names_ours(0)$$), ':', 1) AS names_plwasm_global;
 
 DROP SCHEMA errs CASCADE;
 SELECT wasm.unload('sdk_errors');
