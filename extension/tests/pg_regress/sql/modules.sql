@@ -56,6 +56,8 @@ SELECT sqlstate_of($$SELECT wasm.load('abi2', wasm.wat('(module (@custom "plwasm
 SELECT wasm.load('abi2', wasm.wat('(module (@custom "plwasm.abi" "1\0a2\0a"))'));
 SELECT wasm.load('abi_bad', wasm.wat('(module (@custom "plwasm.abi" "v1\0a"))'));
 \set VERBOSITY terse
+-- Separate sections are all read (Wasmer itself keeps only the last one of a name).
+SELECT sqlstate_of($$SELECT wasm.load('abi2', wasm.wat('(module (@custom "plwasm.abi" "2") (@custom "plwasm.abi" "1"))'))$$);
 SELECT wasm.load('abi1', wasm.wat('(module (@custom "plwasm.abi" "1\0a1\0a"))'));
 SELECT count(*) AS stored_foreign FROM wasm.modules WHERE name IN ('abi2', 'abi_bad');
 SELECT wasm.unload('abi1');
