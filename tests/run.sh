@@ -7,9 +7,10 @@
 #   3. cargo pgrx test   — #[pg_test] in-backend tests and plain unit tests, in a real PostgreSQL
 #   4. tests/regress.sh  — extension/tests/pg_regress SQL files against expected output (builds
 #      the WASI and SDK example modules to wasm first)
-#   5. tests/dump_restore.sh — pg_dump / pg_restore of a database that uses plwasm
-#   6. the demo (scripts/demo.sh) — the README's first command, end to end
-#   7. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
+#   5. tests/cli.sh      — the plwasm CLI (new, build, deploy, ls) against a real cluster
+#   6. tests/dump_restore.sh — pg_dump / pg_restore of a database that uses plwasm
+#   7. the demo (scripts/demo.sh) — the README's first command, end to end
+#   8. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -69,7 +70,7 @@ stage static static_checks
 stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets --features "plwasm/pg$PG plwasm/pg_test" -- -D warnings
 sdk_tests() {
-    cargo test -p plwasm-udf -p plwasm-udf-macros &&
+    cargo test -p plwasm-udf -p plwasm-udf-macros -p plwasm-cli &&
         for example in examples/rust/*/; do
             CARGO_TARGET_DIR=$WORK/examples-target cargo test --manifest-path "$example/Cargo.toml" || return 1
         done
@@ -79,6 +80,7 @@ stage sdk_outside bash tests/sdk_outside.sh
 stage pg_test cargo pgrx test "pg$PG" "${runas[@]}" --pgdata "$WORK/test-data" \
     --manifest-path extension/Cargo.toml
 stage regress bash tests/regress.sh
+stage cli bash tests/cli.sh
 stage dump_restore bash tests/dump_restore.sh
 stage demo bash scripts/demo.sh
 stage bench_smoke bash bench/sql.sh --smoke
