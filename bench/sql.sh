@@ -270,6 +270,7 @@ cases=(
     "jsonb in and out, $ORDERS documents|SELECT count(w.normalize_tags(doc)) FROM orders|jsonb_set + jsonb_agg|SELECT count(jsonb_set(doc, '{tags}', (SELECT jsonb_agg(DISTINCT lower(t)) FROM jsonb_array_elements_text(doc->'tags') t))) FROM orders"
     "float8[] in (64-d cosine), $VECTORS pairs|SELECT sum(w.cosine_similarity(a, b)) FROM vectors|SQL over unnest|SELECT sum((SELECT sum(x * y) / (sqrt(sum(x * x)) * sqrt(sum(y * y))) FROM unnest(a, b) u(x, y))) FROM vectors"
     "aggregate over wasm sfunc (float8[] state), $((ROWS / 2)) rows|SELECT w.wasm_stddev(i) FROM generate_series(1, $((ROWS / 2))) i|builtin stddev_samp|SELECT stddev_samp(i::float8) FROM generate_series(1, $((ROWS / 2))) i"
+    "median, #[aggregate] (state kept in the module), $((ROWS / 2)) rows|SELECT w.median(i::float8) FROM generate_series(1, $((ROWS / 2))) i|percentile_cont(0.5)|SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY i::float8) FROM generate_series(1, $((ROWS / 2))) i"
     "SETOF int, $ROWS rows from one call|SELECT count(*) FROM series_wasm($ROWS)|generate_series|SELECT count(*) FROM generate_series(1, $ROWS)"
     "tokens (SETOF), $TEXTS texts|SELECT count(*) FROM texts, w.tokens(t)|regexp_split_to_table|SELECT count(*) FROM texts, regexp_split_to_table(lower(t), '[^a-z0-9]+') s WHERE s <> ''"
 )

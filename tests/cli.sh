@@ -22,6 +22,7 @@ chmod 755 "$WORK"
 cluster_start "$WORK" "$PORT"
 trap 'cluster_stop "$WORK"' EXIT
 cluster_psql "$WORK" "$PORT" -d postgres -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SET client_min_messages = warning;
 DROP DATABASE IF EXISTS cli_test;
 DROP DATABASE IF EXISTS cli_bare;
 CREATE DATABASE cli_test;

@@ -1,6 +1,7 @@
 //! Self-describing modules: the `plwasm.udfs` custom section the Rust SDK writes (one JSON object
 //! per line: name, export, args [{name, type}], returns, setof, table [{name, type}], strict,
-//! volatility, and optionally parallel, cost, rows and comment), and
+//! volatility, and optionally parallel, cost, rows and comment; or an aggregate: kind
+//! "aggregate", name, sfunc, finalfunc, and optionally comment), and
 //! `wasm.create_functions`, which declares SQL functions from it.
 //!
 //! The section comes from an untrusted module, so nothing from it reaches SQL unchecked: each type
@@ -45,6 +46,24 @@ pub struct Description {
     pub comment: Option<String>,
 }
 
+/// An aggregate a module describes (`#[aggregate]`): its state is a `bigint` handle that `sfunc`
+/// (a function of the same description, `(bigint, args...) -> bigint`) keeps inside the module;
+/// `finalfunc(bigint)` gives the result.
+#[derive(Debug, PartialEq)]
+pub struct AggregateDescription {
+    pub name: String,
+    pub sfunc: String,
+    pub finalfunc: String,
+    pub comment: Option<String>,
+}
+
+/// What a module's `plwasm.udfs` section describes.
+#[derive(Debug, Default)]
+pub struct Described {
+    pub functions: Vec<Description>,
+    pub aggregates: Vec<AggregateDescription>,
+}
+
 /// The longest comment a description may give (in bytes).
 const MAX_COMMENT: usize = 16 * 1024;
 
@@ -73,7 +92,73 @@ pub fn section(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// Parse and check the descriptions (one JSON object per line).
-pub fn parse(section: &[u8]) -> Result<Vec<Description>, String> {
+pub fn parse(section: &[u8]) -> Result<Described, String> {
+    let text = std::str::from_utf8(section).map_err(|e| format!("not UTF-8: {e}"))?;
+    // No name, type, export or comment may carry a NUL byte (SQL text cannot), anywhere.
+    if text.contains('\0') || text.contains("\\u0000") {
+        return Err("it contains a NUL character".into());
+    }
+    let (aggregates, functions): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .partition(|line| {
+            serde_json::from_str::<Value>(line)
+                .is_ok_and(|v| v.get("kind").and_then(Value::as_str) == Some("aggregate"))
+        });
+    let functions = parse_functions(functions.join("\n").as_bytes())?;
+    let aggregates = aggregates
+        .into_iter()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e}): {line}"))?;
+            let field = |key: &str| {
+                v.get(key)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty() && s.len() <= 63)
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("missing or bad \"{key}\" in {line}"))
+            };
+            let comment = match v.get("comment") {
+                None => None,
+                Some(c) => Some(
+                    c.as_str()
+                        .filter(|c| c.len() <= MAX_COMMENT)
+                        .ok_or_else(|| format!("bad \"comment\" in {line}"))?
+                        .to_string(),
+                ),
+            };
+            let aggregate = AggregateDescription {
+                name: field("name")?,
+                sfunc: field("sfunc")?,
+                finalfunc: field("finalfunc")?,
+                comment,
+            };
+            // Its support functions must be described by the same module, with the shapes
+            // `#[aggregate]` gives them (checked again on canonical types when declared).
+            let find = |name: &str| functions.iter().find(|f| f.name == name);
+            match (find(&aggregate.sfunc), find(&aggregate.finalfunc)) {
+                (Some(sfunc), Some(finalfunc))
+                    if !sfunc.args.is_empty()
+                        && finalfunc.args.len() == 1
+                        && !sfunc.setof
+                        && sfunc.table.is_empty() =>
+                {
+                    Ok(aggregate)
+                }
+                _ => Err(format!(
+                    "aggregate \"{}\" needs functions \"{}\" (bigint, arguments...) -> bigint and \"{}\" (bigint) described by the module",
+                    aggregate.name, aggregate.sfunc, aggregate.finalfunc
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Described {
+        functions,
+        aggregates,
+    })
+}
+
+/// Parse and check the function descriptions (one JSON object per line).
+fn parse_functions(section: &[u8]) -> Result<Vec<Description>, String> {
     let text = std::str::from_utf8(section).map_err(|e| format!("not UTF-8: {e}"))?;
     // No name, type or export may carry a NUL byte (SQL text cannot), anywhere in the section.
     if text.contains('\0') || text.contains("\\u0000") {
@@ -271,7 +356,10 @@ fn create_functions(
             ))
         })
         .or_report();
-    let mut descriptions = parse(&section).map_err(bad).or_report();
+    let Described {
+        functions: mut descriptions,
+        aggregates,
+    } = parse(&section).map_err(bad).or_report();
     let schema = match schema {
         Some(schema) => schema.to_string(),
         None => Spi::get_one::<String>("SELECT pg_catalog.current_schema()::pg_catalog.text")
@@ -305,6 +393,48 @@ fn create_functions(
         if d.comment.is_some() || replace {
             let comment = d.comment.clone().map_or("NULL".into(), quote_literal);
             Spi::run(&format!("COMMENT ON FUNCTION {signature} IS {comment}"))
+                .unwrap_or_else(|e| pgrx::error!("{e}"));
+        }
+        created.push(signature);
+    }
+    for aggregate in &aggregates {
+        let function = |name: &str| descriptions.iter().find(|d| d.name == name);
+        let (Some(sfunc), Some(finalfunc)) =
+            (function(&aggregate.sfunc), function(&aggregate.finalfunc))
+        else {
+            continue; // parse() checked that both are described
+        };
+        if sfunc.args[0].1 != "bigint"
+            || sfunc.returns != "bigint"
+            || finalfunc.args[0].1 != "bigint"
+        {
+            bad(format!(
+                "aggregate \"{}\": its state functions must take and return bigint handles",
+                aggregate.name
+            ))
+            .report();
+        }
+        let arg_types = sfunc.args[1..]
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let qualified =
+            |name: &str| format!("{}.{}", quote_identifier(&schema), quote_identifier(name));
+        let signature = format!("{}({arg_types})", qualified(&aggregate.name));
+        Spi::run(&format!(
+            "CREATE {}AGGREGATE {signature} (SFUNC = {}, STYPE = bigint, FINALFUNC = {}, INITCOND = '0')",
+            if replace { "OR REPLACE " } else { "" },
+            qualified(&aggregate.sfunc),
+            qualified(&aggregate.finalfunc),
+        ))
+        .unwrap_or_else(|e| pgrx::error!("{e}"));
+        if aggregate.comment.is_some() || replace {
+            let comment = aggregate
+                .comment
+                .clone()
+                .map_or("NULL".into(), quote_literal);
+            Spi::run(&format!("COMMENT ON AGGREGATE {signature} IS {comment}"))
                 .unwrap_or_else(|e| pgrx::error!("{e}"));
         }
         created.push(signature);
@@ -368,10 +498,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn aggregates_need_their_functions() {
+        let step = r#"{"name":"m__step","export":"m__step","args":[{"name":"state","type":"bigint"},{"name":"v","type":"double precision"}],"returns":"bigint","volatility":"volatile"}"#;
+        let last = r#"{"name":"m__final","export":"m__final","args":[{"name":"state","type":"bigint"}],"returns":"double precision","volatility":"volatile"}"#;
+        let agg = r#"{"kind":"aggregate","name":"m","sfunc":"m__step","finalfunc":"m__final","comment":"The median."}"#;
+        let described = parse(format!("{step}\n{agg}\n{last}\n").as_bytes()).unwrap();
+        assert_eq!(described.functions.len(), 2);
+        assert_eq!(
+            described.aggregates,
+            vec![AggregateDescription {
+                name: "m".into(),
+                sfunc: "m__step".into(),
+                finalfunc: "m__final".into(),
+                comment: Some("The median.".into()),
+            }]
+        );
+        assert!(parse(format!("{step}\n{agg}\n").as_bytes())
+            .unwrap_err()
+            .contains("needs functions"));
+        let unnamed = r#"{"kind":"aggregate","name":"","sfunc":"m__step","finalfunc":"m__final"}"#;
+        assert!(parse(format!("{step}\n{last}\n{unnamed}").as_bytes()).is_err());
+    }
+
+    #[test]
     fn parses_and_checks_descriptions() {
         let ok = br#"{"name":"f","export":"f","args":[{"name":"x","type":"text"}],"returns":"integer","strict":true,"volatility":"immutable"}
 "#;
-        let d = parse(ok).unwrap();
+        let d = parse(ok).unwrap().functions;
         assert_eq!(d[0].args, vec![("x".to_string(), "text".to_string())]);
         let empty_type = br#"{"name":"f","export":"f","args":[{"name":"x","type":""}],"returns":"integer","strict":true,"volatility":"immutable"}"#;
         assert!(parse(empty_type).unwrap_err().contains("bad type name"));
@@ -379,7 +532,7 @@ mod tests {
             br#"{"name":"f","export":"f","args":[],"returns":"void","volatility":"leakproof"}"#;
         assert!(parse(bad_volatility).is_err());
         let table = br#"{"name":"f","export":"f","args":[],"returns":"record","table":[{"name":"a","type":"text"},{"name":"b","type":"numeric"}],"setof":true,"volatility":"stable"}"#;
-        let d = &parse(table).unwrap()[0];
+        let d = &parse(table).unwrap().functions[0];
         // (create_statement quotes through Postgres, so the statement itself is checked by
         // pg_regress sdk, whose order_lines is declared RETURNS TABLE.)
         assert_eq!(
@@ -401,10 +554,15 @@ mod tests {
             );
             parse(line.as_bytes())
         };
-        assert_eq!(with("", "immutable").unwrap()[0].parallel, "safe");
-        assert_eq!(with("", "stable").unwrap()[0].parallel, "unsafe");
-        assert_eq!(with("", "volatile").unwrap()[0].parallel, "unsafe");
-        let d = &with(r#","parallel":"restricted","cost":25,"rows":7.5"#, "stable").unwrap()[0];
+        assert_eq!(with("", "immutable").unwrap().functions[0].parallel, "safe");
+        assert_eq!(with("", "stable").unwrap().functions[0].parallel, "unsafe");
+        assert_eq!(
+            with("", "volatile").unwrap().functions[0].parallel,
+            "unsafe"
+        );
+        let d = &with(r#","parallel":"restricted","cost":25,"rows":7.5"#, "stable")
+            .unwrap()
+            .functions[0];
         assert_eq!(
             (d.parallel.as_str(), d.cost, d.rows),
             ("restricted", Some(25.0), Some(7.5))

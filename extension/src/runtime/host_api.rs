@@ -7,6 +7,7 @@
 //! | `log(level, ptr, len)` | `(i32, i32, i32) -> ()` | a message: 0 DEBUG, 1 LOG, 2 INFO, 3 NOTICE, 4 WARNING |
 //! | `error(ptr, len)` | `(i32, i32) -> ()` | ends the call with an ERROR carrying the message (P0001) |
 //! | `error_code(code_ptr, code_len, ptr, len)` | `(i32, i32, i32, i32) -> ()` | the same, with a chosen SQLSTATE |
+//! | `transaction_id()` | `() -> i64` | this backend's local transaction id: the same for every call of one transaction, never repeated by the backend (the SDK drops aggregate states of finished transactions with it) |
 //! | `panic(ptr, len, file_ptr, file_len, line)` | `(i32, i32, i32, i32, i32) -> ()` | ends the call with a panic ERROR (38000) naming where it panicked (`file_len` 0: unknown) |
 //! | `emit_i32/i64/f32/f64(v)`, `emit_bytes(ptr, len)`, `emit_null()` | | one row of a `RETURNS SETOF` function |
 //!
@@ -45,6 +46,7 @@ const FUNCTIONS: guest::HostTable = &[
     ("error", &[I32, I32], &[]),
     ("error_code", &[I32, I32, I32, I32], &[]),
     ("panic", &[I32, I32, I32, I32, I32], &[]),
+    ("transaction_id", &[], &[Type::I64]),
 ];
 
 /// Whether the host API provides `module`.`name` with signature `ty`.
@@ -139,6 +141,7 @@ fn call(
             ctx.return_null = true;
             Ok(vec![])
         }
+        "transaction_id" => Ok(vec![Value::I64(i64::from(local_transaction_id()))]),
         "log" => {
             // Bounded: MAX_LOGS messages and MAX_LOG_BYTES per call are kept; later ones are
             // counted, not even read.
@@ -204,6 +207,21 @@ fn call(
         _ => Err(RuntimeError::new(format!(
             "plwasm.{name} is not a host function"
         ))),
+    }
+}
+
+/// The backend's local transaction id (`MyProc->lxid`): a plain read of shared state, no
+/// Postgres call (wasm frames are live).
+fn local_transaction_id() -> u32 {
+    // SAFETY: MyProc is set for the life of a backend (and of a background worker); only its
+    // own backend changes lxid.
+    unsafe {
+        let proc_ = pgrx::pg_sys::MyProc;
+        if proc_.is_null() {
+            0
+        } else {
+            (*proc_).lxid
+        }
     }
 }
 

@@ -41,6 +41,167 @@ pub fn udf(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// `#[aggregate]` on `impl State { fn step(&mut self, ...); fn finish(&mut self) -> T }`: a SQL
+/// aggregate whose state stays inside the module between rows (see `plwasm_udf::aggregate`).
+///
+/// ```ignore
+/// #[derive(Default)]
+/// struct Median(Vec<f64>);
+///
+/// /// The median of the non-NULL values.
+/// #[aggregate]
+/// impl Median {
+///     fn step(&mut self, value: f64) { self.0.push(value); }
+///     fn finish(&mut self) -> Option<f64> { /* sort, pick the middle */ }
+/// }
+/// ```
+///
+/// declares (through `wasm.create_functions`) `median(double precision)`, with the support
+/// functions `median__step(bigint, double precision) -> bigint` and `median__final(bigint)`.
+/// `State` must implement `Default` (the state before the first row). `step`'s parameters are
+/// the aggregate's arguments, with the same types, `Option`s and `#[sql("...")]` as `#[udf]`
+/// parameters (non-`Option` ones make NULL rows skipped); `finish` may be called more than once
+/// (window aggregates), so it must leave the state usable. The impl block's doc comment becomes
+/// the aggregate's `COMMENT`. Option: `name = "sql_name"` (default: the type's name in
+/// snake_case).
+#[proc_macro_attribute]
+pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let block = parse_macro_input!(item as syn::ItemImpl);
+    match expand_aggregate(attr.into(), block) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+/// `MyMedian` -> `my_median`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn expand_aggregate(attr: TokenStream2, mut block: syn::ItemImpl) -> syn::Result<TokenStream2> {
+    let mut name: Option<String> = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            name = Some(meta.value()?.parse::<syn::LitStr>()?.value());
+            Ok(())
+        } else {
+            Err(meta.error("#[aggregate] takes only name = \"sql_name\""))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    if block.trait_.is_some() || !block.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            block.span(),
+            "#[aggregate] goes on an inherent, non-generic impl block: impl State { fn step(..); fn finish(..) }",
+        ));
+    }
+    let self_ty = block.self_ty.clone();
+    let type_name = last_segment(&self_ty)
+        .map(|s| s.ident.to_string())
+        .ok_or_else(|| {
+            syn::Error::new(
+                self_ty.span(),
+                "#[aggregate]: the state must be a named type",
+            )
+        })?;
+    let sql_name = name.unwrap_or_else(|| snake_case(&type_name));
+    let method = |wanted: &str| {
+        block.items.iter().find_map(|item| match item {
+            syn::ImplItem::Fn(f) if f.sig.ident == wanted => Some(f.sig.clone()),
+            _ => None,
+        })
+    };
+    let missing =
+        |what: &str| syn::Error::new(block.span(), format!("#[aggregate] impl needs {what}"));
+    let step = method("step").ok_or_else(|| missing("fn step(&mut self, ...)"))?;
+    let finish = method("finish").ok_or_else(|| missing("fn finish(&mut self) -> T"))?;
+    let takes_self = |sig: &syn::Signature| matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
+    if !takes_self(&step) || !takes_self(&finish) || finish.inputs.len() != 1 {
+        return Err(syn::Error::new(
+            step.span(),
+            "#[aggregate]: step takes &mut self and the arguments; finish takes only &mut self (or &self)",
+        ));
+    }
+    // step's parameters become the support function's, #[sql] and all; the impl keeps them bare.
+    let mut params = Vec::new();
+    let mut names = Vec::new();
+    for (index, input) in step.inputs.iter().skip(1).enumerate() {
+        let FnArg::Typed(typed) = input else { continue };
+        let ident = match &*typed.pat {
+            Pat::Ident(p) => p.ident.clone(),
+            _ => format_ident!("arg{}", index + 1),
+        };
+        let attrs = &typed.attrs;
+        let ty = &typed.ty;
+        params.push(quote!(#(#attrs)* #ident: #ty));
+        names.push(ident);
+    }
+    for item in block.items.iter_mut() {
+        if let syn::ImplItem::Fn(f) = item {
+            if f.sig.ident == "step" {
+                for input in f.sig.inputs.iter_mut() {
+                    if let FnArg::Typed(typed) = input {
+                        typed.attrs.retain(|a| !a.path().is_ident("sql"));
+                    }
+                }
+            }
+        }
+    }
+    let result = match &finish.output {
+        ReturnType::Type(_, ty) => quote!(-> #ty),
+        ReturnType::Default => quote!(),
+    };
+    let step_sql = format!("{sql_name}__step");
+    let final_sql = format!("{sql_name}__final");
+    let base = snake_case(&type_name);
+    let step_fn = format_ident!("__plwasm_aggregate_{}_step", base);
+    let final_fn = format_ident!("__plwasm_aggregate_{}_final", base);
+    let meta_static = format_ident!("__PLWASM_AGGREGATE_{}", base.to_uppercase());
+    let comment = doc_comment(&block.attrs)
+        .map(|c| format!(",\"comment\":{}", json_string(&c)))
+        .unwrap_or_default();
+    let meta = format!(
+        "{{\"kind\":\"aggregate\",\"name\":{},\"sfunc\":{},\"finalfunc\":{}{comment}}}\n",
+        json_string(&sql_name),
+        json_string(&step_sql),
+        json_string(&final_sql),
+    );
+    let meta_len = meta.len();
+    let meta_bytes = syn::LitByteStr::new(meta.as_bytes(), Span::call_site());
+    Ok(quote! {
+        #block
+
+        #[::plwasm_udf::udf(name = #step_sql)]
+        #[doc(hidden)]
+        fn #step_fn(state: i64, #(#params),*) -> i64 {
+            ::plwasm_udf::__private::aggregate_step::<#self_ty>(state, |s| s.step(#(#names),*))
+        }
+
+        #[::plwasm_udf::udf(name = #final_sql)]
+        #[doc(hidden)]
+        fn #final_fn(state: i64) #result {
+            ::plwasm_udf::__private::aggregate_finish::<#self_ty, _>(state, |s| s.finish())
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[unsafe(link_section = "plwasm.udfs")]
+        #[used]
+        static #meta_static: [u8; #meta_len] = *#meta_bytes;
+    })
+}
+
 struct Options {
     name: Option<String>,
     volatility: &'static str,

@@ -19,6 +19,7 @@ mod imports {
         pub fn emit_f64(v: f64);
         pub fn emit_bytes(ptr: i32, len: i32);
         pub fn emit_null();
+        pub fn transaction_id() -> i64;
     }
 }
 
@@ -54,6 +55,14 @@ pub fn emit(row: Row<'_>) {
 pub fn arg_is_null(index: i32) -> bool {
     // SAFETY: a host import without memory effects.
     unsafe { imports::arg_is_null(index) != 0 }
+}
+
+/// This backend's current transaction, as a number no other transaction of the backend has (the
+/// host's local transaction id). Used to drop aggregate states of finished transactions.
+#[cfg(target_arch = "wasm32")]
+pub fn transaction_id() -> i64 {
+    // SAFETY: a host import without memory effects.
+    unsafe { imports::transaction_id() }
 }
 
 /// Make the current call return NULL.
@@ -99,6 +108,7 @@ mod native {
     thread_local! {
         pub static NULL_ARGS: RefCell<Vec<bool>> = const { RefCell::new(Vec::new()) };
         pub static LOGS: RefCell<Vec<(i32, String)>> = const { RefCell::new(Vec::new()) };
+        pub static TRANSACTION: std::cell::Cell<i64> = const { std::cell::Cell::new(1) };
     }
 }
 
@@ -109,6 +119,11 @@ pub fn arg_is_null(index: i32) -> bool {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn return_null() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn transaction_id() -> i64 {
+    native::TRANSACTION.with(std::cell::Cell::get)
+}
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn emit(_row: Row<'_>) {}
@@ -193,6 +208,12 @@ pub mod testing {
     /// Pretend the next call's arguments have these NULL flags.
     pub fn set_null_args(nulls: &[bool]) {
         super::native::NULL_ARGS.with(|n| *n.borrow_mut() = nulls.to_vec());
+    }
+
+    /// Pretend the next calls run in transaction `id` (aggregate states of other transactions
+    /// are dropped when a new state is made).
+    pub fn set_transaction(id: i64) {
+        super::native::TRANSACTION.with(|t| t.set(id));
     }
 
     /// Messages logged so far (and clear them).

@@ -39,12 +39,13 @@
 //! (`panic at src/lib.rs:8`); an `Err` result is P0001. [`notice!`], [`warning!`], [`info!`] and
 //! [`debug!`] send messages to the client (after the call returns).
 
-pub use plwasm_udf_macros::udf;
+pub use plwasm_udf_macros::{aggregate, udf};
 
 /// The plwasm ABI this SDK builds modules for. `#[udf]` records it in the module's `plwasm.abi`
 /// custom section, and `wasm.load` refuses a module built for an ABI the server does not provide.
 pub const ABI_VERSION: u32 = 1;
 
+mod aggregate;
 mod wire;
 
 #[doc(hidden)]
@@ -54,6 +55,7 @@ pub mod __private {
     /// One line of the `plwasm.abi` custom section: [`crate::ABI_VERSION`] in decimal.
     pub const ABI_LINE: [u8; 2] = *b"1\n";
     const _: () = assert!(crate::ABI_VERSION == 1, "ABI_LINE spells ABI_VERSION");
+    pub use crate::aggregate::{aggregate_finish, aggregate_step, live_states};
     pub use crate::host::{arg_is_null, raise_error, return_null, set_panic_hook};
     pub use crate::wire::EmitRow;
     pub use crate::wire::{

@@ -1,6 +1,6 @@
 //! Vector maths for plwasm over float8[] and float4[], written with the Rust SDK.
 
-use plwasm_udf::udf;
+use plwasm_udf::{aggregate, udf};
 
 fn check_lengths(a: usize, b: usize) -> Result<(), String> {
     if a == b {
@@ -61,9 +61,45 @@ fn stddev_final(state: Vec<f64>) -> Option<f64> {
     }
 }
 
+/// Every value a median aggregate has seen (its state, kept inside the module between rows, so a
+/// row costs one call whatever the state's size).
+#[derive(Default)]
+pub struct Median(Vec<f64>);
+
+/// The median of the non-NULL values (NULL for none).
+#[aggregate]
+impl Median {
+    fn step(&mut self, value: f64) {
+        self.0.push(value);
+    }
+
+    fn finish(&mut self) -> Option<f64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.sort_unstable_by(f64::total_cmp);
+        let mid = self.0.len() / 2;
+        Some(if self.0.len() % 2 == 1 {
+            self.0[mid]
+        } else {
+            (self.0[mid - 1] + self.0[mid]) / 2.0
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median() {
+        let mut m = Median::default();
+        for v in [5.0, 1.0, 3.0, 2.0] {
+            m.step(v);
+        }
+        assert_eq!(m.finish(), Some(2.5));
+        assert_eq!(Median::default().finish(), None);
+    }
 
     #[test]
     fn cosine() {

@@ -57,6 +57,31 @@ SELECT round(sdk.wasm_stddev(x)::numeric, 9) AS wasm, round(stddev_samp(x)::nume
 SELECT g, round(sdk.wasm_stddev(x)::numeric, 6) AS wasm, round(stddev_samp(x)::numeric, 6) AS builtin
   FROM generate_series(1, 3000) x, LATERAL (SELECT x % 3 AS g) k GROUP BY g ORDER BY g;
 SELECT sdk.wasm_stddev(x) IS NULL AS one_value_is_null FROM (VALUES (1.0)) v(x);
+-- #[aggregate]: wasm.create_functions declared sdk.median and its support functions; the
+-- state (every value) stays in the module, Postgres holds a bigint handle.
+SELECT pg_catalog.pg_get_function_identity_arguments('sdk.median'::regproc) AS args,
+       a.aggtransfn, a.aggfinalfn, a.aggtranstype::regtype, a.agginitval
+  FROM pg_aggregate a WHERE a.aggfnoid = 'sdk.median'::regproc;
+SELECT obj_description('sdk.median'::regproc, 'pg_proc') AS comment;
+SELECT sdk.median(x) AS wasm, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS builtin
+  FROM (VALUES (5.0), (1.0), (NULL), (3.0), (2.0)) v(x);
+SELECT sdk.median(x) IS NULL AS no_rows FROM (SELECT 1.0 WHERE false) v(x);
+-- Many states in one statement (one per group), and the same statement again.
+SELECT g, sdk.median(x) AS wasm, percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS builtin
+  FROM generate_series(1, 30001) x, LATERAL (SELECT x % 3 AS g) k GROUP BY g ORDER BY g;
+SELECT g, sdk.median(x) AS wasm FROM generate_series(1, 30001) x, LATERAL (SELECT x % 3 AS g) k
+ GROUP BY g ORDER BY g;
+-- As a window aggregate: the final function runs once per row on the growing state.
+SELECT x, sdk.median(x) OVER (ORDER BY x) AS running FROM generate_series(1, 5) x;
+-- A handle that is not a state of this instance is an ERROR, never another query's state.
+SELECT sqlstate_of($$SELECT sdk.median__step(123456, 1.0)$$) AS foreign_handle;
+-- A statement cancelled in the middle of an aggregate (the ERROR is intended: PL/pgSQL cannot
+-- catch a cancel) leaves the next one correct.
+SET statement_timeout = '50ms';
+SELECT sdk.median(x) FROM (SELECT generate_series(1, 100000000)::float8 AS x) s;
+RESET statement_timeout;
+SELECT sdk.median(x) AS after_cancel FROM generate_series(1, 9) x;
+
 -- State as jsonb (a serde BTreeMap), and as a scalar (an inline WAT transition function).
 CREATE AGGREGATE sdk.tally(text) (sfunc = sdk.tally_accum, stype = jsonb, initcond = '{}');
 SELECT sdk.tally(w) FROM unnest(string_to_array('to be or not to be', ' ')) w;
