@@ -40,37 +40,41 @@ fn lost(handle: i64) -> ! {
 /// The transition function: apply `step` to the state `handle` names (a new `S` for 0), and
 /// return its handle.
 pub fn aggregate_step<S: Default + 'static>(handle: i64, step: impl FnOnce(&mut S)) -> i64 {
-    let (handle, mut slot) = if handle == 0 {
-        let transaction = transaction_id();
-        // States of finished transactions will not be asked for again.
-        STATES.with(|states| {
-            states
+    if handle != 0 {
+        // The state is updated where it is: a row costs one lookup. (A panic in `step` traps,
+        // and the host then discards the whole instance, half-updated state included.)
+        return STATES.with(|states| {
+            match states
                 .borrow_mut()
-                .retain(|_, slot| slot.transaction == transaction)
-        });
-        let handle = NEXT.with(|next| {
-            let handle = next.get();
-            next.set(handle + 1);
+                .get_mut(&handle)
+                .and_then(|slot| slot.state.downcast_mut::<S>())
+            {
+                Some(state) => step(state),
+                None => lost(handle),
+            }
             handle
         });
-        let slot = Slot {
-            transaction,
-            state: Box::new(S::default()),
-        };
-        (handle, slot)
-    } else {
-        // Taken out while `step` runs: a panic in it leaves no half-updated state behind (the
-        // instance is discarded after a trap anyway).
-        match STATES.with(|states| states.borrow_mut().remove(&handle)) {
-            Some(slot) => (handle, slot),
-            None => lost(handle),
-        }
-    };
-    match slot.state.downcast_mut::<S>() {
-        Some(state) => step(state),
-        None => lost(handle),
     }
-    STATES.with(|states| states.borrow_mut().insert(handle, slot));
+    let transaction = transaction_id();
+    let handle = NEXT.with(|next| {
+        let handle = next.get();
+        next.set(handle + 1);
+        handle
+    });
+    let mut state = S::default();
+    step(&mut state);
+    STATES.with(|states| {
+        let mut states = states.borrow_mut();
+        // States of finished transactions will not be asked for again.
+        states.retain(|_, slot| slot.transaction == transaction);
+        states.insert(
+            handle,
+            Slot {
+                transaction,
+                state: Box::new(state),
+            },
+        );
+    });
     handle
 }
 
@@ -82,15 +86,16 @@ pub fn aggregate_finish<S: Default + 'static, R>(
     if handle == 0 {
         return finish(&mut S::default());
     }
-    let Some(mut slot) = STATES.with(|states| states.borrow_mut().remove(&handle)) else {
-        lost(handle)
-    };
-    let result = match slot.state.downcast_mut::<S>() {
-        Some(state) => finish(state),
-        None => lost(handle),
-    };
-    STATES.with(|states| states.borrow_mut().insert(handle, slot));
-    result
+    STATES.with(|states| {
+        match states
+            .borrow_mut()
+            .get_mut(&handle)
+            .and_then(|slot| slot.state.downcast_mut::<S>())
+        {
+            Some(state) => finish(state),
+            None => lost(handle),
+        }
+    })
 }
 
 /// How many states this instance holds (for tests).
