@@ -59,6 +59,11 @@ check new 0 'created myfns' -- "$PLWASM" new myfns
 check new_exists 1 'already exists' -- "$PLWASM" new myfns
 check native_test 0 'test result: ok. 2 passed' -- cargo test --manifest-path myfns/Cargo.toml
 check build 0 'myfns\.wasm' -- "$PLWASM" build myfns
+# A crate that builds no cdylib: an error, not the module an earlier build left behind.
+cp -r myfns rlibonly
+sed -i 's/^name = "myfns"/name = "rlibonly"/; s/crate-type = .*/crate-type = ["rlib"]/' rlibonly/Cargo.toml
+check build_no_cdylib 1 'builds no \.wasm module' -- "$PLWASM" build rlibonly
+check new_reserved 1 'keyword or standard crate name' -- "$PLWASM" new test
 MODULE=$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/myfns.wasm
 
 # --dry-run: the server checks everything, the output says what would change, nothing stays.
@@ -74,7 +79,7 @@ if [[ $got == "$expected" ]]; then echo "cli: ok dry_run output"; else
 fi
 check ls_after_dry_run 0 '\(no modules\)' -- "$PLWASM" ls
 
-check deploy 0 'deployed \(2 functions\)' -- "$PLWASM" deploy myfns
+check deploy 0 'deployed \(2 functions and aggregates\)' -- "$PLWASM" deploy myfns
 check call 0 '^42\|hello,world$' -- cluster_psql "$WORK" "$PORT" -d cli_test -At -c \
     "SELECT add_one(41) || '|' || (SELECT string_agg(w, ',') FROM words('Hello, World') w)"
 check comment 0 '^Adds one to an integer\.$' -- cluster_psql "$WORK" "$PORT" -d cli_test -At -c \
@@ -86,7 +91,14 @@ check replace 0 '= add_one\(integer\) -> integer' -- "$PLWASM" deploy "$MODULE" 
 check replace_same 0 'the same bytes as deployed' -- "$PLWASM" deploy "$MODULE" --replace
 
 # Error paths and exit codes.
-check bad_dsn_syntax 3 'invalid connection string' -- "$PLWASM" ls --dsn "host=$WORK port=notaport"
+check bad_dsn_syntax 2 'invalid --dsn: .*port' -- "$PLWASM" ls --dsn "host=$WORK port=notaport"
+check help_hides_dsn 0 'PLWASM_DSN' -- env PLWASM_DSN="host=x password=TopSecretPW" "$PLWASM" ls --help
+if env PLWASM_DSN="host=x password=TopSecretPW" "$PLWASM" ls --help | grep -q TopSecretPW; then
+    echo "cli: FAILED --help shows the DSN's password"; failures=$((failures + 1))
+fi
+# PGSSLMODE is read (the test cluster has only a Unix socket, where TLS does not apply, so
+# sslmode=require refusing a TCP connection in the clear is checked by reading connect.rs only).
+check sslmode_invalid 2 'invalid PGSSLMODE "bogus"' -- env PGSSLMODE=bogus "$PLWASM" ls
 check no_server 3 'cannot connect to database "cli_test" on /nonexistent:1' -- \
     "$PLWASM" ls --dsn "host=/nonexistent port=1 dbname=cli_test user=postgres"
 check permission_denied 1 'permission denied.*SQLSTATE 42501' -- \
@@ -110,8 +122,12 @@ if ! grep -q cli_pw "$hba"; then
     as_cluster_user "$PG_BIN/pg_ctl" -D "$WORK/data" reload >/dev/null
     sleep 1
 fi
-printf '# plwasm CLI test\nlocalhost:%s:cli_test:cli_pw:pw-from-file\n' "$PORT" >pgpass
+# A socket directory other than the default one matches only itself, not localhost (libpq).
+printf 'localhost:%s:cli_test:cli_pw:pw-from-file\n' "$PORT" >pgpass
 chmod 600 pgpass
+check pgpass_localhost_is_not_a_socket 3 'password' -- env PGPASSFILE="$WORK/crates/pgpass" \
+    "$PLWASM" ls --dsn "host=$WORK port=$PORT user=cli_pw dbname=cli_test"
+printf '# plwasm CLI test\n%s:%s:cli_test:cli_pw:pw-from-file\n' "${WORK//:/\\:}" "$PORT" >pgpass
 check pgpass 0 'myfns' -- env PGPASSFILE="$WORK/crates/pgpass" "$PLWASM" ls \
     --dsn "host=$WORK port=$PORT user=cli_pw dbname=cli_test"
 check no_password 3 'password' -- env PGPASSFILE=/nonexistent "$PLWASM" ls \

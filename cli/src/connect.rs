@@ -11,16 +11,32 @@ use std::path::{Path, PathBuf};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 
-/// Why no connection could be made (exit code 3).
+/// Why no connection could be made: bad settings (`usage`, exit code 2) or a failed attempt
+/// (exit code 3).
 #[derive(Debug)]
-pub struct ConnectError(pub String);
+pub struct ConnectError {
+    pub message: String,
+    pub usage: bool,
+}
+
+fn usage(message: String) -> ConnectError {
+    ConnectError {
+        message,
+        usage: true,
+    }
+}
 
 /// The connection settings for `dsn` (or none), completed from the environment and defaults.
 pub fn config(dsn: Option<&str>) -> Result<Config, ConnectError> {
     let mut config = match dsn {
-        Some(dsn) => dsn
-            .parse::<Config>()
-            .map_err(|e| ConnectError(format!("invalid connection string: {e}")))?,
+        Some(dsn) => dsn.parse::<Config>().map_err(|e| {
+            // The client library's message already says "invalid connection string"; its
+            // cause names the problem.
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            usage(format!("invalid --dsn: {e}{cause}"))
+        })?,
         None => Config::new(),
     };
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -31,8 +47,8 @@ pub fn config(dsn: Option<&str>) -> Result<Config, ConnectError> {
                     config.host(host);
                 }
             }
-            None if Path::new("/var/run/postgresql").is_dir() => {
-                config.host_path("/var/run/postgresql");
+            None if Path::new(DEFAULT_SOCKET_DIR).is_dir() => {
+                config.host_path(DEFAULT_SOCKET_DIR);
             }
             None => {
                 config.host("localhost");
@@ -43,20 +59,32 @@ pub fn config(dsn: Option<&str>) -> Result<Config, ConnectError> {
         if let Some(port) = env("PGPORT") {
             let port = port
                 .parse::<u16>()
-                .map_err(|_| ConnectError(format!("invalid PGPORT \"{port}\"")))?;
+                .map_err(|_| usage(format!("invalid PGPORT \"{port}\"")))?;
             config.port(port);
         }
     }
     if config.get_user().is_none() {
         let user = env("PGUSER")
             .or_else(|| env("USER"))
-            .ok_or_else(|| ConnectError("no user: set PGUSER or pass user= in --dsn".into()))?;
+            .ok_or_else(|| usage("no user: set PGUSER or pass user= in --dsn".into()))?;
         config.user(&user);
     }
     if config.get_dbname().is_none() {
         let dbname =
             env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or_default().into());
         config.dbname(&dbname);
+    }
+    // PGSSLMODE when the connection string does not say (this build has no TLS: "require" and
+    // stricter modes then fail to connect instead of connecting in the clear).
+    if !dsn.is_some_and(|dsn| dsn.contains("sslmode")) {
+        if let Some(mode) = env("PGSSLMODE") {
+            config.ssl_mode(match mode.as_str() {
+                "disable" => postgres::config::SslMode::Disable,
+                "allow" | "prefer" => postgres::config::SslMode::Prefer,
+                "require" | "verify-ca" | "verify-full" => postgres::config::SslMode::Require,
+                other => return Err(usage(format!("invalid PGSSLMODE \"{other}\""))),
+            });
+        }
     }
     if config.get_application_name().is_none() {
         config.application_name(&env("PGAPPNAME").unwrap_or_else(|| "plwasm".into()));
@@ -71,12 +99,9 @@ pub fn config(dsn: Option<&str>) -> Result<Config, ConnectError> {
 
 /// Connect with `config`.
 pub fn connect(config: &Config) -> Result<Client, ConnectError> {
-    config.connect(NoTls).map_err(|e| {
-        ConnectError(format!(
-            "cannot connect to {}: {}",
-            describe(config),
-            error_text(&e)
-        ))
+    config.connect(NoTls).map_err(|e| ConnectError {
+        message: format!("cannot connect to {}: {}", describe(config), error_text(&e)),
+        usage: false,
     })
 }
 
@@ -123,8 +148,9 @@ pub fn error_text(error: &postgres::Error) -> String {
 
 /// The password `~/.pgpass` (or `PGPASSFILE`) gives for `config`'s first host, port, database
 /// and user, as libpq reads it: `host:port:database:user:password` lines, `*` matching anything,
-/// `\:` and `\\` escaped, and the file ignored unless only its owner can read it. A Unix-socket
-/// host matches `localhost`.
+/// `\:` and `\\` escaped, the first matching line wins, and the file is ignored unless only its
+/// owner can read it. A Unix-socket host matches its directory, and `localhost` too when it is
+/// the default socket directory.
 fn password_from_file(config: &Config) -> Option<String> {
     let path = match std::env::var_os("PGPASSFILE") {
         Some(path) => PathBuf::from(path),
@@ -143,9 +169,12 @@ fn password_from_file(config: &Config) -> Option<String> {
         }
     }
     let text = std::fs::read_to_string(&path).ok()?;
-    let host = match config.get_hosts().first()? {
-        Host::Tcp(host) => host.clone(),
-        Host::Unix(_) => "localhost".into(),
+    let hosts: Vec<String> = match config.get_hosts().first()? {
+        Host::Tcp(host) => vec![host.clone()],
+        Host::Unix(dir) if dir == Path::new(DEFAULT_SOCKET_DIR) => {
+            vec![dir.display().to_string(), "localhost".into()]
+        }
+        Host::Unix(dir) => vec![dir.display().to_string()],
     };
     let port = config
         .get_ports()
@@ -153,26 +182,25 @@ fn password_from_file(config: &Config) -> Option<String> {
         .copied()
         .unwrap_or(5432)
         .to_string();
-    let wanted = [
-        host.as_str(),
-        port.as_str(),
-        config.get_dbname()?,
-        config.get_user()?,
-    ];
+    let (dbname, user) = (config.get_dbname()?, config.get_user()?);
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
             let fields = split_pgpass_line(line);
-            if fields.len() < 5 {
+            let [host, p, d, u, password, ..] = fields.as_slice() else {
                 return None;
-            }
-            let matches = wanted
-                .iter()
-                .zip(&fields)
-                .all(|(want, field)| field == "*" || field == want);
-            matches.then(|| fields[4..].join(":"))
+            };
+            let matches = |field: &str, want: &str| field == "*" || field == want;
+            (hosts.iter().any(|h| matches(host, h))
+                && matches(p, &port)
+                && matches(d, dbname)
+                && matches(u, user))
+            .then(|| password.clone())
         })
 }
+
+/// libpq's default Unix socket directory on Debian.
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// The fields of one `.pgpass` line, unescaped.
 fn split_pgpass_line(line: &str) -> Vec<String> {
@@ -212,7 +240,9 @@ mod tests {
     }
 
     #[test]
-    fn bad_dsn_is_an_error() {
-        assert!(config(Some("host=x port=notanumber")).is_err());
+    fn bad_dsn_is_a_usage_error() {
+        let error = config(Some("host=x port=notanumber")).unwrap_err();
+        assert!(error.usage);
+        assert!(error.message.contains("port"), "{}", error.message);
     }
 }

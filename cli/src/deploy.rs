@@ -32,7 +32,7 @@ impl From<postgres::Error> for Failed {
     }
 }
 
-/// The functions bound to module `name`: signature → result type.
+/// The functions bound to module `name`, and the aggregates over them: signature → result type.
 fn bound_functions(
     client: &mut impl postgres::GenericClient,
     name: &str,
@@ -40,7 +40,13 @@ fn bound_functions(
     Ok(client
         .query(
             "SELECT f.function::pg_catalog.text, pg_catalog.pg_get_function_result(f.function)
-               FROM wasm.functions f WHERE f.module = $1",
+               FROM wasm.functions f WHERE f.module = $1
+             UNION ALL
+             SELECT a.aggfnoid::pg_catalog.regprocedure::pg_catalog.text,
+                    pg_catalog.pg_get_function_result(a.aggfnoid) || ' (aggregate)'
+               FROM pg_catalog.pg_aggregate a
+               JOIN wasm.functions f ON f.function::pg_catalog.oid = a.aggtransfn::pg_catalog.oid
+              WHERE f.module = $1",
             &[&name],
         )?
         .iter()
@@ -132,7 +138,10 @@ pub fn deploy(client: &mut Client, d: &Deploy) -> Result<String, Failed> {
         report.push_str("dry run: rolled back, nothing was changed\n");
     } else {
         tx.commit()?;
-        report.push_str(&format!("deployed ({} functions)\n", after.len()));
+        report.push_str(&format!(
+            "deployed ({} functions and aggregates)\n",
+            after.len()
+        ));
     }
     Ok(report)
 }
@@ -144,6 +153,9 @@ pub fn list(client: &mut Client, functions: bool) -> Result<String, Failed> {
         "SELECT m.name, coalesce(m.owner::pg_catalog.text, '(no owner)'), m.size_bytes,
                 pg_catalog.to_char(m.loaded_at, 'YYYY-MM-DD HH24:MI:SS'),
                 (SELECT pg_catalog.count(*) FROM wasm.functions f WHERE f.module = m.name)
+                + (SELECT pg_catalog.count(*) FROM pg_catalog.pg_aggregate a
+                     JOIN wasm.functions f ON f.function::pg_catalog.oid = a.aggtransfn::pg_catalog.oid
+                    WHERE f.module = m.name)
            FROM wasm.modules m ORDER BY m.name",
         &[],
     )?;

@@ -7,7 +7,8 @@
 //! - `plwasm ls`: the modules of a database.
 //!
 //! Connections follow libpq: `--dsn` (a connection string or URL), `PG*` variables, `~/.pgpass`.
-//! Exit codes: 0 done, 1 failed (the message says why), 2 bad usage, 3 cannot connect.
+//! Exit codes: 0 done, 1 failed (the message says why), 2 bad usage (arguments, connection
+//! settings), 3 cannot connect.
 
 mod connect;
 mod deploy;
@@ -86,13 +87,14 @@ enum Command {
 struct Connection {
     /// A libpq connection string ("host=... dbname=...") or postgresql:// URL; PG* variables and
     /// ~/.pgpass fill in what it leaves out.
-    #[arg(long, env = "PLWASM_DSN")]
+    #[arg(long, env = "PLWASM_DSN", hide_env_values = true)]
     dsn: Option<String>,
 }
 
 /// Why a command failed, and its exit code.
 enum Failure {
     Failed(String),
+    Usage(String),
     Connect(String),
 }
 
@@ -104,6 +106,10 @@ fn main() -> ExitCode {
             eprintln!("plwasm: {message}");
             ExitCode::from(1)
         }
+        Err(Failure::Usage(message)) => {
+            eprintln!("plwasm: {message}");
+            ExitCode::from(2)
+        }
         Err(Failure::Connect(message)) => {
             eprintln!("plwasm: {message}");
             ExitCode::from(3)
@@ -112,8 +118,15 @@ fn main() -> ExitCode {
 }
 
 fn connect(connection: &Connection) -> Result<postgres::Client, Failure> {
-    let config = connect::config(connection.dsn.as_deref()).map_err(|e| Failure::Connect(e.0))?;
-    connect::connect(&config).map_err(|e| Failure::Connect(e.0))
+    let failure = |e: connect::ConnectError| {
+        if e.usage {
+            Failure::Usage(e.message)
+        } else {
+            Failure::Connect(e.message)
+        }
+    };
+    let config = connect::config(connection.dsn.as_deref()).map_err(failure)?;
+    connect::connect(&config).map_err(failure)
 }
 
 fn run(command: Command) -> Result<(), Failure> {

@@ -31,6 +31,55 @@ pub fn create(dir: &Path, name: &str, sdk: &Sdk) -> Result<(), String> {
             "\"{name}\" is not a usable crate name: letters, digits, '_' and '-', not starting with a digit or '-'"
         ));
     }
+    const RESERVED: &[&str] = &[
+        "alloc",
+        "core",
+        "proc_macro",
+        "std",
+        "test",
+        "as",
+        "async",
+        "await",
+        "break",
+        "const",
+        "continue",
+        "crate",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "fn",
+        "for",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "pub",
+        "ref",
+        "return",
+        "self",
+        "static",
+        "struct",
+        "super",
+        "trait",
+        "true",
+        "type",
+        "unsafe",
+        "use",
+        "where",
+        "while",
+    ];
+    if RESERVED.contains(&name.replace('-', "_").as_str()) {
+        return Err(format!(
+            "\"{name}\" is a Rust keyword or standard crate name: choose another crate name"
+        ));
+    }
     if dir.exists() {
         return Err(format!("{} already exists", dir.display()));
     }
@@ -141,7 +190,7 @@ mod tests {
     #[test]
     fn bad_names_are_refused() {
         let sdk = Sdk::Git("x".into());
-        for name in ["", "1abc", "-x", "a b", "a/b"] {
+        for name in ["", "1abc", "-x", "a b", "a/b", "fn", "test", "core"] {
             assert!(
                 create(Path::new("/nonexistent/x"), name, &sdk).is_err(),
                 "{name}"

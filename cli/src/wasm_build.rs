@@ -67,29 +67,52 @@ pub fn build(dir: &Path, target: &str) -> Result<PathBuf, String> {
             .env("RUSTFLAGS", flags.join(" "))
             .arg("-Zbuild-std=std,panic_abort");
     }
-    let status = cargo
+    // Progress and diagnostics go to the terminal (stderr); cargo's JSON messages on stdout say
+    // which file this build made, so a stale module of an earlier build is never picked.
+    let output = cargo
         .arg("build")
         .arg("--release")
+        .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target")
         .arg(target)
-        .status()
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build failed ({status})"));
+    if !output.status.success() {
+        return Err(format!("cargo build failed ({})", output.status));
     }
-    let module = target_dir
-        .join(target)
-        .join("release")
-        .join(format!("{}.wasm", package.replace('-', "_")));
-    if !module.is_file() {
-        return Err(format!(
-            "cargo built no {}: is the crate's lib a cdylib (crate-type = [\"cdylib\", \"rlib\"])?",
-            module.display()
-        ));
-    }
-    Ok(module)
+    let manifest = manifest
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", manifest.display()))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["manifest_path"]
+                    .as_str()
+                    .is_some_and(|p| Path::new(p) == manifest)
+                && m["target"]["kind"]
+                    .as_array()
+                    .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"))
+        })
+        .flat_map(|m| {
+            m["filenames"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+                .collect::<Vec<_>>()
+        })
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .ok_or_else(|| {
+            format!(
+                "{package} builds no .wasm module: its lib must be a cdylib (crate-type = [\"cdylib\", \"rlib\"])"
+            )
+        })
 }
 
 /// The package name and target directory of the crate whose manifest is `manifest`.

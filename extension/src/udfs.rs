@@ -48,7 +48,8 @@ pub struct Description {
 
 /// An aggregate a module describes (`#[aggregate]`): its state is a `bigint` handle that `sfunc`
 /// (a function of the same description, `(bigint, args...) -> bigint`) keeps inside the module;
-/// `finalfunc(bigint)` gives the result.
+/// `finalfunc(bigint)` gives the result and releases the state (`FINALFUNC_MODIFY =
+/// READ_WRITE`).
 #[derive(Debug, PartialEq)]
 pub struct AggregateDescription {
     pub name: String,
@@ -414,16 +415,22 @@ fn create_functions(
             ))
             .report();
         }
-        let arg_types = sfunc.args[1..]
-            .iter()
-            .map(|(_, t)| t.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let arg_types = match &sfunc.args[1..] {
+            [] => "*".to_string(),
+            args => args
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         let qualified =
             |name: &str| format!("{}.{}", quote_identifier(&schema), quote_identifier(name));
         let signature = format!("{}({arg_types})", qualified(&aggregate.name));
         Spi::run(&format!(
-            "CREATE {}AGGREGATE {signature} (SFUNC = {}, STYPE = bigint, FINALFUNC = {}, INITCOND = '0')",
+            // The final function consumes the state the module keeps (READ_WRITE: Postgres calls
+            // it once per state, and refuses window use instead of calling it again).
+            "CREATE {}AGGREGATE {signature} (SFUNC = {}, STYPE = bigint, FINALFUNC = {}, \
+             FINALFUNC_MODIFY = READ_WRITE, INITCOND = '0')",
             if replace { "OR REPLACE " } else { "" },
             qualified(&aggregate.sfunc),
             qualified(&aggregate.finalfunc),

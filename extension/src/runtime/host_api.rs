@@ -7,6 +7,7 @@
 //! | `log(level, ptr, len)` | `(i32, i32, i32) -> ()` | a message: 0 DEBUG, 1 LOG, 2 INFO, 3 NOTICE, 4 WARNING |
 //! | `error(ptr, len)` | `(i32, i32) -> ()` | ends the call with an ERROR carrying the message (P0001) |
 //! | `error_code(code_ptr, code_len, ptr, len)` | `(i32, i32, i32, i32) -> ()` | the same, with a chosen SQLSTATE |
+//! | `random_u64()` | `() -> i64` | 64 random bits from the operating system (`getrandom`) |
 //! | `transaction_id()` | `() -> i64` | this backend's local transaction id: the same for every call of one transaction, never repeated by the backend (the SDK drops aggregate states of finished transactions with it) |
 //! | `panic(ptr, len, file_ptr, file_len, line)` | `(i32, i32, i32, i32, i32) -> ()` | ends the call with a panic ERROR (38000) naming where it panicked (`file_len` 0: unknown) |
 //! | `emit_i32/i64/f32/f64(v)`, `emit_bytes(ptr, len)`, `emit_null()` | | one row of a `RETURNS SETOF` function |
@@ -47,6 +48,7 @@ const FUNCTIONS: guest::HostTable = &[
     ("error_code", &[I32, I32, I32, I32], &[]),
     ("panic", &[I32, I32, I32, I32, I32], &[]),
     ("transaction_id", &[], &[Type::I64]),
+    ("random_u64", &[], &[Type::I64]),
 ];
 
 /// Whether the host API provides `module`.`name` with signature `ty`.
@@ -142,6 +144,18 @@ fn call(
             Ok(vec![])
         }
         "transaction_id" => Ok(vec![Value::I64(i64::from(local_transaction_id()))]),
+        "random_u64" => {
+            let mut bytes = [0u8; 8];
+            // SAFETY: getrandom writes at most `len` bytes into the buffer.
+            let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+            if n != bytes.len() as isize {
+                return Err(guest_error(
+                    *b"58000",
+                    "plwasm.random_u64: the operating system gave no random bytes".into(),
+                ));
+            }
+            Ok(vec![Value::I64(i64::from_le_bytes(bytes))])
+        }
         "log" => {
             // Bounded: MAX_LOGS messages and MAX_LOG_BYTES per call are kept; later ones are
             // counted, not even read.

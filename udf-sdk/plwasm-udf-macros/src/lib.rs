@@ -60,8 +60,8 @@ pub fn udf(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// functions `median__step(bigint, double precision) -> bigint` and `median__final(bigint)`.
 /// `State` must implement `Default` (the state before the first row). `step`'s parameters are
 /// the aggregate's arguments, with the same types, `Option`s and `#[sql("...")]` as `#[udf]`
-/// parameters (non-`Option` ones make NULL rows skipped); `finish` may be called more than once
-/// (window aggregates), so it must leave the state usable. The impl block's doc comment becomes
+/// parameters (non-`Option` ones make NULL rows skipped; none: `name(*)`); `finish` gives the
+/// result and its state is dropped after it (the aggregate is not usable as a window function). The impl block's doc comment becomes
 /// the aggregate's `COMMENT`. Option: `name = "sql_name"` (default: the type's name in
 /// snake_case).
 #[proc_macro_attribute]
@@ -182,16 +182,23 @@ fn expand_aggregate(attr: TokenStream2, mut block: syn::ItemImpl) -> syn::Result
     Ok(quote! {
         #block
 
+        // (Names starting with __plwasm cannot clash with step's parameters.)
         #[::plwasm_udf::udf(name = #step_sql)]
         #[doc(hidden)]
-        fn #step_fn(state: i64, #(#params),*) -> i64 {
-            ::plwasm_udf::__private::aggregate_step::<#self_ty>(state, |s| s.step(#(#names),*))
+        fn #step_fn(__plwasm_state: i64, #(#params),*) -> i64 {
+            ::plwasm_udf::__private::aggregate_step::<#self_ty>(
+                __plwasm_state,
+                |__plwasm_self| __plwasm_self.step(#(#names),*),
+            )
         }
 
         #[::plwasm_udf::udf(name = #final_sql)]
         #[doc(hidden)]
-        fn #final_fn(state: i64) #result {
-            ::plwasm_udf::__private::aggregate_finish::<#self_ty, _>(state, |s| s.finish())
+        fn #final_fn(__plwasm_state: i64) #result {
+            ::plwasm_udf::__private::aggregate_finish::<#self_ty, _>(
+                __plwasm_state,
+                |__plwasm_self| __plwasm_self.finish(),
+            )
         }
 
         #[cfg(target_arch = "wasm32")]

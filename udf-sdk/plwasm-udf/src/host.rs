@@ -20,6 +20,7 @@ mod imports {
         pub fn emit_bytes(ptr: i32, len: i32);
         pub fn emit_null();
         pub fn transaction_id() -> i64;
+        pub fn random_u64() -> i64;
     }
 }
 
@@ -63,6 +64,13 @@ pub fn arg_is_null(index: i32) -> bool {
 pub fn transaction_id() -> i64 {
     // SAFETY: a host import without memory effects.
     unsafe { imports::transaction_id() }
+}
+
+/// 64 random bits from the host's operating system (`getrandom`).
+#[cfg(target_arch = "wasm32")]
+pub fn random_u64() -> u64 {
+    // SAFETY: a host import without memory effects.
+    unsafe { imports::random_u64() as u64 }
 }
 
 /// Make the current call return NULL.
@@ -119,6 +127,25 @@ pub fn arg_is_null(index: i32) -> bool {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn return_null() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // Natively (tests): std's randomly keyed hasher over a counter.
+    thread_local! {
+        static KEY: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+        static COUNTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    let n = COUNTER.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    KEY.with(|key| {
+        let mut hasher = key.build_hasher();
+        hasher.write_u64(n);
+        hasher.finish()
+    })
+}
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn transaction_id() -> i64 {

@@ -22,6 +22,10 @@ SELECT p.proname, pg_catalog.obj_description(p.oid, 'pg_proc') AS comment
   FROM pg_proc p WHERE p.pronamespace = 'sig'::regnamespace
    AND p.proname IN ('mirror', 'halve', 'varchar_len', 'nothing') ORDER BY 1;
 
+-- An aggregate without arguments is row_count(*).
+SELECT sig.row_count(*) AS rows FROM generate_series(1, 7);
+SELECT sig.row_count(*) AS no_rows FROM generate_series(1, 0);
+
 -- Scalars, text and bytea.
 SELECT sig.add(2, 3) AS add, sig.add(NULL, 3) IS NULL AS strict_null,
        sig.shout_sql('ab', 2::int2) AS shout, sig.scalars(1, 0.5, 0.25, true) AS scalars,

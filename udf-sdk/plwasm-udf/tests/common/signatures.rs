@@ -130,3 +130,19 @@ fn chatty(n: i32) -> i32 {
     plwasm_udf::warning!("warning {n}");
     n
 }
+
+/// Rows counted by an aggregate without arguments: `row_count(*)`.
+#[derive(Default)]
+pub struct RowCount(i64);
+
+/// How many rows.
+#[plwasm_udf::aggregate]
+impl RowCount {
+    fn step(&mut self) {
+        self.0 += 1;
+    }
+
+    fn finish(&mut self) -> i64 {
+        self.0
+    }
+}
