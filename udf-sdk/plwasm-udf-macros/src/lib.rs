@@ -266,6 +266,19 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
             options.parallel = Some("restricted");
         } else if meta.path.is_ident("parallel_unsafe") {
             options.parallel = Some("unsafe");
+        } else if meta.path.is_ident("parallel") {
+            let value: syn::LitStr = meta.value()?.parse()?;
+            options.parallel = Some(match value.value().as_str() {
+                "safe" => "safe",
+                "restricted" => "restricted",
+                "unsafe" => "unsafe",
+                _ => {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        "parallel = \"safe\", \"restricted\" or \"unsafe\"",
+                    ))
+                }
+            });
         } else if meta.path.is_ident("cost") {
             options.cost = Some(estimate(&meta)?);
         } else if meta.path.is_ident("rows") {
@@ -288,8 +301,8 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         } else {
             return Err(meta.error(
                 "unknown #[udf] option; expected name = \"...\", immutable, stable, volatile, \
-                 parallel_safe, parallel_restricted, parallel_unsafe, cost = N, rows = N, \
-                 setof, returns = \"...\" or table(col = \"type\", ...)",
+                 parallel = \"safe|restricted|unsafe\" (or parallel_safe, ...), cost = N, \
+                 rows = N, setof, returns = \"...\" or table(col = \"type\", ...)",
             ));
         }
         Ok(())
@@ -873,6 +886,31 @@ mod tests {
         let start = tokens.find("b\"{").expect("metadata literal");
         let end = tokens[start..].find("\\n\"").expect("end of literal");
         Ok(tokens[start + 2..start + end].replace("\\\"", "\""))
+    }
+
+    #[test]
+    fn parallel_takes_a_value_too() {
+        let d = description(
+            quote!(parallel = "restricted"),
+            quote!(
+                fn f(x: i32) -> i32 {
+                    x
+                }
+            ),
+        )
+        .unwrap();
+        assert!(d.contains(r#""parallel":"restricted""#), "{d}");
+        assert!(description(
+            quote!(parallel = "maybe"),
+            quote!(
+                fn f(x: i32) -> i32 {
+                    x
+                }
+            )
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("\"safe\", \"restricted\" or \"unsafe\""));
     }
 
     #[test]
