@@ -34,6 +34,7 @@ DROP ROLE IF EXISTS cli_pw;
 CREATE ROLE cli_nobody LOGIN;
 CREATE ROLE cli_pw LOGIN PASSWORD 'pw-from-file' IN ROLE wasm_loader;
 GRANT CREATE ON SCHEMA public TO cli_pw;
+CREATE SCHEMA big_fns;
 SQL
 
 failures=0
@@ -89,6 +90,23 @@ check ls_functions 0 'words\(text\) -> SETOF text' -- "$PLWASM" ls --functions
 check deploy_again 1 'already deployed; pass --replace' -- "$PLWASM" deploy "$MODULE"
 check replace 0 '= add_one\(integer\) -> integer' -- "$PLWASM" deploy "$MODULE" --replace
 check replace_same 0 'the same bytes as deployed' -- "$PLWASM" deploy "$MODULE" --replace
+
+# A module over 256 kB goes up in chunks with progress, and arrives intact: the module with a
+# 3 MB custom section appended.
+leb128() {
+    local n=$1 byte
+    while :; do
+        byte=$((n & 0x7f))
+        n=$((n >> 7))
+        if ((n)); then printf "\\x%02x" $((byte | 0x80)); else printf "\\x%02x" $byte; break; fi
+    done
+}
+bulk=$((3 << 20))
+{ cat "$MODULE"; printf '\x00'; printf "$(leb128 $((5 + bulk)))"; printf '\x04bulk'; head -c $bulk /dev/zero; } >big.wasm
+check chunked_upload 0 'uploading 3\.[0-9] MB: 100%' -- "$PLWASM" deploy big.wasm --name big --schema big_fns
+want_sha=$(sha256sum big.wasm | cut -d' ' -f1)
+check chunked_upload_intact 0 "^$want_sha\$" -- cluster_psql "$WORK" "$PORT" -d cli_test -At -c \
+    "SELECT sha256 FROM wasm.modules WHERE name = 'big'"
 
 # Error paths and exit codes.
 check bad_dsn_syntax 2 'invalid --dsn: .*port' -- "$PLWASM" ls --dsn "host=$WORK port=notaport"

@@ -70,6 +70,51 @@ fn require_extension(client: &mut impl postgres::GenericClient) -> Result<(), Fa
     }
 }
 
+/// Modules larger than this are sent in chunks of this size, with progress on stderr.
+const CHUNK: usize = 256 * 1024;
+
+/// `wasm.load` of the module. A large one goes up in chunks into a temporary table (dropped at
+/// the end of the transaction) while stderr shows how far it got, then `wasm.load` reads it
+/// from there; a small one (or a role that may not create temporary tables) is one parameter.
+fn upload_and_load(tx: &mut postgres::Transaction, d: &Deploy) -> Result<(), Failed> {
+    let bytes = &d.module.bytes;
+    let may_use_temp: bool = tx
+        .query_one(
+            "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')",
+            &[],
+        )?
+        .get(0);
+    if bytes.len() <= CHUNK || !may_use_temp {
+        tx.execute(
+            "SELECT wasm.load($1, $2, $3)",
+            &[&d.name, bytes, &d.replace],
+        )?;
+        return Ok(());
+    }
+    tx.batch_execute(
+        "CREATE TEMPORARY TABLE plwasm_upload (n integer, chunk bytea) ON COMMIT DROP",
+    )?;
+    let megabytes = bytes.len() as f64 / (1 << 20) as f64;
+    let chunks = bytes.chunks(CHUNK).collect::<Vec<_>>();
+    for (n, chunk) in chunks.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO pg_temp.plwasm_upload VALUES ($1, $2)",
+            &[&(n as i32), chunk],
+        )?;
+        eprint!(
+            "\ruploading {megabytes:.1} MB: {:3}%",
+            (n + 1) * 100 / chunks.len()
+        );
+    }
+    eprintln!();
+    tx.execute(
+        "SELECT wasm.load($1, (SELECT pg_catalog.string_agg(chunk, ''::bytea ORDER BY n)
+                                FROM pg_temp.plwasm_upload), $2)",
+        &[&d.name, &d.replace],
+    )?;
+    Ok(())
+}
+
 /// Run the deploy; returns the report printed on success.
 pub fn deploy(client: &mut Client, d: &Deploy) -> Result<String, Failed> {
     let mut tx = client.transaction()?;
@@ -88,13 +133,7 @@ pub fn deploy(client: &mut Client, d: &Deploy) -> Result<String, Failed> {
     }
     let before = bound_functions(&mut tx, d.name)?;
     let size = d.module.bytes.len();
-    if size > 1 << 20 {
-        eprintln!("uploading {:.1} MB ...", size as f64 / (1 << 20) as f64);
-    }
-    tx.execute(
-        "SELECT wasm.load($1, $2, $3)",
-        &[&d.name, &d.module.bytes, &d.replace],
-    )?;
+    upload_and_load(&mut tx, d)?;
     if !d.module.described.is_empty() {
         tx.query(
             "SELECT * FROM wasm.create_functions($1, $2, $3)",
