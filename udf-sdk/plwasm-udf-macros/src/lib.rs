@@ -32,6 +32,35 @@ use syn::{
     parse_macro_input, FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type,
 };
 
+/// Export a Rust function as a SQL function (see the crate docs for the type mapping).
+///
+/// ```ignore
+/// use plwasm_udf::udf;
+///
+/// /// A URL slug. (Doc comments become COMMENT ON FUNCTION.)
+/// #[udf(immutable)]                       // IMMUTABLE (default VOLATILE; also `stable`)
+/// fn slugify(title: &str) -> String { title.to_lowercase().replace(' ', "-") }
+///
+/// #[udf(name = "text_len", parallel = "safe", cost = 5)]   // SQL name, PARALLEL, COST
+/// fn len(s: &str) -> i32 { s.chars().count() as i32 }
+///
+/// #[udf(setof, rows = 10)]                // RETURNS SETOF integer, ROWS 10
+/// fn digits(n: i64) -> Vec<i32> { n.to_string().bytes().map(|b| (b - b'0') as i32).collect() }
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Line { sku: String, qty: i32 }
+///
+/// #[udf(table(sku = "text", qty = "integer"))]           // RETURNS TABLE (sku text, qty integer)
+/// fn lines(order: serde_json::Value) -> Vec<Line> { todo!() }
+///
+/// #[udf(returns = "numeric")]             // a SQL type without a Rust counterpart, via JSON
+/// fn half(#[sql("numeric")] x: f64) -> f64 { x / 2.0 }  // #[sql] names a parameter's type
+///
+/// #[udf]                                  // Option parameters: CALLED ON NULL INPUT
+/// fn greet(name: Option<&str>) -> Result<String, String> {   // Err(..) is an ERROR (P0001)
+///     name.map(|n| format!("hi {n}")).ok_or_else(|| "no name".to_string())
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn udf(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function = parse_macro_input!(item as ItemFn);
