@@ -58,8 +58,13 @@ for section in plwasm.udfs plwasm.abi; do
 done
 
 echo "sdk-outside: cargo package of both SDK crates (each verified by building its package alone)"
+# A fresh target directory each run: cargo unpacks the packaged macro crate from a temporary
+# registry inside it, keyed by its path, and would reuse an older unpacked copy of the same
+# version (as a second run on one machine did).
+package_target=$(mktemp -d "$WORK/package-target.XXXXXX")
+trap 'rm -rf "$package_target"' EXIT
 cargo package --quiet --allow-dirty -p plwasm-udf-macros -p plwasm-udf \
-    --manifest-path "$ROOT/Cargo.toml" --target-dir "$WORK/package-target"
-ls "$WORK"/package-target/package/plwasm-udf-0.1.0.crate \
-    "$WORK"/package-target/package/plwasm-udf-macros-0.1.0.crate
+    --manifest-path "$ROOT/Cargo.toml" --target-dir "$package_target"
+ls "$package_target"/package/plwasm-udf-0.1.0.crate \
+    "$package_target"/package/plwasm-udf-macros-0.1.0.crate
 echo "sdk-outside: ok"
