@@ -98,7 +98,7 @@ leb128() {
     while :; do
         byte=$((n & 0x7f))
         n=$((n >> 7))
-        if ((n)); then printf "\\x%02x" $((byte | 0x80)); else printf "\\x%02x" $byte; break; fi
+        if ((n)); then printf '\\x%02x' $((byte | 0x80)); else printf '\\x%02x' $byte; break; fi
     done
 }
 bulk=$((3 << 20))
