@@ -114,9 +114,11 @@ check help_hides_dsn 0 'PLWASM_DSN' -- env PLWASM_DSN="host=x password=TopSecret
 if env PLWASM_DSN="host=x password=TopSecretPW" "$PLWASM" ls --help | grep -q TopSecretPW; then
     echo "cli: FAILED --help shows the DSN's password"; failures=$((failures + 1))
 fi
-# PGSSLMODE is read (the test cluster has only a Unix socket, where TLS does not apply, so
-# sslmode=require refusing a TCP connection in the clear is checked by reading connect.rs only).
+# PGSSLMODE is read; like libpq, it does not apply to Unix sockets (the test cluster has only a
+# socket, so sslmode=require refusing a TCP connection in the clear is checked by reading
+# connect.rs only).
 check sslmode_invalid 2 'invalid PGSSLMODE "bogus"' -- env PGSSLMODE=bogus "$PLWASM" ls
+check sslmode_socket 0 'myfns' -- env PGSSLMODE=require "$PLWASM" ls
 check no_server 3 'cannot connect to database "cli_test" on /nonexistent:1' -- \
     "$PLWASM" ls --dsn "host=/nonexistent port=1 dbname=cli_test user=postgres"
 check permission_denied 1 'permission denied.*SQLSTATE 42501' -- \

@@ -76,7 +76,7 @@ pub fn config(dsn: Option<&str>) -> Result<Config, ConnectError> {
     }
     // PGSSLMODE when the connection string does not say (this build has no TLS: "require" and
     // stricter modes then fail to connect instead of connecting in the clear).
-    if !dsn.is_some_and(|dsn| dsn.contains("sslmode")) {
+    if !dsn.is_some_and(|dsn| dsn.contains("sslmode=")) {
         if let Some(mode) = env("PGSSLMODE") {
             config.ssl_mode(match mode.as_str() {
                 "disable" => postgres::config::SslMode::Disable,
@@ -85,6 +85,14 @@ pub fn config(dsn: Option<&str>) -> Result<Config, ConnectError> {
                 other => return Err(usage(format!("invalid PGSSLMODE \"{other}\""))),
             });
         }
+    }
+    // Like libpq, no TLS over Unix sockets, whatever sslmode says.
+    if config
+        .get_hosts()
+        .iter()
+        .all(|host| matches!(host, Host::Unix(_)))
+    {
+        config.ssl_mode(postgres::config::SslMode::Disable);
     }
     if config.get_application_name().is_none() {
         config.application_name(&env("PGAPPNAME").unwrap_or_else(|| "plwasm".into()));

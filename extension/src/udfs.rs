@@ -48,8 +48,7 @@ pub struct Description {
 
 /// An aggregate a module describes (`#[aggregate]`): its state is a `bigint` handle that `sfunc`
 /// (a function of the same description, `(bigint, args...) -> bigint`) keeps inside the module;
-/// `finalfunc(bigint)` gives the result and releases the state (`FINALFUNC_MODIFY =
-/// READ_WRITE`).
+/// `finalfunc(bigint)` gives the result, leaving the state as it was.
 #[derive(Debug, PartialEq)]
 pub struct AggregateDescription {
     pub name: String,
@@ -427,10 +426,11 @@ fn create_functions(
             |name: &str| format!("{}.{}", quote_identifier(&schema), quote_identifier(name));
         let signature = format!("{}({arg_types})", qualified(&aggregate.name));
         Spi::run(&format!(
-            // The final function consumes the state the module keeps (READ_WRITE: Postgres calls
-            // it once per state, and refuses window use instead of calling it again).
+            // The final function leaves the state the module keeps as it was (READ_ONLY, the
+            // default): Postgres may finalize a state again (window aggregates, a rescanned
+            // hash aggregate), so it must not release it.
             "CREATE {}AGGREGATE {signature} (SFUNC = {}, STYPE = bigint, FINALFUNC = {}, \
-             FINALFUNC_MODIFY = READ_WRITE, INITCOND = '0')",
+             INITCOND = '0')",
             if replace { "OR REPLACE " } else { "" },
             qualified(&aggregate.sfunc),
             qualified(&aggregate.finalfunc),

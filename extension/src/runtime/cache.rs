@@ -61,8 +61,10 @@ pub(super) fn retire(module: Module, sha256: &str) {
             return;
         };
         cache.retired_modules.insert(sha256.to_string(), module);
-        cache.stored.retain(|_, e| e.is_alive());
-        cache.inline.retain(|_, e| e.is_alive());
+        // Other roles' instances are not this role's to drop (is_alive would say they are dead
+        // for the current role).
+        cache.stored.retain(|_, e| e.is_current());
+        cache.inline.retain(|_, e| e.is_current());
     });
 }
 

@@ -254,9 +254,14 @@ impl Instantiated {
     /// the current role is not the instance's (then another instance serves this role).
     #[inline]
     pub fn is_alive(&self) -> bool {
-        self.alive.get()
-            && self.memory_cap == gucs::max_memory_pages()
-            && self.role == privileges::current_user()
+        self.is_current() && self.role == privileges::current_user()
+    }
+
+    /// [`Self::is_alive`] for whichever role it belongs to: not trapped, replaced or made under
+    /// another `wasm.max_memory`. What the cache keeps when it drops dead entries.
+    #[inline]
+    pub fn is_current(&self) -> bool {
+        self.alive.get() && self.memory_cap == gucs::max_memory_pages()
     }
 
     /// The exported function `name`.

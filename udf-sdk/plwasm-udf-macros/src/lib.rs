@@ -90,7 +90,8 @@ pub fn udf(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// `State` must implement `Default` (the state before the first row). `step`'s parameters are
 /// the aggregate's arguments, with the same types, `Option`s and `#[sql("...")]` as `#[udf]`
 /// parameters (non-`Option` ones make NULL rows skipped; none: `name(*)`); `finish` gives the
-/// result and its state is dropped after it (the aggregate is not usable as a window function). The impl block's doc comment becomes
+/// result and may be called again on the same state (window aggregates), so it must leave the
+/// state equivalent (sorting it is fine, draining it is not). The impl block's doc comment becomes
 /// the aggregate's `COMMENT`. Option: `name = "sql_name"` (default: the type's name in
 /// snake_case).
 #[proc_macro_attribute]

@@ -6,11 +6,14 @@
 //!
 //! - Handle 0 (the initial state) makes a new state; the step function returns its handle, a
 //!   random 63-bit number from the host ([`random_u64`]): another query in the same instance
-//!   (a view's caller, a function called mid-query, a cursor under another role) cannot guess it.
-//! - The final function consumes the state (the aggregate is declared `FINALFUNC_MODIFY =
-//!   READ_WRITE`, so Postgres calls it once per state and refuses window use).
-//! - States whose final function never ran (the query failed or was cancelled) are dropped when
-//!   the first state of a later transaction is made ([`transaction_id`]).
+//!   (a view's caller, a function called mid-query) cannot guess it, and no error prints one.
+//! - The final function leaves the state as it was: Postgres may finalize a state more than once
+//!   (a window aggregate, a hash aggregate rescanned in a correlated subquery).
+//! - States live until the first state of a later transaction is made ([`transaction_id`]):
+//!   Postgres does not say when it is done with one. A transaction that makes very many states
+//!   (moving-frame windows restart the aggregate on every row; EXISTS and LIMIT stop before
+//!   finalizing; savepoints roll back failed aggregates) holds them all, within
+//!   `wasm.max_memory`.
 //! - A handle this instance does not hold for this aggregate is an ERROR, never another state.
 
 use std::any::Any;
@@ -25,12 +28,12 @@ thread_local! {
     static TRANSACTION: Cell<Option<i64>> = const { Cell::new(None) };
 }
 
-fn lost(handle: i64) -> ! {
+fn lost() -> ! {
+    // (Without the handle: an error message must not hand out handles of live states.)
     raise_error_code(
         "55000",
-        &format!(
-            "aggregate state {handle} is not a state of this aggregate in this instance of the module"
-        ),
+        "the aggregate's state is not in this instance of the module (the instance was replaced \
+         during the query, or the handle is not this aggregate's)",
     )
 }
 
@@ -47,7 +50,7 @@ pub fn aggregate_step<S: Default + 'static>(handle: i64, step: impl FnOnce(&mut 
                 .and_then(|state| state.downcast_mut::<S>())
             {
                 Some(state) => step(state),
-                None => lost(handle),
+                None => lost(),
             }
             handle
         });
@@ -74,7 +77,7 @@ pub fn aggregate_step<S: Default + 'static>(handle: i64, step: impl FnOnce(&mut 
 }
 
 /// The final function: `finish` on the state `handle` names (on a fresh `S` for 0: no rows),
-/// which it consumes.
+/// which stays for a later call.
 pub fn aggregate_finish<S: Default + 'static, R>(
     handle: i64,
     finish: impl FnOnce(&mut S) -> R,
@@ -82,17 +85,16 @@ pub fn aggregate_finish<S: Default + 'static, R>(
     if handle == 0 {
         return finish(&mut S::default());
     }
-    let state = STATES.with(|states| {
-        let mut states = states.borrow_mut();
-        match states.get(&handle) {
-            Some(state) if state.is::<S>() => states.remove(&handle),
-            _ => None,
+    STATES.with(|states| {
+        match states
+            .borrow_mut()
+            .get_mut(&handle)
+            .and_then(|state| state.downcast_mut::<S>())
+        {
+            Some(state) => finish(state),
+            None => lost(),
         }
-    });
-    match state.and_then(|state| state.downcast::<S>().ok()) {
-        Some(mut state) => finish(&mut state),
-        None => lost(handle),
-    }
+    })
 }
 
 /// How many states this instance holds (for tests).

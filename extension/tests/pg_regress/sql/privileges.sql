@@ -96,5 +96,20 @@ SELECT wasm.load('owned_by_a', wasm.wat('(module (func (export "f")))'), true);
 SELECT owner AS owner_after_superuser_replace FROM wasm.modules WHERE name = 'owned_by_a';
 SELECT wasm.unload('owned_by_a');
 
+-- A trap in one role's instance leaves other roles' instances in the backend (and their state)
+-- alone: here the superuser's counter goes on at 3 after priv_user's instance trapped.
+SELECT wasm.load('priv_state', wasm.wat('(module (global $n (mut i32) (i32.const 0))
+  (func (export "bump") (result i32) global.get $n i32.const 1 i32.add global.set $n global.get $n)
+  (func (export "trap") unreachable))'));
+CREATE FUNCTION public.ps_bump() RETURNS int LANGUAGE wasm AS 'priv_state:bump';
+CREATE FUNCTION public.ps_trap() RETURNS void LANGUAGE wasm AS 'priv_state:trap';
+SELECT public.ps_bump() AS owner_first, public.ps_bump() AS owner_second;
+SET ROLE priv_user;
+SELECT split_part(sqlstate_of('SELECT public.ps_trap()'), ':', 1) AS user_trap;
+RESET ROLE;
+SELECT public.ps_bump() AS owner_third;
+DROP FUNCTION public.ps_bump(), public.ps_trap();
+SELECT wasm.unload('priv_state');
+
 REVOKE CREATE ON SCHEMA public FROM priv_user, priv_loader_a, priv_loader_b;
 DROP ROLE priv_loader_a, priv_loader_b, priv_user;
