@@ -28,6 +28,10 @@ const MAX_UNITS: usize = 10_000;
 
 /// The backtrace of `frames` (innermost first) of a call into `module`, one frame per line.
 pub fn render(module: &Module, frames: &[FrameInfo]) -> String {
+    if frames.is_empty() {
+        // (Wasmer records none for its own stack overflow: no DWARF to read for nothing.)
+        return String::new();
+    }
     let lines = SourceLines::of(module);
     // Each line, with how many of `frames` are fully shown once it is.
     let mut out: Vec<(String, usize)> = Vec::new();

@@ -68,6 +68,22 @@ pub fn arg_i32(args: &[Value], i: usize) -> i32 {
     args.get(i).and_then(Value::i32).unwrap_or_default()
 }
 
+/// Fill `buf` with random bytes from the operating system (`getrandom`, retried until full);
+/// false if it gives none. Shared by WASI `random_get` and the host API's `random_u64`.
+pub fn fill_random(buf: &mut [u8]) -> bool {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: writes at most the remaining length into `buf`.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n <= 0 {
+            return false;
+        }
+        filled += n as usize;
+    }
+    true
+}
+
 /// Write `bytes` at `ptr` in the guest's memory; `EFAULT` if out of bounds or no memory.
 pub fn view_write(ctx: &GuestCtx, store: &impl AsStoreRef, ptr: i32, bytes: &[u8]) -> i32 {
     let Some(memory) = &ctx.memory else {

@@ -146,9 +146,7 @@ fn call(
         "transaction_id" => Ok(vec![Value::I64(i64::from(local_transaction_id()))]),
         "random_u64" => {
             let mut bytes = [0u8; 8];
-            // SAFETY: getrandom writes at most `len` bytes into the buffer.
-            let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-            if n != bytes.len() as isize {
+            if !guest::fill_random(&mut bytes) {
                 return Err(guest_error(
                     *b"58000",
                     "plwasm.random_u64: the operating system gave no random bytes".into(),

@@ -217,15 +217,8 @@ fn random_get(
     }
     ctx.charge(bytes_cost(len.into()))?;
     let mut buf = vec![0u8; len as usize];
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: writes at most the remaining length into our own buffer.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n <= 0 {
-            return Ok(EFAULT);
-        }
-        filled += n as usize;
+    if !guest::fill_random(&mut buf) {
+        return Ok(EFAULT);
     }
     Ok(view_write(ctx, store, ptr, &buf))
 }
