@@ -62,6 +62,21 @@ COMMENT ON TABLE wasm.module_artifacts IS
     'Compiled forms of the modules in wasm.module_store, written and read only by plwasm';
 REVOKE ALL ON wasm.module_artifacts FROM PUBLIC;
 
+-- Writes that do not come through plwasm: logical replication's apply worker on a subscriber, a
+-- superuser's SQL (extension/src/catalog/replicated.rs). A replicated or hand-written change of a
+-- module reaches every backend's next statement, as plwasm's own writes do; a replicated
+-- artifact (machine code for another cluster) is skipped, and each subscriber compiles its own.
+CREATE FUNCTION wasm.module_store_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'plwasm_module_store_changed';
+CREATE TRIGGER module_store_changed AFTER INSERT OR UPDATE OR DELETE ON wasm.module_store
+    FOR EACH ROW EXECUTE FUNCTION wasm.module_store_changed();
+ALTER TABLE wasm.module_store ENABLE ALWAYS TRIGGER module_store_changed;
+CREATE FUNCTION wasm.artifact_not_replicated() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'plwasm_artifact_not_replicated';
+CREATE TRIGGER artifact_not_replicated BEFORE INSERT OR UPDATE ON wasm.module_artifacts
+    FOR EACH ROW EXECUTE FUNCTION wasm.artifact_not_replicated();
+ALTER TABLE wasm.module_artifacts ENABLE REPLICA TRIGGER artifact_not_replicated;
+
 CREATE VIEW wasm.modules AS
 SELECT name,
        CASE WHEN pg_catalog.pg_get_userbyid(owner::pg_catalog.oid) OPERATOR(pg_catalog.=) owner_name

@@ -9,8 +9,10 @@
 #      the WASI and SDK example modules to wasm first)
 #   5. tests/cli.sh      — the plwasm CLI (new, build, deploy, ls) against a real cluster
 #   6. tests/dump_restore.sh — pg_dump / pg_restore of a database that uses plwasm
-#   7. the demo (scripts/demo.sh) — the README's first command, end to end
-#   8. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
+#   7. tests/upgrade.sh  — ALTER EXTENSION plwasm UPDATE from every released version
+#   8. tests/replication.sh — a streaming hot standby and a logical-replication subscriber
+#   9. the demo (scripts/demo.sh) — the README's first command, end to end
+#  10. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -82,6 +84,8 @@ stage pg_test cargo pgrx test "pg$PG" "${runas[@]}" --pgdata "$WORK/test-data" \
 stage regress bash tests/regress.sh
 stage cli bash tests/cli.sh
 stage dump_restore bash tests/dump_restore.sh
+stage upgrade bash tests/upgrade.sh
+stage replication bash tests/replication.sh
 stage demo bash scripts/demo.sh
 stage bench_smoke bash bench/sql.sh --smoke
 

@@ -102,7 +102,9 @@ pub fn stats() -> (i64, i64) {
 /// The cluster's artifact key: read from the data directory, or created there (32 bytes from
 /// Postgres's strong random source, mode 0600, published atomically with a hard link so
 /// concurrent backends agree). None if it cannot be read or made: artifacts are then neither
-/// written nor used.
+/// written nor used. A standby never makes one: its key must be the primary's (pg_basebackup
+/// copies it, if the primary had made it by then), or none of the artifacts it replays would
+/// verify, and a promoted standby would keep a key of its own.
 fn key() -> Option<[u8; KEY_LEN]> {
     KEY.with(|cached| *cached.borrow_mut().get_or_insert_with(read_or_create_key))
 }
@@ -116,6 +118,15 @@ fn read_or_create_key() -> Option<[u8; KEY_LEN]> {
     let path = std::path::Path::new(&dir).join(KEY_FILE);
     if let Ok(bytes) = std::fs::read(&path) {
         return bytes.try_into().ok();
+    }
+    // SAFETY: a read of shared recovery state.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        pgrx::log!(
+            "plwasm: this standby has no {KEY_FILE} in its data directory, so it compiles every \
+             module instead of using the primary's compiled artifacts; copy the file from the \
+             primary's data directory (mode 0600) for new sessions to use them"
+        );
+        return None;
     }
     let mut fresh = [0u8; KEY_LEN];
     // SAFETY: a buffer of KEY_LEN bytes.

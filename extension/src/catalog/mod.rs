@@ -19,6 +19,7 @@
 pub mod artifacts;
 pub mod privileges;
 pub mod refresh;
+pub mod replicated;
 pub mod restore_order;
 pub mod target;
 

@@ -49,4 +49,23 @@ SELECT count(*) AS modules_named_shared FROM wasm.modules WHERE name = 'shared';
 SELECT * FROM dblink('other', $$SELECT wasm.load('shared', wasm.wat('(module (func (export "version") (result i32) i32.const 6))'))$$) AS other(done text);
 SELECT dblink_exec('other', $$CREATE FUNCTION shared_version() RETURNS int LANGUAGE wasm AS 'shared:version'$$);
 SELECT shared_version();
+
+-- A write that does not come through plwasm (a superuser's UPDATE, or logical replication's
+-- apply worker on a subscriber: tests/replication.sh) is seen by the next statement too.
+SELECT wasm.load('shared_next', wasm.wat('(module (func (export "version") (result i32) i32.const 7))'));
+SELECT dblink_exec('other', $$UPDATE wasm.module_store m SET bytes = n.bytes, sha256 = n.sha256, exports = n.exports
+    FROM wasm.module_store n WHERE m.name = 'shared' AND n.name = 'shared_next'$$);
+SELECT shared_version();
+SELECT dblink_exec('other', $$DELETE FROM wasm.module_store WHERE name = 'shared'$$);
+SELECT sqlstate_of('SELECT shared_version()');
+DROP FUNCTION shared_version();
+SELECT wasm.unload('shared_next');
+-- The trigger functions behind it refuse to run as anything else than the triggers they are.
+CREATE TABLE not_modules (x int);
+CREATE TRIGGER wrong BEFORE INSERT ON not_modules FOR EACH ROW EXECUTE FUNCTION wasm.module_store_changed();
+INSERT INTO not_modules VALUES (1);
+DROP TRIGGER wrong ON not_modules;
+CREATE TRIGGER wrong AFTER INSERT ON not_modules FOR EACH STATEMENT EXECUTE FUNCTION wasm.artifact_not_replicated();
+INSERT INTO not_modules VALUES (1);
+DROP TABLE not_modules;
 SELECT dblink_disconnect('other');
