@@ -44,6 +44,24 @@ COMMENT ON TABLE wasm.module_store IS
 -- Keep loaded modules in pg_dump output.
 SELECT pg_catalog.pg_extension_config_dump('wasm.module_store', '');
 
+-- Previous versions of modules, for wasm.rollback (extension/src/catalog/history.rs): a replace
+-- keeps the version it replaces, up to wasm.module_history of them per module. Kept in pg_dump
+-- output, like the modules.
+CREATE TABLE wasm.module_history (
+    name        text NOT NULL,
+    version     integer NOT NULL,
+    bytes       bytea NOT NULL,
+    sha256      text NOT NULL,
+    exports     jsonb NOT NULL,
+    loaded_at   timestamptz NOT NULL,
+    replaced_at timestamptz NOT NULL,
+    PRIMARY KEY (name, version)
+);
+COMMENT ON TABLE wasm.module_history IS
+    'Previous versions of the modules in wasm.module_store, for wasm.rollback(); read through the wasm.module_versions view';
+SELECT pg_catalog.pg_extension_config_dump('wasm.module_history', '');
+REVOKE ALL ON wasm.module_history FROM PUBLIC;
+
 -- Compiled modules (see extension/src/catalog/artifacts.rs): what wasm.load compiled, kept so that
 -- backends and parallel workers deserialize it instead of compiling. An artifact is machine code
 -- for one build of plwasm and one CPU, used only if its MAC (under a key in the data directory)
@@ -88,18 +106,39 @@ SELECT name,
   FROM wasm.module_store;
 COMMENT ON VIEW wasm.modules IS 'Loaded WebAssembly modules: size, SHA-256 and exports';
 
+-- Every module's current version and the previous ones kept for wasm.rollback. The current
+-- version is numbered one above the newest previous one.
+CREATE VIEW wasm.module_versions AS
+SELECT m.name,
+       coalesce((SELECT max(h.version) FROM wasm.module_history h WHERE h.name = m.name), 0) + 1
+           AS version,
+       true AS current,
+       pg_catalog.octet_length(m.bytes) AS size_bytes,
+       m.sha256,
+       m.loaded_at,
+       NULL::timestamptz AS replaced_at,
+       m.exports
+  FROM wasm.module_store m
+UNION ALL
+SELECT h.name, h.version, false, pg_catalog.octet_length(h.bytes), h.sha256, h.loaded_at,
+       h.replaced_at, h.exports
+  FROM wasm.module_history h;
+COMMENT ON VIEW wasm.module_versions IS
+    'Versions of each loaded module: the current one and those wasm.rollback can restore';
+GRANT SELECT ON wasm.module_versions TO PUBLIC;
+
 -- Everyone may see which modules exist (not their bytes); only plwasm itself reads and writes
 -- wasm.module_store, after its own privilege checks.
 GRANT USAGE ON SCHEMA wasm TO PUBLIC;
 GRANT SELECT ON wasm.modules TO PUBLIC;
 REVOKE ALL ON wasm.module_store FROM PUBLIC;
 
--- pg_dump reads this table (it is extension configuration data): let the database's owner read
--- it, so that the owner can dump the database without being a superuser. Members of
--- pg_read_all_data can too; other roles dump with --exclude-table-data=wasm.module_store.
+-- pg_dump reads these tables (they are extension configuration data): let the database's owner
+-- read them, so that the owner can dump the database without being a superuser. Members of
+-- pg_read_all_data can too; other roles dump with --exclude-table-data='wasm.module_*'.
 DO $$
 BEGIN
-    EXECUTE pg_catalog.format('GRANT SELECT ON wasm.module_store TO %I',
+    EXECUTE pg_catalog.format('GRANT SELECT ON wasm.module_store, wasm.module_history TO %I',
         (SELECT pg_catalog.pg_get_userbyid(d.datdba) FROM pg_catalog.pg_database d
           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()));
 END

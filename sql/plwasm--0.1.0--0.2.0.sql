@@ -16,3 +16,61 @@ CREATE FUNCTION wasm.artifact_not_replicated() RETURNS trigger
 CREATE TRIGGER artifact_not_replicated BEFORE INSERT OR UPDATE ON wasm.module_artifacts
     FOR EACH ROW EXECUTE FUNCTION wasm.artifact_not_replicated();
 ALTER TABLE wasm.module_artifacts ENABLE REPLICA TRIGGER artifact_not_replicated;
+
+-- Previous versions of modules, for wasm.rollback (extension/src/catalog/history.rs): a replace
+-- keeps the version it replaces, up to wasm.module_history of them per module. Kept in pg_dump
+-- output, like the modules.
+CREATE TABLE wasm.module_history (
+    name        text NOT NULL,
+    version     integer NOT NULL,
+    bytes       bytea NOT NULL,
+    sha256      text NOT NULL,
+    exports     jsonb NOT NULL,
+    loaded_at   timestamptz NOT NULL,
+    replaced_at timestamptz NOT NULL,
+    PRIMARY KEY (name, version)
+);
+COMMENT ON TABLE wasm.module_history IS
+    'Previous versions of the modules in wasm.module_store, for wasm.rollback(); read through the wasm.module_versions view';
+SELECT pg_catalog.pg_extension_config_dump('wasm.module_history', '');
+REVOKE ALL ON wasm.module_history FROM PUBLIC;
+
+-- Every module's current version and the previous ones kept for wasm.rollback. The current
+-- version is numbered one above the newest previous one.
+CREATE VIEW wasm.module_versions AS
+SELECT m.name,
+       coalesce((SELECT max(h.version) FROM wasm.module_history h WHERE h.name = m.name), 0) + 1
+           AS version,
+       true AS current,
+       pg_catalog.octet_length(m.bytes) AS size_bytes,
+       m.sha256,
+       m.loaded_at,
+       NULL::timestamptz AS replaced_at,
+       m.exports
+  FROM wasm.module_store m
+UNION ALL
+SELECT h.name, h.version, false, pg_catalog.octet_length(h.bytes), h.sha256, h.loaded_at,
+       h.replaced_at, h.exports
+  FROM wasm.module_history h;
+COMMENT ON VIEW wasm.module_versions IS
+    'Versions of each loaded module: the current one and those wasm.rollback can restore';
+GRANT SELECT ON wasm.module_versions TO PUBLIC;
+
+-- As at CREATE EXTENSION: the database's owner may read what pg_dump dumps.
+DO $$
+BEGIN
+    EXECUTE pg_catalog.format('GRANT SELECT ON wasm.module_history TO %I',
+        (SELECT pg_catalog.pg_get_userbyid(d.datdba) FROM pg_catalog.pg_database d
+          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()));
+END
+$$;
+
+-- wasm.rollback (extension/src/api.rs), for superusers and members of wasm_loader.
+CREATE FUNCTION wasm."rollback"(
+	"name" TEXT /* & str */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rollback_wrapper';
+REVOKE ALL ON FUNCTION wasm.rollback(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wasm.rollback(text) TO wasm_loader;

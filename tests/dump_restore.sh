@@ -87,6 +87,9 @@ sql postgres -c "DROP ROLE IF EXISTS dr_gone" -c "CREATE ROLE dr_gone LOGIN" >/d
 sql src -c "GRANT wasm_loader TO dr_gone" -c "SET ROLE dr_gone" \
     -c "SELECT wasm.load('orphan', wasm.wat('(module)'))" >/dev/null
 sql postgres -c "DROP ROLE dr_gone" >/dev/null
+# A module with a previous version (wasm.module_history is dumped too).
+sql src -c "SELECT wasm.load('versioned', wasm.wat('(module (func (export \"v\") (result i32) i32.const 1))'))" \
+    -c "SELECT wasm.load('versioned', wasm.wat('(module (func (export \"v\") (result i32) i32.const 2))'), true)" >/dev/null
 tool pg_dump -Fc -f "$dump" src || { echo "pg_dump failed"; exit 1; }
 tool pg_dump -f "$WORK/plain.sql" src || { echo "pg_dump failed"; exit 1; }
 chmod a+r "$WORK/plain.sql"
@@ -168,6 +171,10 @@ check "a module whose owner was dropped comes back without an owner" "t" \
 check "the restored owner (a new OID) may replace its module" "ok" \
     "$(sql dst_list -c "SET ROLE dr_loader" -c "SELECT wasm.load('checks', wasm.wat('(module (func (export \"positive\") (param i32) (result i32) i32.const 1))'), true)" -c "SELECT 'ok'" | tail -1)"
 
+check "a module's previous versions are restored, and it can be rolled back to them" "1|false,2|true,1|true" \
+    "$(sql dst_list -c "SELECT string_agg(version || '|' || current, ',' ORDER BY version) FROM wasm.module_versions WHERE name = 'versioned'" \
+        -c "SELECT wasm.rollback('versioned')" \
+        -c "SELECT string_agg(version || '|' || current, ',' ORDER BY version) FROM wasm.module_versions WHERE name = 'versioned'" | paste -sd',' | sed 's/,,/,/')"
 check "restore-list.sh --modules-only picks the modules' entry alone" "1" \
     "$(tool pg_restore -l "$dump" | bash "$ROOT/scripts/restore-list.sh" --modules-only | wc -l)"
 

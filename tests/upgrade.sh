@@ -51,7 +51,7 @@ schema_of() {
     as_cluster_user "$PG_BIN/pg_dump" -h "$WORK" -p "$PORT" -U postgres --binary-upgrade \
         --schema-only "$1" |
         grep -v -e '^--' -e '^$' -e 'relfrozenxid' -e '^\\restrict' -e '^\\unrestrict' |
-        sed -E -e "s/'[0-9]+'/'N'/g" -e 's/\{[0-9]+\}/{N}/g' -e 's/[0-9A-F]+\/[0-9A-F]+/LSN/g'
+        sed -E -e "s/'[0-9]+'/'N'/g" -e 's/\{[0-9,]+\}/{N}/g' -e 's/[0-9A-F]+\/[0-9A-F]+/LSN/g'
 }
 
 current=$(sql postgres -c "SELECT default_version FROM pg_catalog.pg_available_extensions
@@ -132,6 +132,10 @@ EOF
     )
     out=${out##*$'\n'}
     check "$version: a replace after the update" "-1" "$out"
+    check "$version: the replace kept the previous version, and a rollback restores it" "1|false,2|true 5" \
+        "$(sql "$db" -c "SELECT string_agg(version || '|' || current, ',' ORDER BY version)
+                         FROM wasm.module_versions WHERE name = 'math'" |
+            tr '\n' ' ')$(sql "$db" -c "SET ROLE up_loader" -c "SELECT wasm.rollback('math')" -c "SELECT add(2, 3)" | tail -1)"
 
     # An empty database updated from the old version has what a fresh install has.
     sql "$bare" -c "CREATE EXTENSION plwasm VERSION '$version'" -c "ALTER EXTENSION plwasm UPDATE" >/dev/null

@@ -1,4 +1,5 @@
-//! The SQL functions of schema `wasm` that manage modules: `wasm.load`, `wasm.unload`, `wasm.wat`.
+//! The SQL functions of schema `wasm` that manage modules: `wasm.load`, `wasm.rollback`,
+//! `wasm.unload`, `wasm.set_owner`, `wasm.wat`.
 //!
 //! `load` and `unload` are for superusers and members of `wasm_loader`; replacing or unloading
 //! a module needs its ownership (see `privileges.rs`). Each one checks everything before writing, writes the catalog (transactionally: a
@@ -8,10 +9,12 @@ use pgrx::prelude::*;
 
 use crate::call::binding;
 use crate::catalog::artifacts;
+use crate::catalog::history;
 use crate::catalog::privileges;
 use crate::catalog::target::check_module_name;
 use crate::catalog::{self, ModuleLock};
 use crate::errors::{OrReport, PlWasmError};
+use crate::gucs;
 use crate::runtime;
 use crate::runtime::cache::{self, sha256_hex};
 
@@ -19,6 +22,7 @@ use crate::runtime::cache::{self, sha256_hex};
 ///
 /// Refuses (storing nothing): bytes that are not a valid module, modules with imports, a taken
 /// name unless `replace`, and with `replace` a new version that would break a bound function.
+/// A replace keeps the version it replaces for `wasm.rollback` (see `catalog/history.rs`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
     privileges::require_loader("load modules").or_report();
@@ -28,31 +32,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
             reason,
         })
         .or_report();
-    cache::check_size(name, module.len()).or_report();
-    let compiled = runtime::compile(module)
-        .map_err(|reason| PlWasmError::InvalidModule {
-            module: name.to_string(),
-            reason,
-        })
-        .or_report();
-    if let Some(declared) = runtime::foreign_abi_in_bytes(module) {
-        PlWasmError::ForeignAbi {
-            module: name.to_string(),
-            declared,
-        }
-        .report();
-    }
-    let imports = runtime::unsupported_imports(&compiled);
-    if !imports.is_empty() {
-        PlWasmError::UnsupportedImports {
-            module: name.to_string(),
-            imports: imports.join(", "),
-        }
-        .report();
-    }
-    let exports = runtime::exports(&compiled);
-    let exports_json = runtime::exports_to_json(&exports);
-    let sha256 = sha256_hex(module);
+    let checked = CheckedModule::new(name, module);
 
     // The name's lock serializes this load with every other load, replace, unload and binding
     // of the same name; the row is read after it is granted.
@@ -63,33 +43,123 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
         .report(),
         Some(owner) => {
             privileges::require_owner(name, &owner, "replace").or_report();
-            let problems: Vec<String> = catalog::bound_functions(name)
-                .iter()
-                .filter_map(|f| {
-                    let checked = binding::sql_signature(f).and_then(|sig| {
-                        let target = binding::target(f)?;
-                        binding::check(f, &sig, &target, &exports)
-                    });
-                    checked.err().map(|e| e.to_string())
-                })
-                .collect();
-            if !problems.is_empty() {
-                PlWasmError::ReplaceBreaksFunctions {
-                    name: name.to_string(),
-                    problems: problems.join("; "),
-                }
-                .report();
+            checked.check_bound_functions(name);
+            let current = catalog::lookup(name, false).map(|m| m.sha256);
+            if current.as_deref() != Some(checked.sha256.as_str()) {
+                history::keep_current(name, gucs::MODULE_HISTORY.get().max(0) as usize);
             }
-            catalog::update(name, module, &sha256, &exports_json);
+            catalog::update(name, module, &checked.sha256, &checked.exports_json);
         }
         None => {
             privileges::require_may_claim(name, &catalog::bound_functions(name)).or_report();
-            catalog::insert(name, module, &sha256, &exports_json)
+            history::forget(name);
+            catalog::insert(name, module, &checked.sha256, &checked.exports_json)
         }
     }
-    // What was compiled to validate the module is kept, so backends need not compile it again.
-    artifacts::store(name, &sha256, &compiled);
-    catalog::announce_change();
+    checked.after_write(name);
+}
+
+/// Make a module's newest previous version current again, with the checks of a replace (by
+/// its owner; the version must still compile, and fit every function bound to the module).
+/// The version rolled back from is not kept: a second rollback goes one version further back.
+#[pg_extern(volatile, parallel_unsafe)]
+fn rollback(name: &str) {
+    privileges::require_loader("roll back modules").or_report();
+    let Some(owner) = catalog::lock(name, ModuleLock::Change) else {
+        PlWasmError::ModuleNotFound {
+            name: name.to_string(),
+        }
+        .report();
+    };
+    privileges::require_owner(name, &owner, "roll back").or_report();
+    let Some(previous) = history::newest(name) else {
+        PlWasmError::NoPreviousVersion {
+            name: name.to_string(),
+        }
+        .report();
+    };
+    let checked = CheckedModule::new(name, &previous.bytes);
+    checked.check_bound_functions(name);
+    catalog::update(
+        name,
+        &previous.bytes,
+        &checked.sha256,
+        &checked.exports_json,
+    );
+    history::remove(name, previous.version);
+    checked.after_write(name);
+}
+
+/// A module's bytes that passed every check of `wasm.load` that does not depend on the
+/// catalog: size, validation and compilation, ABI, imports.
+struct CheckedModule {
+    compiled: wasmer::Module,
+    exports: Vec<runtime::Export>,
+    exports_json: serde_json::Value,
+    sha256: String,
+}
+
+impl CheckedModule {
+    /// Check `module` (to be stored under `name`), or report why not.
+    fn new(name: &str, module: &[u8]) -> Self {
+        cache::check_size(name, module.len()).or_report();
+        let compiled = runtime::compile(module)
+            .map_err(|reason| PlWasmError::InvalidModule {
+                module: name.to_string(),
+                reason,
+            })
+            .or_report();
+        if let Some(declared) = runtime::foreign_abi_in_bytes(module) {
+            PlWasmError::ForeignAbi {
+                module: name.to_string(),
+                declared,
+            }
+            .report();
+        }
+        let imports = runtime::unsupported_imports(&compiled);
+        if !imports.is_empty() {
+            PlWasmError::UnsupportedImports {
+                module: name.to_string(),
+                imports: imports.join(", "),
+            }
+            .report();
+        }
+        let exports = runtime::exports(&compiled);
+        Self {
+            exports_json: runtime::exports_to_json(&exports),
+            exports,
+            sha256: sha256_hex(module),
+            compiled,
+        }
+    }
+
+    /// Report (2BP01) if these exports would break a SQL function bound to module `name`.
+    fn check_bound_functions(&self, name: &str) {
+        let problems: Vec<String> = catalog::bound_functions(name)
+            .iter()
+            .filter_map(|f| {
+                let checked = binding::sql_signature(f).and_then(|sig| {
+                    let target = binding::target(f)?;
+                    binding::check(f, &sig, &target, &self.exports)
+                });
+                checked.err().map(|e| e.to_string())
+            })
+            .collect();
+        if !problems.is_empty() {
+            PlWasmError::ReplaceBreaksFunctions {
+                name: name.to_string(),
+                problems: problems.join("; "),
+            }
+            .report();
+        }
+    }
+
+    /// After the catalog write: keep what was compiled to validate the module, so backends
+    /// need not compile it again, and announce the change to every backend.
+    fn after_write(&self, name: &str) {
+        artifacts::store(name, &self.sha256, &self.compiled);
+        catalog::announce_change();
+    }
 }
 
 /// Remove a module. Refuses while SQL functions are bound to it, naming them; with `cascade`,
@@ -122,6 +192,7 @@ fn unload(name: &str, cascade: default!(bool, false)) {
         drop_function(function.oid);
     }
     catalog::delete(name);
+    history::forget(name);
     artifacts::remove(name);
     catalog::announce_change();
 }

@@ -31,6 +31,9 @@ pub enum PlWasmError {
     #[error("module \"{name}\" does not exist")]
     ModuleNotFound { name: String },
 
+    #[error("module \"{name}\" has no previous version to roll back to")]
+    NoPreviousVersion { name: String },
+
     #[error("module \"{name}\" is used by {count} SQL function(s): {functions}")]
     ModuleInUse {
         name: String,
@@ -258,6 +261,7 @@ impl PlWasmError {
             }
             Self::ModuleExists { .. } => ERRCODE_DUPLICATE_OBJECT,
             Self::ModuleNotFound { .. } => ERRCODE_UNDEFINED_OBJECT,
+            Self::NoPreviousVersion { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::ModuleInUse { .. } | Self::ReplaceBreaksFunctions { .. } => {
                 ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST
             }
@@ -316,6 +320,12 @@ impl PlWasmError {
                 Some("Pass replace => true to wasm.load to replace it.".into())
             }
             Self::ModuleInUse { .. } => Some("Drop those functions first.".into()),
+            Self::NoPreviousVersion { .. } => Some(
+                "A replace keeps the version it replaces (up to wasm.module_history of them); \
+                 wasm.module_versions lists them. A module loaded anew, or after an unload, has \
+                 none."
+                    .into(),
+            ),
             Self::ModuleNotFound { .. } => Some(
                 "wasm.modules lists the loaded modules; wasm.load loads one. While a dump is \
                  restored, the modules must come before what needs them: see \"Backup and \

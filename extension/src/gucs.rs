@@ -10,6 +10,9 @@ pub static FUEL_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// `wasm.max_module_size`, in bytes: largest module `wasm.load` accepts.
 pub static MAX_MODULE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024 * 1024);
 
+/// `wasm.module_history`: previous versions kept per module for `wasm.rollback`.
+pub static MODULE_HISTORY: GucSetting<i32> = GucSetting::<i32>::new(3);
+
 /// `wasm.refresh_artifacts`: a backend that had to compile a stored module starts a background
 /// worker that stores its artifact (see `catalog/refresh.rs`).
 pub static REFRESH_ARTIFACTS: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -51,6 +54,17 @@ pub fn init() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"wasm.module_history",
+        c"Previous versions of each module kept for wasm.rollback.",
+        c"A replace keeps the version it replaces; the oldest beyond this many are deleted. \
+          0 keeps none.",
+        &MODULE_HISTORY,
+        0,
+        100,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
         c"wasm.refresh_artifacts",

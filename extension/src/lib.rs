@@ -197,12 +197,20 @@ extension_sql!(
 -- Loading and unloading modules is for superusers and members of wasm_loader.
 REVOKE ALL ON FUNCTION wasm.load(text, bytea, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION wasm.unload(text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasm.rollback(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION wasm.set_owner(text, oid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wasm.load(text, bytea, boolean) TO wasm_loader;
 GRANT EXECUTE ON FUNCTION wasm.unload(text, boolean) TO wasm_loader;
+GRANT EXECUTE ON FUNCTION wasm.rollback(text) TO wasm_loader;
 "#,
     name = "privileges",
-    requires = ["catalog", api::load, api::unload, api::set_owner],
+    requires = [
+        "catalog",
+        api::load,
+        api::unload,
+        api::rollback,
+        api::set_owner
+    ],
 );
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! check is one integer comparison and no catalog access.
 
 pub mod artifacts;
+pub mod history;
 pub mod privileges;
 pub mod refresh;
 pub mod replicated;
@@ -277,7 +278,7 @@ const COL_OWNER: i16 = 2;
 const COL_BYTES: i16 = 3;
 const COL_SHA256: i16 = 4;
 const COL_EXPORTS: i16 = 5;
-/// (`loaded_at` is the sixth.)
+const COL_LOADED_AT: i16 = 6;
 const COL_OWNER_NAME: i16 = 7;
 /// The type of each column of `wasm.module_store`, in order.
 const MODULE_COLUMN_TYPES: [pg_sys::Oid; 7] = [
@@ -391,6 +392,24 @@ impl StoreTable {
         snapshot: pg_sys::Snapshot,
         f: impl FnOnce(pg_sys::HeapTuple) -> R,
     ) -> Option<R> {
+        let mut f = Some(f);
+        let mut found = None;
+        self.scan_key(name, snapshot, |tuple| {
+            found = f.take().map(|f| f(tuple));
+            false
+        });
+        found
+    }
+
+    /// Scan for the rows whose key column (the first) is `name`, with `snapshot`, through the
+    /// primary-key index; `each` sees each tuple (only while it is called) until it returns
+    /// false.
+    pub(crate) fn scan_key(
+        &self,
+        name: &str,
+        snapshot: pg_sys::Snapshot,
+        mut each: impl FnMut(pg_sys::HeapTuple) -> bool,
+    ) {
         let index = self.key_index();
         // SAFETY: an open relation and a valid snapshot; the key is a text datum compared with
         // texteq under the column's collation (the index's), so an index scan finds exactly it.
@@ -417,14 +436,13 @@ impl StoreTable {
                 1,
                 &mut key,
             );
-            let tuple = pg_sys::systable_getnext(scan);
-            let found = if tuple.is_null() {
-                None
-            } else {
-                Some(f(tuple))
-            };
+            loop {
+                let tuple = pg_sys::systable_getnext(scan);
+                if tuple.is_null() || !each(tuple) {
+                    break;
+                }
+            }
             pg_sys::systable_endscan(scan);
-            found
         }
     }
 

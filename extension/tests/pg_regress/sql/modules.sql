@@ -86,6 +86,6 @@ ROLLBACK;
 SELECT name FROM wasm.modules WHERE name = 'keep';
 SELECT wasm.unload('keep');
 
--- The catalog is extension configuration: pg_dump keeps loaded modules.
+-- The catalog is extension configuration: pg_dump keeps loaded modules and their previous versions.
 SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS cfg(oid) JOIN pg_class c ON c.oid = cfg.oid
  WHERE e.extname = 'plwasm';
