@@ -11,8 +11,10 @@
 #   6. tests/dump_restore.sh — pg_dump / pg_restore of a database that uses plwasm
 #   7. tests/upgrade.sh  — ALTER EXTENSION plwasm UPDATE from every released version
 #   8. tests/replication.sh — a streaming hot standby and a logical-replication subscriber
-#   9. the demo (scripts/demo.sh) — the README's first command, end to end
-#  10. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
+#   9. tests/crash_safety.sh — kill -9 in the middle of wasm calls, loads and the artifact worker
+#  10. tests/hot_swap.sh — a module replaced every 100 ms under 8 pgbench clients
+#  11. the demo (scripts/demo.sh) — the README's first command, end to end
+#  12. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -86,6 +88,8 @@ stage cli bash tests/cli.sh
 stage dump_restore bash tests/dump_restore.sh
 stage upgrade bash tests/upgrade.sh
 stage replication bash tests/replication.sh
+stage crash_safety bash tests/crash_safety.sh
+stage hot_swap bash tests/hot_swap.sh
 stage demo bash scripts/demo.sh
 stage bench_smoke bash bench/sql.sh --smoke
 

@@ -25,6 +25,7 @@ use crate::catalog::privileges;
 use crate::errors::PlWasmError;
 use crate::gucs;
 use crate::runtime::instance::Instantiated;
+use crate::runtime::statement;
 use crate::runtime::{self};
 
 /// A verified generation no catalog generation equals: the entry must be checked again.
@@ -46,6 +47,8 @@ struct Cache {
     inline: HashMap<Key, Rc<Instantiated>>,
     /// Compiled modules of discarded instances, by SHA-256, so re-instantiating skips compiling.
     retired_modules: HashMap<String, Module>,
+    /// The instance each running statement resolved for a stored module (see [`stored`]).
+    pins: HashMap<(u64, Key), Rc<Instantiated>>,
 }
 
 thread_local! {
@@ -80,9 +83,45 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The instance of stored module `name`, current as of the latest catalog state.
+/// The instance of stored module `name` for the running statement: the version this statement
+/// first resolved, so that a module replaced while a statement runs never serves it two
+/// versions (see `statement.rs`); for a statement's first use, the latest committed version.
 /// `function` names the SQL function being resolved, for messages.
 pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
+    let (statement, ended) = statement::current();
+    if !ended.is_empty() {
+        // Dropped outside the borrow: an instance's drop may give its module back to the cache.
+        let unpinned: Vec<_> = CACHE.with(|c| {
+            c.borrow_mut()
+                .pins
+                .extract_if(|(s, _), _| ended.contains(s))
+                .collect()
+        });
+        drop(unpinned);
+    }
+    if statement == 0 {
+        return latest(name, function);
+    }
+    let pin = (statement, key(name));
+    let pinned = CACHE.with(|c| c.borrow().pins.get(&pin).cloned());
+    let entry = match pinned {
+        Some(pinned) if pinned.is_alive() => return Ok(pinned),
+        // The statement's instance trapped (and the statement caught the error), or a nested
+        // statement moved the cache on to another version: a fresh instance of the same code.
+        Some(pinned) => Rc::new(Instantiated::new(
+            name,
+            pinned.sha256.clone(),
+            pinned.module.clone(),
+            function,
+        )?),
+        None => latest(name, function)?,
+    };
+    CACHE.with(|c| c.borrow_mut().pins.insert(pin, entry.clone()));
+    Ok(entry)
+}
+
+/// The instance of stored module `name`, current as of the latest catalog state.
+fn latest(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmError> {
     // Read the generation before the catalog: a change racing with this look-up moves the
     // generation again and forces another check.
     let generation = catalog::generation();

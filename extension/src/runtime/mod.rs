@@ -20,6 +20,7 @@ pub mod instance;
 pub mod instrument;
 pub mod limits;
 pub mod spool;
+pub mod statement;
 pub mod typed_call;
 pub mod wasi;
 

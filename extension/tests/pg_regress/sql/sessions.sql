@@ -60,6 +60,41 @@ SELECT dblink_exec('other', $$DELETE FROM wasm.module_store WHERE name = 'shared
 SELECT sqlstate_of('SELECT shared_version()');
 DROP FUNCTION shared_version();
 SELECT wasm.unload('shared_next');
+-- One statement runs one version of a module, even when another session's replace commits
+-- while it runs (here in its second row, through dblink) and the statement then takes that
+-- change in: a second call site resolving (row 3), a table locked for the first time (row 4,
+-- through an SQL function), the first call site after that (rows 4 and 5).
+SELECT wasm.load('pinned', wasm.wat('(module (func (export "v") (result i32) i32.const 1)
+                                              (func (export "w") (result i32) i32.const 1))'));
+CREATE FUNCTION pinned_v() RETURNS int LANGUAGE wasm AS 'pinned:v';
+CREATE FUNCTION pinned_w() RETURNS int LANGUAGE wasm AS 'pinned:w';
+CREATE TABLE pinned_other (x int);
+CREATE FUNCTION pinned_touch() RETURNS bigint LANGUAGE sql VOLATILE AS 'SELECT count(*) FROM pinned_other';
+SELECT g, CASE WHEN g = 1 THEN pinned_v() END AS v,
+       CASE WHEN g = 2 THEN (SELECT 'committed' FROM dblink('other', $$SELECT wasm.load('pinned', wasm.wat('(module
+           (func (export "v") (result i32) i32.const 2) (func (export "w") (result i32) i32.const 2))'), true)$$)
+           AS t(done text)) END AS replaced_elsewhere,
+       CASE WHEN g = 3 THEN pinned_w() END AS w,
+       CASE WHEN g = 4 THEN pinned_touch() END AS locked,
+       CASE WHEN g >= 4 THEN pinned_v() END AS v_again
+  FROM generate_series(1, 5) g;
+-- The next statement runs the new version.
+SELECT pinned_v(), pinned_w();
+-- So does a statement's own replace of a module it already called: it takes effect at the next
+-- statement.
+DO $$
+BEGIN
+    RAISE WARNING 'before: %', pinned_v();
+    PERFORM wasm.load('pinned', wasm.wat('(module (func (export "v") (result i32) i32.const 3)
+                                                   (func (export "w") (result i32) i32.const 3))'), true);
+    RAISE WARNING 'after its own replace: %, %', pinned_v(), pinned_w();
+END
+$$;
+SELECT pinned_v(), pinned_w();
+DROP FUNCTION pinned_touch();
+DROP TABLE pinned_other;
+SELECT wasm.unload('pinned', cascade => true);
+
 -- The trigger functions behind it refuse to run as anything else than the triggers they are.
 CREATE TABLE not_modules (x int);
 CREATE TRIGGER wrong BEFORE INSERT ON not_modules FOR EACH ROW EXECUTE FUNCTION wasm.module_store_changed();
