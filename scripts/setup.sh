@@ -64,12 +64,12 @@ fi
 cd "$ROOT"
 stamp_dir=${CARGO_TARGET_DIR:-$ROOT/target}
 stamp_file=$stamp_dir/.plwasm-installed-pg$PG-$PROFILE
-# Sources (tracked or new, not ignored) plus the installed library itself.
+# The sources (tracked or new, not ignored), hashed before the build: a source edited while it
+# runs is not taken for built. Then the installed library itself.
+sources=$(git ls-files -z -co --exclude-standard Cargo.toml Cargo.lock extension/Cargo.toml \
+    extension/plwasm.control extension/src sql | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 source_stamp() {
-    { git ls-files -z -co --exclude-standard Cargo.toml Cargo.lock extension/Cargo.toml \
-        extension/plwasm.control extension/src sql | xargs -0 sha256sum
-      sha256sum "$($PG_CONFIG --pkglibdir)/plwasm.so" 2>/dev/null || true
-    } | sha256sum | cut -d' ' -f1
+    echo "$sources $(sha256sum "$($PG_CONFIG --pkglibdir)/plwasm.so" 2>/dev/null | cut -d' ' -f1)"
 }
 if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$(source_stamp)" ]]; then
     log "plwasm is installed and up to date"

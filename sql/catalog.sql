@@ -110,8 +110,8 @@ COMMENT ON VIEW wasm.modules IS 'Loaded WebAssembly modules: size, SHA-256 and e
 -- version is numbered one above the newest previous one.
 CREATE VIEW wasm.module_versions AS
 SELECT m.name,
-       coalesce((SELECT max(h.version) FROM wasm.module_history h WHERE h.name = m.name), 0) + 1
-           AS version,
+       coalesce((SELECT max(h.version) FROM wasm.module_history h WHERE h.name = m.name), 0)::bigint
+           + 1 AS version,
        true AS current,
        pg_catalog.octet_length(m.bytes) AS size_bytes,
        m.sha256,
@@ -120,7 +120,7 @@ SELECT m.name,
        m.exports
   FROM wasm.module_store m
 UNION ALL
-SELECT h.name, h.version, false, pg_catalog.octet_length(h.bytes), h.sha256, h.loaded_at,
+SELECT h.name, h.version::bigint, false, pg_catalog.octet_length(h.bytes), h.sha256, h.loaded_at,
        h.replaced_at, h.exports
   FROM wasm.module_history h;
 COMMENT ON VIEW wasm.module_versions IS

@@ -39,8 +39,8 @@ REVOKE ALL ON wasm.module_history FROM PUBLIC;
 -- version is numbered one above the newest previous one.
 CREATE VIEW wasm.module_versions AS
 SELECT m.name,
-       coalesce((SELECT max(h.version) FROM wasm.module_history h WHERE h.name = m.name), 0) + 1
-           AS version,
+       coalesce((SELECT max(h.version) FROM wasm.module_history h WHERE h.name = m.name), 0)::bigint
+           + 1 AS version,
        true AS current,
        pg_catalog.octet_length(m.bytes) AS size_bytes,
        m.sha256,
@@ -49,7 +49,7 @@ SELECT m.name,
        m.exports
   FROM wasm.module_store m
 UNION ALL
-SELECT h.name, h.version, false, pg_catalog.octet_length(h.bytes), h.sha256, h.loaded_at,
+SELECT h.name, h.version::bigint, false, pg_catalog.octet_length(h.bytes), h.sha256, h.loaded_at,
        h.replaced_at, h.exports
   FROM wasm.module_history h;
 COMMENT ON VIEW wasm.module_versions IS
@@ -74,3 +74,61 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rollback_wrapper';
 REVOKE ALL ON FUNCTION wasm.rollback(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wasm.rollback(text) TO wasm_loader;
+
+-- The bounded cache and call statistics (runtime/cache.rs, call/stats.rs). They read this
+-- backend's state, so not in parallel workers: wasm.cache_stats() becomes PARALLEL RESTRICTED
+-- (altered, not dropped: views and grants that use it stay).
+ALTER FUNCTION wasm.cache_stats() PARALLEL RESTRICTED;
+CREATE FUNCTION wasm."cache_usage"() RETURNS TABLE (
+	"cache_bytes" bigint,  /* i64 */
+	"budget_bytes" bigint,  /* i64 */
+	"evictions" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cache_usage_wrapper';
+CREATE FUNCTION wasm."cache_entries"() RETURNS TABLE (
+	"module" TEXT,  /* String */
+	"role" TEXT,  /* Option < String > */
+	"kind" TEXT,  /* String */
+	"sha256" TEXT,  /* String */
+	"memory_bytes" bigint,  /* i64 */
+	"code_bytes" bigint,  /* i64 */
+	"in_use" bool,  /* bool */
+	"hits" bigint,  /* i64 */
+	"last_used" timestamp with time zone,  /* Option < pgrx :: datum :: TimestampWithTimeZone > */
+	"source" TEXT  /* Option < String > */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cache_entries_wrapper';
+CREATE FUNCTION wasm."function_stats"() RETURNS TABLE (
+	"function" oid,  /* pg_sys :: Oid */
+	"role" TEXT,  /* Option < String > */
+	"module" TEXT,  /* String */
+	"export" TEXT,  /* String */
+	"calls" bigint,  /* i64 */
+	"failures" bigint,  /* i64 */
+	"fuel" bigint,  /* i64 */
+	"timed_calls" bigint,  /* i64 */
+	"total_time" double precision,  /* Option < f64 > */
+	"max_time" double precision  /* Option < f64 > */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'function_stats_wrapper';
+CREATE FUNCTION wasm."stats_reset"() RETURNS void
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'stats_reset_wrapper';
+CREATE VIEW wasm.cache AS SELECT * FROM wasm.cache_entries();
+COMMENT ON VIEW wasm.cache IS
+    'This backend''s WebAssembly cache: instances (module, role, memory, code, use) and kept compiled code';
+GRANT SELECT ON wasm.cache TO PUBLIC;
+CREATE VIEW wasm.stats AS
+SELECT function::pg_catalog.regprocedure AS function, role, module, export, calls, failures,
+       fuel, timed_calls, total_time, max_time
+  FROM wasm.function_stats();
+COMMENT ON VIEW wasm.stats IS
+    'This backend''s calls of LANGUAGE wasm functions: calls, failures, fuel, times (with track_functions)';
+GRANT SELECT ON wasm.stats TO PUBLIC;

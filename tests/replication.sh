@@ -182,6 +182,10 @@ sha2=$(sha_of)
 check "the primary has version 2" "$(module_sha 2)" "$sha2"
 check "the subscriber's module is the primary's" "$sha2" \
     "$(on_subscriber -c "SELECT sha256 FROM wasm.modules WHERE name = 'm'")"
+versions_sql="SELECT string_agg(version || ':' || current || ':' || sha256, ',' ORDER BY version)
+    FROM wasm.module_versions WHERE name = 'm'"
+check "the subscriber has the primary's versions of m (wasm.module_history is published too)" \
+    "$(on_primary -c "$versions_sql")" "$(on_subscriber -c "$versions_sql")"
 # The subscriber compiled m for itself; its background worker stores the artifact, and a new
 # session loads it instead of compiling.
 wait_until "$subscriber" "$subscriber_port" \

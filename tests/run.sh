@@ -15,6 +15,7 @@
 #  10. tests/hot_swap.sh — a module replaced every 100 ms under 8 pgbench clients
 #  11. the demo (scripts/demo.sh) — the README's first command, end to end
 #  12. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
+#  13. bench/soak.sh --smoke — 30 s of pgbench over every example function: RSS flat
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -92,6 +93,7 @@ stage crash_safety bash tests/crash_safety.sh
 stage hot_swap bash tests/hot_swap.sh
 stage demo bash scripts/demo.sh
 stage bench_smoke bash bench/sql.sh --smoke
+stage soak_smoke bash bench/soak.sh --smoke
 
 echo
 ((failed)) && echo "failed stages: ${failures[*]}"

@@ -8,6 +8,7 @@
 use pgrx::prelude::*;
 
 use crate::call::binding;
+use crate::call::stats;
 use crate::catalog::artifacts;
 use crate::catalog::history;
 use crate::catalog::privileges;
@@ -25,6 +26,7 @@ use crate::runtime::cache::{self, sha256_hex};
 /// A replace keeps the version it replaces for `wasm.rollback` (see `catalog/history.rs`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
+    refuse_if_read_only(c"wasm.load()");
     privileges::require_loader("load modules").or_report();
     check_module_name(name)
         .map_err(|reason| PlWasmError::InvalidModuleName {
@@ -64,6 +66,7 @@ fn load(name: &str, module: &[u8], replace: default!(bool, false)) {
 /// The version rolled back from is not kept: a second rollback goes one version further back.
 #[pg_extern(volatile, parallel_unsafe)]
 fn rollback(name: &str) {
+    refuse_if_read_only(c"wasm.rollback()");
     privileges::require_loader("roll back modules").or_report();
     let Some(owner) = catalog::lock(name, ModuleLock::Change) else {
         PlWasmError::ModuleNotFound {
@@ -88,6 +91,13 @@ fn rollback(name: &str) {
     );
     history::remove(name, previous.version);
     checked.after_write(name);
+}
+
+/// ERROR 25006 in a read-only transaction, on a hot standby included (where the name's lock
+/// would otherwise fail with a less helpful message), as Postgres does for its own commands.
+fn refuse_if_read_only(what: &std::ffi::CStr) {
+    // SAFETY: raises an ERROR or returns; `what` is a NUL-terminated string.
+    unsafe { pg_sys::PreventCommandIfReadOnly(what.as_ptr()) };
 }
 
 /// A module's bytes that passed every check of `wasm.load` that does not depend on the
@@ -167,6 +177,7 @@ impl CheckedModule {
 /// Postgres's own checks, notices and event triggers).
 #[pg_extern(volatile, parallel_unsafe)]
 fn unload(name: &str, cascade: default!(bool, false)) {
+    refuse_if_read_only(c"wasm.unload()");
     privileges::require_loader("unload modules").or_report();
     let Some(owner) = catalog::lock(name, ModuleLock::Change) else {
         PlWasmError::ModuleNotFound {
@@ -224,6 +235,7 @@ fn drop_function(oid: pg_sys::Oid) {
 /// renamed, or restored from another cluster), or to hand one over.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_owner(name: &str, role: pg_sys::Oid) {
+    refuse_if_read_only(c"wasm.set_owner()");
     privileges::require_superuser("change the owner of a module").or_report();
     if privileges::role_name_of(role).is_none() {
         pgrx::ereport!(
@@ -252,7 +264,7 @@ fn wat(source: &str) -> Vec<u8> {
 /// This backend's module cache: modules it compiled, modules it loaded from their stored
 /// compiled artifact instead, and artifacts it found but could not use (compiled by another
 /// build of plwasm or Wasmer, for another CPU, or damaged) — those modules were compiled.
-#[pg_extern(volatile, parallel_safe)]
+#[pg_extern(volatile, parallel_restricted)]
 fn cache_stats() -> TableIterator<
     'static,
     (
@@ -263,4 +275,114 @@ fn cache_stats() -> TableIterator<
 > {
     let (from_artifact, refused) = artifacts::stats();
     TableIterator::once((runtime::compile_count(), from_artifact, refused))
+}
+
+/// What this backend's module cache holds in bytes (as `wasm.cache_memory` counts it), that
+/// budget, and how many instances it evicted to stay within it.
+#[pg_extern(volatile, parallel_restricted)]
+fn cache_usage() -> TableIterator<
+    'static,
+    (
+        name!(cache_bytes, i64),
+        name!(budget_bytes, i64),
+        name!(evictions, i64),
+    ),
+> {
+    let (bytes, evictions) = cache::totals();
+    TableIterator::once((
+        bytes as i64,
+        crate::gucs::cache_memory_bytes() as i64,
+        evictions as i64,
+    ))
+}
+
+/// What this backend's module cache holds (the view `wasm.cache`): one row per instance
+/// (module, role, memory, code, use), and one per compiled module kept from a discarded
+/// instance (kind `code`).
+#[pg_extern(volatile, parallel_restricted)]
+#[allow(
+    clippy::type_complexity,
+    reason = "pgrx reads the column names from name!() in the signature itself"
+)]
+fn cache_entries() -> TableIterator<
+    'static,
+    (
+        name!(module, String),
+        name!(role, Option<String>),
+        name!(kind, String),
+        name!(sha256, String),
+        name!(memory_bytes, i64),
+        name!(code_bytes, i64),
+        name!(in_use, bool),
+        name!(hits, i64),
+        name!(last_used, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(source, Option<String>),
+    ),
+> {
+    let rows: Vec<_> = cache::rows()
+        .into_iter()
+        .map(|row| {
+            (
+                row.module,
+                row.role.and_then(privileges::role_name_of),
+                row.kind.to_string(),
+                row.sha256,
+                row.memory_bytes,
+                row.code_bytes,
+                row.in_use,
+                row.hits,
+                row.last_used
+                    .and_then(|at| pgrx::datum::TimestampWithTimeZone::try_from(at).ok()),
+                row.source.map(str::to_string),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// This backend's call statistics per function (the view `wasm.stats`).
+#[pg_extern(volatile, parallel_restricted)]
+#[allow(
+    clippy::type_complexity,
+    reason = "pgrx reads the column names from name!() in the signature itself"
+)]
+fn function_stats() -> TableIterator<
+    'static,
+    (
+        name!(function, pg_sys::Oid),
+        name!(role, Option<String>),
+        name!(module, String),
+        name!(export, String),
+        name!(calls, i64),
+        name!(failures, i64),
+        name!(fuel, i64),
+        name!(timed_calls, i64),
+        name!(total_time, Option<f64>),
+        name!(max_time, Option<f64>),
+    ),
+> {
+    let rows: Vec<_> = stats::rows()
+        .into_iter()
+        .map(|r| {
+            (
+                r.function,
+                privileges::role_name_of(r.role),
+                r.module,
+                r.export,
+                r.calls,
+                r.failures,
+                r.fuel,
+                r.timed_calls,
+                r.total_time,
+                r.max_time,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Zero this backend's `wasm.stats` (of the roles the caller has the privileges of).
+#[pg_extern(volatile, parallel_restricted)]
+fn stats_reset() {
+    stats::reset();
 }

@@ -323,7 +323,7 @@ impl PlWasmError {
             Self::NoPreviousVersion { .. } => Some(
                 "A replace keeps the version it replaces (up to wasm.module_history of them); \
                  wasm.module_versions lists them. A module loaded anew, or after an unload, has \
-                 none."
+                 none, and each rollback uses one up."
                     .into(),
             ),
             Self::ModuleNotFound { .. } => Some(

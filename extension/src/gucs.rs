@@ -10,6 +10,9 @@ pub static FUEL_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// `wasm.max_module_size`, in bytes: largest module `wasm.load` accepts.
 pub static MAX_MODULE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024 * 1024);
 
+/// `wasm.cache_memory`, in kB: what one backend's module cache may hold (linear memory of its
+/// instances plus compiled code) before it evicts idle instances.
+pub static CACHE_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(256 * 1024);
 /// `wasm.module_history`: previous versions kept per module for `wasm.rollback`.
 pub static MODULE_HISTORY: GucSetting<i32> = GucSetting::<i32>::new(3);
 
@@ -56,6 +59,18 @@ pub fn init() {
         GucFlags::UNIT_BYTE,
     );
     GucRegistry::define_int_guc(
+        c"wasm.cache_memory",
+        c"Memory one backend's WebAssembly cache may hold before it evicts idle instances.",
+        c"Linear memory of the cached instances plus the compiled code of their modules. Idle \
+          instances (used by no running statement) are evicted, least recently used first; \
+          instances in use are not, so the cache may exceed it while they run.",
+        &CACHE_MEMORY_KB,
+        1024,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
         c"wasm.module_history",
         c"Previous versions of each module kept for wasm.rollback.",
         c"A replace keeps the version it replaces; the oldest beyond this many are deleted. \
@@ -81,6 +96,11 @@ pub fn init() {
     unsafe {
         pgrx::pg_sys::MarkGUCPrefixReserved(c"wasm".as_ptr())
     };
+}
+
+/// `wasm.cache_memory` in bytes.
+pub fn cache_memory_bytes() -> u64 {
+    CACHE_MEMORY_KB.get().max(0) as u64 * 1024
 }
 
 /// The memory limit in WebAssembly pages (at least 1).

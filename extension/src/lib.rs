@@ -194,6 +194,26 @@ CREATE EVENT TRIGGER plwasm_order_constraints_after_modules ON ddl_command_end
 
 extension_sql!(
     r#"
+-- What this backend's module cache holds, and its calls per function (runtime/cache.rs,
+-- call/stats.rs). Each session sees its own backend's.
+CREATE VIEW wasm.cache AS SELECT * FROM wasm.cache_entries();
+COMMENT ON VIEW wasm.cache IS
+    'This backend''s WebAssembly cache: instances (module, role, memory, code, use) and kept compiled code';
+GRANT SELECT ON wasm.cache TO PUBLIC;
+CREATE VIEW wasm.stats AS
+SELECT function::pg_catalog.regprocedure AS function, role, module, export, calls, failures,
+       fuel, timed_calls, total_time, max_time
+  FROM wasm.function_stats();
+COMMENT ON VIEW wasm.stats IS
+    'This backend''s calls of LANGUAGE wasm functions: calls, failures, fuel, times (with track_functions)';
+GRANT SELECT ON wasm.stats TO PUBLIC;
+"#,
+    name = "observability",
+    requires = [api::cache_entries, api::function_stats],
+);
+
+extension_sql!(
+    r#"
 -- Loading and unloading modules is for superusers and members of wasm_loader.
 REVOKE ALL ON FUNCTION wasm.load(text, bytea, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION wasm.unload(text, boolean) FROM PUBLIC;

@@ -18,6 +18,7 @@ mod marshal;
 mod report;
 mod resolve;
 mod srf;
+pub mod stats;
 
 use std::rc::Rc;
 
@@ -39,6 +40,8 @@ use srf::SpoolAttached;
 struct CallSite {
     function: String,
     export: String,
+    /// This function's counters in `wasm.stats`.
+    stats: Rc<stats::FunctionStats>,
     signature: SqlSignature,
     instance: Rc<Instantiated>,
     export_fn: Function,
@@ -145,6 +148,7 @@ impl CallSite {
         let _spool_guard = spool
             .as_mut()
             .map(|spool| SpoolAttached::attach(&self.instance, spool));
+        let started = self.stats.start();
         let outcome = if let Some(wire) = wire {
             let bytes_result = match self.signature.result {
                 _ if !self.signature.bytes_result() => BytesResult::No,
@@ -173,6 +177,9 @@ impl CallSite {
             }
         };
         drop(_spool_guard);
+        let failed = matches!(&outcome, Err(failure) if !matches!(failure, CallFailure::Exit(0)));
+        self.stats
+            .record(started, self.instance.fuel_used(), failed);
         let mut return_null = false;
         if let Some(output) = self.instance.take_output() {
             return_null = output.return_null;

@@ -8,6 +8,7 @@ use super::CallSite;
 use crate::abi::json_form::{self, JsonDecoder};
 use crate::abi::{BytesType, SqlType};
 use crate::call::binding;
+use crate::call::stats;
 use crate::catalog::target::FunctionTarget;
 use crate::catalog::{self, SqlFunction};
 use crate::errors::PlWasmError;
@@ -47,9 +48,11 @@ impl CallSite {
                 _ => None,
             })
             .collect();
+        let stats = stats::of(fn_oid, target.module_label(), target.export());
         Ok(Self {
             function: f.display,
             export: target.export().to_string(),
+            stats,
             params: Vec::with_capacity(signature.args.len()),
             json_args,
             uses_memory,

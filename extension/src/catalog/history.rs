@@ -64,7 +64,20 @@ pub fn keep_current(name: &str, keep: usize) {
     if keep > 0 {
         let modules = StoreTable::open(&MODULES, pg_sys::AccessShareLock);
         let snapshot = LatestSnapshot::take();
-        let next = kept.last().map_or(1, |(version, _)| version + 1);
+        let next = match kept.last() {
+            None => 1,
+            Some((newest, _)) => match newest.checked_add(1) {
+                Some(next) => next,
+                None => {
+                    pgrx::ereport!(
+                        ERROR,
+                        pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                        format!("module \"{name}\" has run out of version numbers"),
+                        "Unload it and load it anew, which starts again at version 1."
+                    );
+                }
+            },
+        };
         modules.find(name, snapshot.snapshot, |tuple| {
             let (mut values, nulls) = modules.deform(tuple);
             // The bytes are copied out (detoasted): the new row must not point into another

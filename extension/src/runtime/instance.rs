@@ -51,6 +51,10 @@ pub struct Instantiated {
     /// current ([`super::cache`]'s business).
     pub(super) verified_generation: Cell<u64>,
     alive: Cell<bool>,
+    /// Fuel the last call used (see [`Self::fuel_used`]).
+    fuel_used: Cell<u64>,
+    /// What the cache knows of this instance's use (`cache.rs`).
+    pub(super) usage: super::cache::Usage,
 }
 
 /// Export names of ABI v1's memory management.
@@ -197,7 +201,7 @@ impl Instantiated {
             };
             let armed = budget.arm();
             let result = init.call(&mut store, &[]);
-            let stop = armed.finish();
+            let (stop, _) = armed.finish();
             if let Err(trap) = result {
                 let site = TrapSite {
                     module: &module,
@@ -247,6 +251,8 @@ impl Instantiated {
             role: privileges::current_user(),
             verified_generation: Cell::new(super::cache::UNVERIFIED),
             alive: Cell::new(true),
+            fuel_used: Cell::new(0),
+            usage: super::cache::Usage::default(),
         })
     }
 
@@ -282,7 +288,8 @@ impl Instantiated {
         let _discard = DiscardOnUnwind(self);
         let armed = self.budget.arm();
         let result = work(&mut store);
-        let stop = armed.finish();
+        let (stop, fuel_used) = armed.finish();
+        self.fuel_used.set(fuel_used);
         result.map_err(|e| {
             let site = TrapSite {
                 module: &self.module,
@@ -493,6 +500,39 @@ impl Instantiated {
     }
 
     /// Call sites holding this instance re-resolve at their next call (the cache replaced it).
+    /// The fuel the last call used: the instrumentation's count of instructions at function
+    /// entries and loop iterations, plus what host functions charged.
+    #[inline]
+    pub fn fuel_used(&self) -> u64 {
+        self.fuel_used.get()
+    }
+
+    /// Bytes of linear memory the instance has now (0 while it runs, when they cannot be read).
+    pub fn memory_bytes(&self) -> u64 {
+        use wasmer::sys::vm::{LinearMemory, StoreObject, VMMemory};
+        use wasmer::AsStoreMut as _;
+        let Ok(mut store) = self.store.try_borrow_mut() else {
+            return 0;
+        };
+        let wasmer::StoreObjects::Sys(objects) = store.objects_mut();
+        let objects = &*objects;
+        VMMemory::list(objects)
+            .iter()
+            .map(|memory| memory.size().bytes().0 as u64)
+            .sum()
+    }
+
+    /// The role the instance belongs to.
+    pub fn role(&self) -> pg_sys::Oid {
+        self.role
+    }
+
+    /// Whether nothing but the cache holds this instance: no call site and no running
+    /// statement uses it.
+    pub(super) fn is_idle(self: &std::rc::Rc<Self>) -> bool {
+        std::rc::Rc::strong_count(self) == 1
+    }
+
     pub(super) fn mark_stale(&self) {
         self.alive.set(false);
     }
@@ -500,7 +540,7 @@ impl Instantiated {
     /// Drop this instance from the cache (after a trap): the next call gets a fresh instance.
     pub fn discard(&self) {
         self.alive.set(false);
-        super::cache::retire(self.module.clone(), &self.sha256);
+        super::cache::retire();
     }
 }
 

@@ -251,7 +251,7 @@ impl Budget {
         compiler_fence(Ordering::SeqCst);
         RUNNING_FLAG.store(self.meter.interrupt.cast_mut(), Ordering::Relaxed);
         ensure_ticking();
-        Armed { budget: self }
+        Armed { budget: self, fuel }
     }
 }
 
@@ -259,12 +259,14 @@ impl Budget {
 /// or dropped.
 pub struct Armed<'a> {
     budget: &'a Budget,
+    /// The fuel the call started with.
+    fuel: i64,
 }
 
 impl Armed<'_> {
-    /// After the call: tell why the guest stopped if it was us; the flag stops being exposed
-    /// when `self` is dropped, at the end.
-    pub fn finish(self) -> Stop {
+    /// After the call: tell why the guest stopped if it was us, and how much fuel the call
+    /// used; the flag stops being exposed when `self` is dropped, at the end.
+    pub fn finish(self) -> (Stop, u64) {
         let meter = self.budget.meter;
         // SAFETY: as in `Budget::arm`.
         let (fuel, interrupted) = unsafe {
@@ -273,13 +275,15 @@ impl Armed<'_> {
                 meter.interrupt.read_volatile() != 0,
             )
         };
-        if interrupted {
+        let used = self.fuel.saturating_sub(fuel.max(0)).max(0) as u64;
+        let stop = if interrupted {
             Stop::Interrupted
         } else if fuel < 0 {
             Stop::OutOfFuel
         } else {
             Stop::NotUs
-        }
+        };
+        (stop, used)
     }
 }
 

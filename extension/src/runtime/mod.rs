@@ -104,6 +104,16 @@ fn new_engine() -> Engine {
 /// Drop this backend's engine (after Wasmer panicked); the next use builds a new one.
 pub fn reset_engine() {
     ENGINE.with(|cell| cell.borrow_mut().take());
+    ENGINE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Engines dropped so far in this backend: a module made by an earlier engine must never be
+/// instantiated with a later one (its machine code belongs to the engine that made it).
+static ENGINE_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current engine's number (see [`reset_engine`]).
+pub fn engine_epoch() -> u64 {
+    ENGINE_EPOCH.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// This backend's engine (created on first use).

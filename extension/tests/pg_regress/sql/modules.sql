@@ -89,3 +89,15 @@ SELECT wasm.unload('keep');
 -- The catalog is extension configuration: pg_dump keeps loaded modules and their previous versions.
 SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS cfg(oid) JOIN pg_class c ON c.oid = cfg.oid
  WHERE e.extname = 'plwasm';
+
+-- Writing the catalog in a read-only transaction (or on a hot standby) is 25006, as for
+-- Postgres's own commands.
+SELECT wasm.load('ro', wasm.wat('(module)'));
+BEGIN READ ONLY;
+SELECT sqlstate_of($$SELECT wasm.load('ro2', wasm.wat('(module)'))$$);
+SELECT sqlstate_of($$SELECT wasm.load('ro', wasm.wat('(module)'), true)$$);
+SELECT sqlstate_of($$SELECT wasm.rollback('ro')$$);
+SELECT sqlstate_of($$SELECT wasm.unload('ro')$$);
+SELECT sqlstate_of($$SELECT wasm.set_owner('ro', current_user::regrole)$$);
+ROLLBACK;
+SELECT wasm.unload('ro');

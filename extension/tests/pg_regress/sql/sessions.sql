@@ -91,6 +91,28 @@ BEGIN
 END
 $$;
 SELECT pinned_v(), pinned_w();
+-- Also the cursors a statement runs (a PL/pgSQL FOR loop over a query: a portal of its own)
+-- and another role's instance (a SECURITY DEFINER function).
+DROP ROLE IF EXISTS pinned_definer;
+CREATE ROLE pinned_definer;
+CREATE FUNCTION pinned_definer_v() RETURNS int LANGUAGE wasm SECURITY DEFINER AS 'pinned:v';
+ALTER FUNCTION pinned_definer_v() OWNER TO pinned_definer;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    RAISE WARNING 'first: %', pinned_v();
+    PERFORM wasm.load('pinned', wasm.wat('(module (func (export "v") (result i32) i32.const 4)
+                                                   (func (export "w") (result i32) i32.const 4))'), true);
+    FOR r IN SELECT pinned_v() AS v LOOP
+        RAISE WARNING 'in a FOR loop over a query: %', r.v;
+    END LOOP;
+    RAISE WARNING 'as the SECURITY DEFINER function''s owner: %', pinned_definer_v();
+END
+$$;
+SELECT pinned_v(), pinned_definer_v();
+DROP FUNCTION pinned_definer_v();
+DROP ROLE pinned_definer;
 DROP FUNCTION pinned_touch();
 DROP TABLE pinned_other;
 SELECT wasm.unload('pinned', cascade => true);

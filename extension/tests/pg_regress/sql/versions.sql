@@ -20,8 +20,8 @@ SELECT name, version, current, replaced_at IS NULL AS not_replaced
 SELECT wasm.load('ver', ver_wat(2), replace => true);
 SELECT wasm.load('ver', ver_wat(3), replace => true);
 SELECT ver_v();
-SELECT v.version, v.current, v.sha256 = encode(sha256(ver_wat(v.version)), 'hex') AS its_bytes,
-       v.size_bytes = octet_length(ver_wat(v.version)) AS its_size,
+SELECT v.version, v.current, v.sha256 = encode(sha256(ver_wat(v.version::int)), 'hex') AS its_bytes,
+       v.size_bytes = octet_length(ver_wat(v.version::int)) AS its_size,
        v.replaced_at IS NOT NULL AS replaced, v.exports = m.exports AS same_exports
   FROM wasm.module_versions v JOIN wasm.modules m USING (name)
  WHERE v.name = 'ver' ORDER BY v.version;
