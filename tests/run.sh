@@ -16,6 +16,8 @@
 #  11. the demo (scripts/demo.sh) — the README's first command, end to end
 #  12. bench/sql.sh --smoke — the benchmark suite at tiny sizes: it runs, nothing is timed
 #  13. bench/soak.sh --smoke — 30 s of pgbench over every example function: RSS flat
+#  14. tests/fuzz.sh — 90 s of generated and mutated modules, WAT and calls (a fixed seed here;
+#      a run by hand picks a random one): no crash, no XX000, no hang
 #
 # PostgreSQL refuses to run as root; as root, clusters run as the `postgres` OS user.
 set -uo pipefail
@@ -94,6 +96,7 @@ stage hot_swap bash tests/hot_swap.sh
 stage demo bash scripts/demo.sh
 stage bench_smoke bash bench/sql.sh --smoke
 stage soak_smoke bash bench/soak.sh --smoke
+stage fuzz_smoke env PLWASM_FUZZ_SEED="${PLWASM_FUZZ_SEED:-20261129}" bash tests/fuzz.sh
 
 echo
 ((failed)) && echo "failed stages: ${failures[*]}"

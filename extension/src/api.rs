@@ -135,6 +135,18 @@ impl CheckedModule {
             .report();
         }
         let exports = runtime::exports(&compiled);
+        // Export names are stored in jsonb, which cannot hold U+0000 (found by tests/fuzz.sh:
+        // such a valid module was refused with a jsonb error, 22P05).
+        if let Some(export) = exports.iter().find(|e| e.name.contains('\0')) {
+            PlWasmError::InvalidModule {
+                module: name.to_string(),
+                reason: format!(
+                    "export name {:?} contains a NUL character, which plwasm cannot store",
+                    export.name
+                ),
+            }
+            .report();
+        }
         Self {
             exports_json: runtime::exports_to_json(&exports),
             exports,

@@ -101,3 +101,7 @@ SELECT sqlstate_of($$SELECT wasm.unload('ro')$$);
 SELECT sqlstate_of($$SELECT wasm.set_owner('ro', current_user::regrole)$$);
 ROLLBACK;
 SELECT wasm.unload('ro');
+
+-- An export name with U+0000 cannot be stored (exports are kept in jsonb): 22P03 naming it, not
+-- a jsonb error (found by tests/fuzz.sh).
+SELECT sqlstate_of($$SELECT wasm.load('nul_export', wasm.wat('(module (func (export "a\00b") (result i32) i32.const 1))'))$$);
