@@ -181,6 +181,7 @@ impl CheckedModule {
     fn after_write(&self, name: &str) {
         artifacts::store(name, &self.sha256, &self.compiled);
         catalog::announce_change();
+        cache::unpin(name);
     }
 }
 
@@ -218,6 +219,7 @@ fn unload(name: &str, cascade: default!(bool, false)) {
     history::forget(name);
     artifacts::remove(name);
     catalog::announce_change();
+    cache::unpin(name);
 }
 
 /// `DROP ROUTINE ... CASCADE` of the function or procedure `oid`, as the caller. The statement

@@ -428,6 +428,19 @@ pub fn stored(name: &str, function: &str) -> Result<Rc<Instantiated>, PlWasmErro
     Ok(entry)
 }
 
+/// This backend changed module `name` (load, replace, rollback, unload): its running
+/// statements stop holding the version they had, so their next resolution sees the change, as
+/// its author expects (the pins are for other sessions' changes, which a statement must not
+/// see half-way).
+pub fn unpin(name: &str) {
+    let unpinned: Vec<_> = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        c.versions.retain(|(_, n), _| n != name);
+        c.pins.extract_if(|(_, (n, _)), _| n == name).collect()
+    });
+    drop(unpinned);
+}
+
 /// Unpin the instances of the statements that ended, and evict what the budget requires now
 /// that they may be idle.
 fn release_ended() {

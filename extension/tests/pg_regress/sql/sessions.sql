@@ -80,8 +80,8 @@ SELECT g, CASE WHEN g = 1 THEN pinned_v() END AS v,
   FROM generate_series(1, 5) g;
 -- The next statement runs the new version.
 SELECT pinned_v(), pinned_w();
--- So does a statement's own replace of a module it already called: it takes effect at the next
--- statement.
+-- A statement's own replace (or rollback, unload) takes effect at once, for every call site:
+-- what it changed itself, it sees.
 DO $$
 BEGIN
     RAISE WARNING 'before: %', pinned_v();
@@ -91,8 +91,8 @@ BEGIN
 END
 $$;
 SELECT pinned_v(), pinned_w();
--- Also the cursors a statement runs (a PL/pgSQL FOR loop over a query: a portal of its own)
--- and another role's instance (a SECURITY DEFINER function).
+-- Also, after another session's replace, the cursors a statement runs (a PL/pgSQL FOR loop
+-- over a query: a portal of its own) and another role's instance (a SECURITY DEFINER function).
 DROP ROLE IF EXISTS pinned_definer;
 CREATE ROLE pinned_definer;
 CREATE FUNCTION pinned_definer_v() RETURNS int LANGUAGE wasm SECURITY DEFINER AS 'pinned:v';
@@ -102,8 +102,9 @@ DECLARE
     r record;
 BEGIN
     RAISE WARNING 'first: %', pinned_v();
-    PERFORM wasm.load('pinned', wasm.wat('(module (func (export "v") (result i32) i32.const 4)
-                                                   (func (export "w") (result i32) i32.const 4))'), true);
+    PERFORM * FROM dblink('other', $q$SELECT wasm.load('pinned', wasm.wat('(module
+        (func (export "v") (result i32) i32.const 4) (func (export "w") (result i32) i32.const 4))'), true)$q$)
+        AS t(done text);
     FOR r IN SELECT pinned_v() AS v LOOP
         RAISE WARNING 'in a FOR loop over a query: %', r.v;
     END LOOP;
