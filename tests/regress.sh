@@ -54,7 +54,7 @@ bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/tests/wasi/c_hello.c" "$wasm_dir/c_h
 bash "$ROOT/scripts/build-wasm.sh" c "$ROOT/examples/c/c_udfs.c" "$wasm_dir/c_udfs.wasm"
 CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \
     "$ROOT/tests/wasi/rust-hello" "$wasm_dir/rust_hello.wasm"
-for crate in examples/rust/text-udfs examples/rust/vector-udfs examples/rust/json-udfs \
+for crate in examples/rust/text-udfs examples/rust/vector-udfs examples/rust/json-udfs examples/rust/triggers \
     tests/sdk-signatures tests/sdk-errors; do
     name=$(basename "$crate")
     CARGO_TARGET_DIR=$WORK/wasm-target bash "$ROOT/scripts/build-wasm.sh" rust \

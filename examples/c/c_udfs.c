@@ -34,3 +34,23 @@ PLWASM_EXPORT(c_clamp) int32_t c_clamp(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : x > hi ? hi : x;
 }
 PLWASM_DESCRIBE("{\"name\":\"c_clamp\",\"export\":\"c_clamp\",\"args\":[{\"name\":\"x\",\"type\":\"integer\"},{\"name\":\"lo\",\"type\":\"integer\"},{\"name\":\"hi\",\"type\":\"integer\"}],\"returns\":\"integer\",\"strict\":true,\"volatility\":\"immutable\"}\n");
+
+/* c_guard() RETURNS trigger: skips row DELETEs (with a NOTICE) and refuses TRUNCATE (25006);
+ * everything else goes on unchanged. */
+PLWASM_EXPORT(c_guard) int64_t c_guard(const char *event, int32_t len) {
+    char operation[16], table[64], message[128];
+    plwasm_event_string(event, len, "event", operation, sizeof operation);
+    plwasm_event_string(event, len, "table", table, sizeof table);
+    if (strcmp(operation, "TRUNCATE") == 0) {
+        strcpy(message, "c_guard: table ");
+        strcat(message, table);
+        strcat(message, " cannot be truncated");
+        plwasm_error_code("25006", message);
+    }
+    if (strcmp(operation, "DELETE") == 0) {
+        plwasm_log(PLWASM_NOTICE, "c_guard: delete skipped");
+        return plwasm_trigger_skip();
+    }
+    return PLWASM_TRIGGER_UNCHANGED;
+}
+PLWASM_DESCRIBE("{\"name\":\"c_guard\",\"export\":\"c_guard\",\"args\":[],\"returns\":\"trigger\",\"strict\":false,\"volatility\":\"volatile\"}\n");

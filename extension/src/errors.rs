@@ -234,6 +234,12 @@ pub enum PlWasmError {
     #[error("permission denied to {action}: {reason}")]
     PermissionDenied { action: String, reason: String },
 
+    #[error("trigger function {function} can only be called as a trigger")]
+    NotCalledAsTrigger { function: String },
+
+    #[error("trigger function {function} cannot have declared arguments")]
+    TriggerArguments { function: String },
+
     #[error("function {function}: module \"{module}\" is already running in this backend (re-entrant call)")]
     Reentrant { function: String, module: String },
 }
@@ -271,7 +277,10 @@ impl PlWasmError {
             }
             Self::ExportNotFound { .. } => ERRCODE_UNDEFINED_FUNCTION,
             Self::ExportNotFunction { .. } => ERRCODE_WRONG_OBJECT_TYPE,
-            Self::UnsupportedType { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::UnsupportedType { .. } | Self::NotCalledAsTrigger { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
+            Self::TriggerArguments { .. } => ERRCODE_INVALID_FUNCTION_DEFINITION,
             Self::Instantiate { .. }
             | Self::Trap { .. }
             | Self::Exit { .. }
@@ -320,6 +329,11 @@ impl PlWasmError {
                 Some("Pass replace => true to wasm.load to replace it.".into())
             }
             Self::ModuleInUse { .. } => Some("Drop those functions first.".into()),
+            Self::TriggerArguments { .. } => Some(
+                "The arguments of CREATE TRIGGER ... EXECUTE FUNCTION f('a', ...) reach the \
+                 trigger function in its event's \"args\"."
+                    .into(),
+            ),
             Self::NoPreviousVersion { .. } => Some(
                 "A replace keeps the version it replaces (up to wasm.module_history of them); \
                  wasm.module_versions lists them. A module loaded anew, or after an unload, has \

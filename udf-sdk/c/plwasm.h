@@ -57,6 +57,40 @@ static inline int64_t plwasm_result_copy(const void *data, size_t len) {
 }
 
 /*
+ * Triggers (docs/abi.md, "Triggers"): a trigger function is an export
+ *     PLWASM_EXPORT(f) int64_t f(const char *event, int32_t len)
+ * described with "returns":"trigger" and no arguments. The event is JSON text; a BEFORE or
+ * INSTEAD OF row trigger returns PLWASM_TRIGGER_UNCHANGED, plwasm_trigger_skip(), or
+ * plwasm_result_copy() of a JSON object of the columns to change. Postgres ignores what AFTER
+ * and statement-level triggers return.
+ */
+#define PLWASM_TRIGGER_UNCHANGED ((int64_t)0)
+static inline int64_t plwasm_trigger_skip(void) { return plwasm_result_copy("\"skip\"", 6); }
+
+/*
+ * Copy the event's string field `key` ("name", "when", "level", "event", "schema" or "table",
+ * which come before the rows) into `out` (NUL-terminated, cut to `cap` - 1 bytes, JSON escapes
+ * \" and \\ undone; others are copied as they are). Returns its length, or -1 if absent.
+ */
+static inline int32_t plwasm_event_string(const char *event, int32_t len, const char *key,
+                                          char *out, int32_t cap) {
+    size_t key_len = strlen(key);
+    for (int32_t i = 0; i + (int32_t)key_len + 4 <= len; i++) {
+        if (event[i] != '"' || memcmp(event + i + 1, key, key_len) != 0 ||
+            memcmp(event + i + 1 + key_len, "\":\"", 3) != 0)
+            continue;
+        int32_t n = 0;
+        for (int32_t j = i + (int32_t)key_len + 4; j < len && event[j] != '"'; j++) {
+            if (event[j] == '\\' && j + 1 < len) j++;
+            if (n + 1 < cap) out[n++] = event[j];
+        }
+        if (cap > 0) out[n < cap ? n : cap - 1] = '\0';
+        return n;
+    }
+    return -1;
+}
+
+/*
  * Self-description for wasm.create_functions: one JSON object per function, as ONE string
  * literal ending in "\n" (it is stringized into an assembler directive, so no concatenation of
  * adjacent literals), at file scope:

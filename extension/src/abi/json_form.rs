@@ -456,6 +456,47 @@ impl JsonDecoder {
         }
     }
 
+    /// Decode a row given as changes to `base` (the JSON form of a row of this decoder's type):
+    /// `json` is an object whose keys are column names, each replacing that column of `base`;
+    /// columns it does not name keep `base`'s value (`base || json` in jsonb, then the row).
+    /// Values point into scratch memory, valid until the next decode.
+    #[allow(
+        clippy::expect_used,
+        reason = "invariant: jsonb_concat of two non-NULL objects returns a value"
+    )]
+    pub fn decode_over(
+        &self,
+        base: &str,
+        json: &str,
+        values: &mut Vec<pg_sys::Datum>,
+        nulls: &mut Vec<bool>,
+    ) -> Result<(), DecodeError> {
+        let Shape::Row { names } = &self.shape else {
+            return Err(DecodeError::NotAnObject {
+                type_name: self.type_name.clone(),
+            });
+        };
+        if let RowJson::Null = check_row_keys(json.as_bytes(), names, &self.type_name)? {
+            return Err(DecodeError::NotAnObject {
+                type_name: self.type_name.clone(),
+            });
+        }
+        values.clear();
+        nulls.clear();
+        self.guarded(|_| {
+            // SAFETY: jsonb_concat of two jsonb datums made here; see `populate` for the rest.
+            unsafe {
+                let merged = pgrx::fcinfo::direct_function_call_as_datum(
+                    pg_sys::jsonb_concat,
+                    &[Some(jsonb(base)), Some(jsonb(json))],
+                )
+                .expect("jsonb_concat of non-NULL arguments is not NULL");
+                deform(self.populate(merged), self.tupdesc, values, nulls)
+            }
+        });
+        Ok(())
+    }
+
     /// The type of a value decoder's column.
     fn value_type(&self) -> pg_sys::Oid {
         // SAFETY: the descriptor we own has at least one attribute for values.

@@ -278,6 +278,9 @@ pub struct SqlSignature {
     pub result: Option<SqlType>,
     /// `RETURNS SETOF result`: the export returns nothing and emits rows through the host API.
     pub set_returning: bool,
+    /// `RETURNS trigger` (no arguments): the export takes the trigger event as JSON text and
+    /// returns what to do as JSON text, like `f(json) -> json` (`args` and `result` say so).
+    pub trigger: bool,
 }
 
 impl SqlSignature {
@@ -332,6 +335,27 @@ pub fn sql_signature(
     returns_set: bool,
     json_form: &dyn Fn(pg_sys::Oid) -> bool,
 ) -> Result<SqlSignature, UnsupportedType> {
+    if result_type == pg_sys::TRIGGEROID {
+        // The trigger's own arguments (CREATE TRIGGER ... f('a')) arrive in the event.
+        if let Some(first) = arg_types.first() {
+            return Err(UnsupportedType {
+                position: "argument 1 of a trigger function".into(),
+                type_oid: *first,
+            });
+        }
+        if returns_set {
+            return Err(UnsupportedType {
+                position: "the result (SETOF)".into(),
+                type_oid: result_type,
+            });
+        }
+        return Ok(SqlSignature {
+            args: vec![SqlType::Bytes(BytesType::Json)],
+            result: Some(SqlType::Bytes(BytesType::Json)),
+            set_returning: false,
+            trigger: true,
+        });
+    }
     let args = arg_types
         .iter()
         .enumerate()
@@ -362,6 +386,7 @@ pub fn sql_signature(
         args,
         result,
         set_returning: returns_set,
+        trigger: false,
     })
 }
 
@@ -419,5 +444,19 @@ mod tests {
         let setof = sql_signature(&[pg_sys::TEXTOID], pg_sys::TEXTOID, true, &|_| false).unwrap();
         assert_eq!(setof.wasm().results, vec![]);
         assert!(setof.uses_memory() && !setof.bytes_result());
+    }
+
+    #[test]
+    fn triggers_take_and_return_json_text() {
+        let trigger = sql_signature(&[], pg_sys::TRIGGEROID, false, &|_| false).unwrap();
+        assert!(trigger.trigger && trigger.has_bytes_args() && trigger.bytes_result());
+        assert_eq!(trigger.wasm().params, vec![I32, I32]);
+        assert_eq!(trigger.wasm().results, vec![I64]);
+        let err = sql_signature(&[pg_sys::INT4OID], pg_sys::TRIGGEROID, false, &|_| true);
+        assert_eq!(
+            err.unwrap_err().position,
+            "argument 1 of a trigger function"
+        );
+        assert!(sql_signature(&[], pg_sys::TRIGGEROID, true, &|_| true).is_err());
     }
 }

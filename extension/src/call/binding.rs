@@ -14,6 +14,11 @@ use crate::runtime::{check_export, Export, ExportKind, ExportMismatch};
 
 /// A SQL function's signature under ABI v1, or why it has none.
 pub fn sql_signature(f: &SqlFunction) -> Result<SqlSignature, PlWasmError> {
+    if f.result_type == pg_sys::TRIGGEROID && !f.arg_types.is_empty() {
+        return Err(PlWasmError::TriggerArguments {
+            function: f.display.clone(),
+        });
+    }
     let sig = abi::sql_signature(
         &f.arg_types,
         f.result_type,

@@ -19,6 +19,7 @@ mod report;
 mod resolve;
 mod srf;
 pub mod stats;
+mod trigger;
 
 use std::rc::Rc;
 
@@ -65,6 +66,18 @@ struct CallSite {
     /// For a named composite result: the layout the decoder was made for (see
     /// [`crate::abi::json_form::row_layout`]); the decoder is remade when ALTER TYPE changes it.
     decoder_layout: u64,
+    /// For a trigger function: the decoder of rows its results change, with the relation and
+    /// row layout it was made for (remade when the trigger fires on another table, or ALTER
+    /// TABLE changed this one).
+    trigger_decoder: Option<(pg_sys::Oid, u64, JsonDecoder)>,
+}
+
+/// What a call passes to the guest, made before anything of the call is set on the instance.
+struct Marshalled<'a> {
+    /// The arguments, when some go through the guest's memory (None: all are wasm values).
+    wire: Option<Vec<WireArg<'a>>>,
+    /// A trigger call: what its result applies to.
+    trigger: Option<trigger::TriggerCall>,
 }
 
 impl CallSite {
@@ -87,7 +100,16 @@ impl CallSite {
     ///
     /// # Safety
     /// `fcinfo` must be the call's valid `FunctionCallInfo`, with arguments of this site's types.
-    unsafe fn marshal<'a>(&self, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<WireArg<'a>>> {
+    unsafe fn marshal<'a>(&self, fcinfo: pg_sys::FunctionCallInfo) -> Marshalled<'a> {
+        if self.signature.trigger {
+            // SAFETY: fcinfo is valid (caller's contract).
+            let mut call = unsafe { self.trigger_call(fcinfo) };
+            let event = std::mem::take(&mut call.event);
+            return Marshalled {
+                wire: Some(vec![WireArg::Bytes(std::borrow::Cow::Owned(event))]),
+                trigger: Some(call),
+            };
+        }
         // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
         let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         let any_null = args.iter().any(|arg| arg.isnull);
@@ -100,8 +122,11 @@ impl CallSite {
             }
             .report();
         }
-        // SAFETY: non-NULL arguments of the resolved types.
-        self.uses_memory.then(|| unsafe { self.wire_args(args) })
+        Marshalled {
+            // SAFETY: non-NULL arguments of the resolved types.
+            wire: self.uses_memory.then(|| unsafe { self.wire_args(args) }),
+            trigger: None,
+        }
     }
 
     /// Call the export with arguments [`Self::marshal`] made, and deliver its result.
@@ -112,8 +137,9 @@ impl CallSite {
     unsafe fn call(
         &mut self,
         fcinfo: pg_sys::FunctionCallInfo,
-        wire: Option<Vec<WireArg<'_>>>,
+        marshalled: Marshalled<'_>,
     ) -> pg_sys::Datum {
+        let Marshalled { wire, trigger } = marshalled;
         // SAFETY: fcinfo is valid and has `nargs` arguments (caller's contract).
         let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         if self.instance.null_aware {
@@ -191,6 +217,11 @@ impl CallSite {
                 // proc_exit(0) ends the call normally; there is no result value, but the rows a
                 // set-returning call emitted before it are its result.
                 self.instance.discard();
+                if let Some(trigger) = &trigger {
+                    // No result: the row as it was.
+                    // SAFETY: made for this call, which has returned.
+                    return unsafe { self.trigger_result(trigger, b"") };
+                }
                 if let Some(spool) = spool.as_mut() {
                     // SAFETY: fcinfo is valid; the rows were emitted by this call.
                     return unsafe { self.materialize(fcinfo, spool, set) };
@@ -204,6 +235,16 @@ impl CallSite {
         if let Some(spool) = spool.as_mut() {
             // SAFETY: fcinfo is valid; the rows were emitted by this call.
             return unsafe { self.materialize(fcinfo, spool, set) };
+        }
+        if let Some(trigger) = &trigger {
+            // plwasm.return_null is a null result: skip the row.
+            let bytes = match &result {
+                _ if return_null => b"null".as_slice(),
+                WireResult::Bytes(bytes) => bytes.as_slice(),
+                _ => b"",
+            };
+            // SAFETY: made for this call, which has returned.
+            return unsafe { self.trigger_result(trigger, bytes) };
         }
         // SAFETY: fcinfo is valid (caller's contract).
         unsafe { self.deliver(fcinfo, result, return_null) }
@@ -242,13 +283,13 @@ pub unsafe extern "C-unwind" fn plwasm_call_handler(
         if site.is_null() || !(*site).is_current() {
             resolve(&mut site);
         }
-        let wire = (*site).marshal(fcinfo);
+        let marshalled = (*site).marshal(fcinfo);
         // Converting the arguments may have run user code that left the instance stale: resolve
         // again (no user code runs in between, so the new site is current) and call it with the
         // same arguments.
         if !(*site).is_current() {
             resolve(&mut site);
         }
-        (*site).call(fcinfo, wire)
+        (*site).call(fcinfo, marshalled)
     }
 }

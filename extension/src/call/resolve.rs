@@ -64,6 +64,7 @@ impl CallSite {
             generation,
             decoder: None,
             decoder_layout: 0,
+            trigger_decoder: None,
         })
     }
 

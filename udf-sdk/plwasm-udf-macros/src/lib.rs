@@ -104,6 +104,100 @@ pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// `MyMedian` -> `my_median`.
+/// `#[trigger]` on `fn f(event: TriggerEvent<Row>) -> TriggerResult<Row>`: a trigger function
+/// (`RETURNS trigger`; see `plwasm_udf::trigger`). It may also return `()` (the row unchanged)
+/// or a `Result` of either, whose `Err` is an ERROR. Option: `name = "sql_name"`. The doc
+/// comment becomes the function's `COMMENT`.
+///
+/// ```ignore
+/// #[trigger]
+/// fn stamp(event: TriggerEvent<serde_json::Value>) -> TriggerResult<serde_json::Value> {
+///     TriggerResult::Row(serde_json::json!({"updated_by": event.args[0]}))
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn trigger(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function = parse_macro_input!(item as ItemFn);
+    match expand_trigger(attr.into(), function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+fn expand_trigger(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
+    let mut name = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            name = Some(meta.value()?.parse::<syn::LitStr>()?.value());
+            Ok(())
+        } else {
+            Err(meta.error("unknown #[trigger] option (it takes name = \"sql_name\")"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    if !function.sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            function.sig.generics.span(),
+            "#[trigger] functions cannot be generic",
+        ));
+    }
+    let event_type = match function.sig.inputs.iter().collect::<Vec<_>>().as_slice() {
+        [FnArg::Typed(event)] => event.ty.clone(),
+        _ => {
+            return Err(syn::Error::new(
+                function.sig.inputs.span(),
+                "a #[trigger] function takes one parameter: the event, a TriggerEvent<Row>",
+            ))
+        }
+    };
+    let rust_name = &function.sig.ident;
+    let sql_name = name.unwrap_or_else(|| rust_name.to_string());
+    let wrapper = format_ident!("__plwasm_trigger_{}", rust_name);
+    let meta_static = format_ident!("__PLWASM_UDF_{}", rust_name.to_string().to_uppercase());
+    let abi_static = format_ident!("__PLWASM_ABI_{}", rust_name.to_string().to_uppercase());
+    let comment = doc_comment(&function.attrs)
+        .map(|c| format!(",\"comment\":{}", json_string(&c)))
+        .unwrap_or_default();
+    let meta = format!(
+        "{{\"name\":{},\"export\":{},\"args\":[],\"returns\":\"trigger\",\"table\":[],\"setof\":false,\"strict\":false,\"volatility\":\"volatile\"{comment}}}\n",
+        json_string(&sql_name),
+        json_string(&sql_name),
+    );
+    let meta_len = meta.len();
+    let meta_bytes = syn::LitByteStr::new(meta.as_bytes(), Span::call_site());
+    let result_span = function.sig.output.span();
+    let deliver = quote_spanned!(result_span=> ::plwasm_udf::__private::trigger_result(r));
+    Ok(quote! {
+        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+        #function
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[unsafe(export_name = #sql_name)]
+        pub extern "C" fn #wrapper(event_ptr: i32, event_len: i32) -> i64 {
+            ::plwasm_udf::__private::set_panic_hook();
+            // SAFETY: the host wrote the event's bytes for this call.
+            let bytes = unsafe { ::plwasm_udf::__private::arg_bytes(event_ptr, event_len) };
+            let event = ::plwasm_udf::__private::json_arg::<#event_type>(bytes, "event");
+            let r = #rust_name(event);
+            #deliver
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[unsafe(link_section = "plwasm.udfs")]
+        #[used]
+        static #meta_static: [u8; #meta_len] = *#meta_bytes;
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[unsafe(link_section = "plwasm.abi")]
+        #[used]
+        static #abi_static: [u8; ::plwasm_udf::__private::ABI_LINE.len()] =
+            ::plwasm_udf::__private::ABI_LINE;
+    })
+}
+
 fn snake_case(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
@@ -1080,6 +1174,47 @@ mod tests {
             )
         )
         .contains("generic"));
+    }
+
+    #[test]
+    fn triggers_are_described() {
+        let tokens = expand_trigger(
+            quote!(name = "stamp_rows"),
+            syn::parse_quote!(
+                /// Stamps rows.
+                fn stamp(event: TriggerEvent<Row>) -> TriggerResult<Row> {
+                    TriggerResult::Unchanged
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(tokens.contains(r#"\"name\":\"stamp_rows\",\"export\":\"stamp_rows\",\"args\":[],\"returns\":\"trigger\""#), "{tokens}");
+        assert!(tokens.contains("Stamps rows."), "{tokens}");
+        let error = |attr: TokenStream2, item: syn::ItemFn| {
+            expand_trigger(attr, item).unwrap_err().to_string()
+        };
+        assert!(error(
+            quote!(),
+            syn::parse_quote!(
+                fn f() {}
+            )
+        )
+        .contains("one parameter"));
+        assert!(error(
+            quote!(),
+            syn::parse_quote!(
+                fn f(a: E, b: E) {}
+            )
+        )
+        .contains("one parameter"));
+        assert!(error(
+            quote!(when = "x"),
+            syn::parse_quote!(
+                fn f(a: E) {}
+            )
+        )
+        .contains("unknown #[trigger] option"));
     }
 
     #[test]

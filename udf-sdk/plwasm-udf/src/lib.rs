@@ -35,11 +35,14 @@
 //! | `()` (result) | `void` |
 //! | `impl Iterator<Item = T>` result, or `Vec<T>` with `#[udf(setof)]` | `SETOF t` |
 //!
+//! `#[trigger]` makes a trigger function of `fn f(event: TriggerEvent<Row>) -> TriggerResult<Row>`
+//! (see [`trigger`]).
+//!
 //! A panic is an ERROR with SQLSTATE 38000, its message, and a DETAIL saying where it happened
 //! (`panic at src/lib.rs:8`); an `Err` result is P0001. [`notice!`], [`warning!`], [`info!`] and
 //! [`debug!`] send messages to the client (after the call returns).
 
-pub use plwasm_udf_macros::{aggregate, udf};
+pub use plwasm_udf_macros::{aggregate, trigger, udf};
 
 /// The plwasm ABI this SDK builds modules for. `#[udf]` records it in the module's `plwasm.abi`
 /// custom section, and `wasm.load` refuses a module built for an ABI the server does not provide.
@@ -62,8 +65,13 @@ pub mod __private {
         arg_bytes, FromWireBytes, FromWireScalar, IntoWireBytes, IntoWireScalar, WireResult,
     };
     #[cfg(feature = "json")]
-    pub use crate::wire::{emit_json, json_arg, json_result};
+    pub use crate::wire::{emit_json, json_arg, json_result, trigger_result};
 }
+
+#[cfg(feature = "json")]
+pub mod trigger;
+#[cfg(feature = "json")]
+pub use trigger::{TriggerEvent, TriggerResult};
 
 mod host;
 pub use host::log;

@@ -188,6 +188,15 @@ pub fn json_result<T: serde::Serialize>(value: &T) -> i64 {
     }
 }
 
+/// A `#[trigger]` function's result as the host reads it; an `Err` is an ERROR.
+#[cfg(feature = "json")]
+pub fn trigger_result<T: crate::trigger::IntoTriggerResult>(result: T) -> i64 {
+    match result.into_json() {
+        Ok(bytes) => pack(&bytes),
+        Err(message) => crate::host::raise_error(&message),
+    }
+}
+
 /// Copy `bytes` into a fresh buffer the host releases with `plwasm_free`; `(ptr << 32) | len`.
 fn pack(bytes: &[u8]) -> i64 {
     let len = bytes.len();
