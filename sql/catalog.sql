@@ -19,6 +19,9 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'wasm_loader') THEN
         CREATE ROLE wasm_loader NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'wasm_capabilities') THEN
+        CREATE ROLE wasm_capabilities NOLOGIN;
+    END IF;
 END
 $$;
 
@@ -61,6 +64,21 @@ COMMENT ON TABLE wasm.module_history IS
     'Previous versions of the modules in wasm.module_store, for wasm.rollback(); read through the wasm.module_versions view';
 SELECT pg_catalog.pg_extension_config_dump('wasm.module_history', '');
 REVOKE ALL ON wasm.module_history FROM PUBLIC;
+
+-- Capabilities given to modules (extension/src/catalog/capabilities.rs), today only "query":
+-- given with wasm.set_capabilities by superusers and members of wasm_capabilities. Kept in pg_dump
+-- output, like the modules; everyone may see which module has which.
+CREATE TABLE wasm.module_capabilities (
+    name         text PRIMARY KEY,
+    capabilities text[] NOT NULL,
+    granted_by   text NOT NULL,
+    granted_at   timestamptz NOT NULL
+);
+COMMENT ON TABLE wasm.module_capabilities IS
+    'What each module may do beyond computing (query: read-only SQL as the calling role); set with wasm.set_capabilities()';
+SELECT pg_catalog.pg_extension_config_dump('wasm.module_capabilities', '');
+REVOKE ALL ON wasm.module_capabilities FROM PUBLIC;
+GRANT SELECT ON wasm.module_capabilities TO PUBLIC;
 
 -- Compiled modules (see extension/src/catalog/artifacts.rs): what wasm.load compiled, kept so that
 -- backends and parallel workers deserialize it instead of compiling. An artifact is machine code

@@ -56,6 +56,41 @@ COMMENT ON VIEW wasm.module_versions IS
     'Versions of each loaded module: the current one and those wasm.rollback can restore';
 GRANT SELECT ON wasm.module_versions TO PUBLIC;
 
+-- Role whose members may give modules capabilities (as at CREATE EXTENSION).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'wasm_capabilities') THEN
+        CREATE ROLE wasm_capabilities NOLOGIN;
+    END IF;
+END
+$$;
+-- Capabilities given to modules (extension/src/catalog/capabilities.rs), today only "query":
+-- given with wasm.set_capabilities by superusers and members of wasm_capabilities. Kept in pg_dump
+-- output, like the modules; everyone may see which module has which.
+CREATE TABLE wasm.module_capabilities (
+    name         text PRIMARY KEY,
+    capabilities text[] NOT NULL,
+    granted_by   text NOT NULL,
+    granted_at   timestamptz NOT NULL
+);
+COMMENT ON TABLE wasm.module_capabilities IS
+    'What each module may do beyond computing (query: read-only SQL as the calling role); set with wasm.set_capabilities()';
+SELECT pg_catalog.pg_extension_config_dump('wasm.module_capabilities', '');
+REVOKE ALL ON wasm.module_capabilities FROM PUBLIC;
+GRANT SELECT ON wasm.module_capabilities TO PUBLIC;
+
+-- wasm.set_capabilities (extension/src/api.rs): giving is for superusers and members of
+-- wasm_capabilities, taking away also for the module's owner.
+CREATE FUNCTION wasm."set_capabilities"(
+	"name" TEXT, /* & str */
+	"capabilities" TEXT[] /* Vec < Option < String > > */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_capabilities_wrapper';
+REVOKE ALL ON FUNCTION wasm.set_capabilities(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wasm.set_capabilities(text, text[]) TO wasm_loader, wasm_capabilities;
+
 -- As at CREATE EXTENSION: the database's owner may read what pg_dump dumps.
 DO $$
 BEGIN

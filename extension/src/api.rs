@@ -218,6 +218,7 @@ fn unload(name: &str, cascade: default!(bool, false)) {
     catalog::delete(name);
     history::forget(name);
     artifacts::remove(name);
+    crate::catalog::capabilities::forget(name);
     catalog::announce_change();
     cache::unpin(name);
 }
@@ -265,6 +266,50 @@ fn set_owner(name: &str, role: pg_sys::Oid) {
         .report();
     }
     catalog::set_owner(name, role);
+    catalog::announce_change();
+}
+
+/// Give module `name` exactly the capabilities `capabilities` (see `catalog/capabilities.rs`):
+/// adding one is for superusers and members of `wasm_capabilities`; taking them away is also
+/// for the module's owner.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_capabilities(name: &str, capabilities: Vec<Option<String>>) {
+    use crate::catalog::capabilities::{self, Capability};
+    refuse_if_read_only(c"wasm.set_capabilities()");
+    let mut wanted = Vec::new();
+    for entry in &capabilities {
+        let Some(capability) = entry.as_deref().and_then(Capability::parse) else {
+            let known: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
+            pgrx::ereport!(
+                ERROR,
+                pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "wasm.set_capabilities: unknown capability {}",
+                    entry.as_deref().map_or("NULL".to_string(), |e| format!(
+                        "\"{}\"",
+                        crate::runtime::backtrace::shown(e)
+                    ))
+                ),
+                format!("Known capabilities: {}.", known.join(", "))
+            );
+        };
+        if !wanted.contains(&capability) {
+            wanted.push(capability);
+        }
+    }
+    let Some(owner) = catalog::lock(name, ModuleLock::Change) else {
+        PlWasmError::ModuleNotFound {
+            name: name.to_string(),
+        }
+        .report();
+    };
+    let current = capabilities::of(name);
+    if wanted.iter().any(|c| !current.contains(c)) {
+        privileges::require_granter(name).or_report();
+    } else if privileges::require_granter(name).is_err() {
+        privileges::require_owner(name, &owner, "take capabilities from").or_report();
+    }
+    capabilities::set(name, &wanted);
     catalog::announce_change();
 }
 

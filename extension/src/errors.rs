@@ -234,6 +234,16 @@ pub enum PlWasmError {
     #[error("permission denied to {action}: {reason}")]
     PermissionDenied { action: String, reason: String },
 
+    /// A query run from wasm raised this ERROR (or was refused): reported with its own
+    /// SQLSTATE, message and hint, and a detail line naming the function.
+    #[error("{}", error.message)]
+    Query {
+        function: String,
+        module: String,
+        export: String,
+        error: Box<crate::runtime::spi::QueryError>,
+    },
+
     #[error("trigger function {function} can only be called as a trigger")]
     NotCalledAsTrigger { function: String },
 
@@ -295,6 +305,7 @@ impl PlWasmError {
             Self::StackExhausted { .. } => ERRCODE_STATEMENT_TOO_COMPLEX,
             Self::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::BadDescription { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::Query { error, .. } => error.sqlstate,
             Self::GuestError { sqlstate, .. } => {
                 sqlstate.map_or(ERRCODE_RAISE_EXCEPTION, PgSqlErrorCode::from)
             }
@@ -312,6 +323,21 @@ impl PlWasmError {
     fn detail(&self) -> Option<String> {
         match self {
             Self::GuestError { detail, .. } => Some(detail.clone()),
+            Self::Query {
+                function,
+                module,
+                export,
+                error,
+            } => {
+                let context = format!(
+                    "In a query of function {function} (module \"{module}\", {}).",
+                    site(export)
+                );
+                Some(match &error.detail {
+                    Some(detail) => format!("{detail}\n{context}"),
+                    None => context,
+                })
+            }
             Self::GuestPanic {
                 location: Some(location),
                 ..
@@ -329,6 +355,7 @@ impl PlWasmError {
                 Some("Pass replace => true to wasm.load to replace it.".into())
             }
             Self::ModuleInUse { .. } => Some("Drop those functions first.".into()),
+            Self::Query { error, .. } => error.hint.clone(),
             Self::TriggerArguments { .. } => Some(
                 "The arguments of CREATE TRIGGER ... EXECUTE FUNCTION f('a', ...) reach the \
                  trigger function in its event's \"args\"."

@@ -219,9 +219,13 @@ REVOKE ALL ON FUNCTION wasm.load(text, bytea, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION wasm.unload(text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION wasm.rollback(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION wasm.set_owner(text, oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION wasm.set_capabilities(text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wasm.load(text, bytea, boolean) TO wasm_loader;
 GRANT EXECUTE ON FUNCTION wasm.unload(text, boolean) TO wasm_loader;
 GRANT EXECUTE ON FUNCTION wasm.rollback(text) TO wasm_loader;
+-- Giving modules capabilities is for superusers and members of wasm_capabilities; taking them
+-- away also for the module's owner.
+GRANT EXECUTE ON FUNCTION wasm.set_capabilities(text, text[]) TO wasm_loader, wasm_capabilities;
 "#,
     name = "privileges",
     requires = [
@@ -229,7 +233,8 @@ GRANT EXECUTE ON FUNCTION wasm.rollback(text) TO wasm_loader;
         api::load,
         api::unload,
         api::rollback,
-        api::set_owner
+        api::set_owner,
+        api::set_capabilities
     ],
 );
 

@@ -70,6 +70,8 @@ struct CallSite {
     /// row layout it was made for (remade when the trigger fires on another table, or ALTER
     /// TABLE changed this one).
     trigger_decoder: Option<(pg_sys::Oid, u64, JsonDecoder)>,
+    /// For modules that import the query functions: what this function's calls may do.
+    query: Option<crate::runtime::query::QueryPolicy>,
 }
 
 /// What a call passes to the guest, made before anything of the call is set on the instance.
@@ -174,6 +176,9 @@ impl CallSite {
         let _spool_guard = spool
             .as_mut()
             .map(|spool| SpoolAttached::attach(&self.instance, spool));
+        if let Some(policy) = &self.query {
+            self.instance.begin_queries(policy.clone());
+        }
         let started = self.stats.start();
         let outcome = if let Some(wire) = wire {
             let bytes_result = match self.signature.result {
@@ -203,6 +208,9 @@ impl CallSite {
             }
         };
         drop(_spool_guard);
+        if self.query.is_some() {
+            self.instance.end_queries();
+        }
         let failed = matches!(&outcome, Err(failure) if !matches!(failure, CallFailure::Exit(0)));
         self.stats
             .record(started, self.instance.fuel_used(), failed);

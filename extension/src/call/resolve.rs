@@ -49,6 +49,27 @@ impl CallSite {
             })
             .collect();
         let stats = stats::of(fn_oid, target.module_label(), target.export());
+        let query = instance
+            .uses_query
+            .then(|| crate::runtime::query::QueryPolicy {
+                allowed: match &target {
+                    FunctionTarget::Stored { module, .. } => {
+                        use crate::catalog::capabilities::{self, Capability};
+                        if capabilities::of(module).contains(&Capability::Query) {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "module \"{module}\" does not have the query capability"
+                            ))
+                        }
+                    }
+                    FunctionTarget::Inline { .. } => {
+                        Err("inline modules have no capabilities".to_string())
+                    }
+                },
+                read_only: !f.volatile,
+                max_bytes: crate::gucs::max_memory_pages() as usize * 65536,
+            });
         Ok(Self {
             function: f.display,
             export: target.export().to_string(),
@@ -65,6 +86,7 @@ impl CallSite {
             decoder: None,
             decoder_layout: 0,
             trigger_decoder: None,
+            query,
         })
     }
 

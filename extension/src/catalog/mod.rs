@@ -17,6 +17,7 @@
 //! check is one integer comparison and no catalog access.
 
 pub mod artifacts;
+pub mod capabilities;
 pub mod history;
 pub mod privileges;
 pub mod refresh;
@@ -60,6 +61,8 @@ pub struct SqlFunction {
     pub owner: pg_sys::Oid,
     /// The function lives in a temporary schema (it goes with its session).
     pub temporary: bool,
+    /// `VOLATILE` (its queries see changes made since the statement began, like PL/pgSQL's).
+    pub volatile: bool,
 }
 
 impl SqlFunction {
@@ -90,6 +93,10 @@ impl SqlFunction {
             owner: proc.proowner(),
             // SAFETY: syscache lookups of an existing function and its namespace.
             temporary: unsafe { pg_sys::isAnyTempNamespace(pg_sys::get_func_namespace(oid)) },
+            volatile: matches!(
+                proc.provolatile(),
+                pgrx::pg_catalog::pg_proc::ProVolatile::Volatile
+            ),
         })
     }
 

@@ -118,6 +118,30 @@ pub fn require_may_claim(module: &str, functions: &[SqlFunction]) -> Result<(), 
     }
 }
 
+/// Require superuser or membership in `wasm_capabilities` to give modules capabilities.
+pub fn require_granter(module: &str) -> Result<(), PlWasmError> {
+    if is_superuser() {
+        return Ok(());
+    }
+    let user = current_user();
+    let granter = crate::catalog::capabilities::GRANTER_ROLE;
+    // SAFETY: catalog look-ups by name/oid; missing_ok so a dropped role just denies.
+    let allowed = unsafe {
+        let role = pg_sys::get_role_oid(granter.as_ptr(), true);
+        role != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, role)
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(PlWasmError::PermissionDenied {
+        action: format!("give module \"{module}\" capabilities"),
+        reason: format!(
+            "only superusers and members of role wasm_capabilities may, and {} is neither",
+            role_name(user)
+        ),
+    })
+}
+
 /// Require superuser.
 pub fn require_superuser(action: &str) -> Result<(), PlWasmError> {
     if is_superuser() {

@@ -9,6 +9,7 @@ use crate::errors::PlWasmError;
 use crate::runtime::backtrace;
 use crate::runtime::host_api::GuestRaised;
 use crate::runtime::limits::Stop;
+use crate::runtime::spi::QueryError;
 use crate::runtime::wasi::ProcExit;
 
 /// What [`classify`] needs to know about the instance a trap came from.
@@ -22,6 +23,12 @@ pub(super) struct TrapSite<'a> {
 
 /// Why the guest stopped: our fuel or interrupt check, `proc_exit`, or a genuine trap.
 pub(super) fn classify(stop: Stop, trap: RuntimeError, site: &TrapSite) -> CallFailure {
+    // A query's ERROR first: a cancel or statement_timeout during the query is that ERROR
+    // (57014, with Postgres's own message), even if the ticker also flagged the guest.
+    let trap = match trap.downcast::<QueryError>() {
+        Ok(error) => return CallFailure::Query(Box::new(error)),
+        Err(trap) => trap,
+    };
     match stop {
         Stop::Interrupted => CallFailure::Interrupted,
         Stop::OutOfFuel => CallFailure::OutOfFuel,
@@ -77,6 +84,8 @@ pub enum CallFailure {
     Raised(GuestRaised),
     /// The instance is already running (a re-entrant call).
     Busy,
+    /// A query the guest ran (`plwasm.query`) raised this ERROR, or was refused.
+    Query(Box<QueryError>),
 }
 
 impl CallFailure {
@@ -89,6 +98,12 @@ impl CallFailure {
             (function.to_string(), module.to_string(), export.to_string());
         match self {
             CallFailure::Busy => PlWasmError::Reentrant { function, module },
+            CallFailure::Query(error) => PlWasmError::Query {
+                function,
+                module,
+                export,
+                error,
+            },
             CallFailure::Raised(raised) => {
                 // Postgres knows the SQLSTATEs of its errcodes table; others are refused.
                 let packed = raised

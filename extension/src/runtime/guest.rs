@@ -42,6 +42,8 @@ pub struct GuestCtx {
     pub spool: Option<crate::runtime::spool::SpoolPtr>,
     /// The instance's fuel counter and interrupt flag (set once the instance exists).
     pub meter: Option<Meter>,
+    /// The current call's queries (`plwasm.query` and its cursors).
+    pub query: crate::runtime::query::QueryCtx,
 }
 
 impl GuestCtx {

@@ -11,6 +11,7 @@
 //! | `transaction_id()` | `() -> i64` | this backend's local transaction id: the same for every call of one transaction, never repeated by the backend (the SDK drops aggregate states of finished transactions with it) |
 //! | `panic(ptr, len, file_ptr, file_len, line)` | `(i32, i32, i32, i32, i32) -> ()` | ends the call with a panic ERROR (38000) naming where it panicked (`file_len` 0: unknown) |
 //! | `emit_i32/i64/f32/f64(v)`, `emit_bytes(ptr, len)`, `emit_null()` | | one row of a `RETURNS SETOF` function |
+//! | `query`, `query_read`, `cursor_open`, `cursor_fetch`, `cursor_close` | | read-only SQL, for modules with the `query` capability (`query.rs`) |
 //!
 //! Like WASI, these only record state ([`GuestCtx`]) or unwind the guest: messages are reported
 //! and errors raised after the call has returned, never while wasm frames are live.
@@ -54,6 +55,7 @@ const FUNCTIONS: guest::HostTable = &[
 /// Whether the host API provides `module`.`name` with signature `ty`.
 pub fn provides(module: &str, name: &str, ty: &FunctionType) -> bool {
     guest::provides(FUNCTIONS, MODULE, module, name, ty)
+        || guest::provides(crate::runtime::query::FUNCTIONS, MODULE, module, name, ty)
 }
 
 /// Whether `module` can see NULL arguments (it imports `plwasm.arg_is_null`).
@@ -91,6 +93,15 @@ pub fn add_imports(
     imports: &mut Imports,
 ) {
     guest::add_imports(store, env, module, imports, MODULE, FUNCTIONS, call);
+    guest::add_imports(
+        store,
+        env,
+        module,
+        imports,
+        MODULE,
+        crate::runtime::query::FUNCTIONS,
+        crate::runtime::query::call,
+    );
 }
 
 fn call(

@@ -39,6 +39,9 @@ pub struct Instantiated {
     guest: Option<FunctionEnv<GuestCtx>>,
     /// The module imports `plwasm.arg_is_null`: it may be called with NULL arguments.
     pub null_aware: bool,
+    /// The module imports the query functions (`plwasm.query`, ...): each call is given a
+    /// [`QueryPolicy`](crate::runtime::query::QueryPolicy).
+    pub uses_query: bool,
     /// ABI v1 memory exports: `memory`, `plwasm_alloc(i32) -> i32`, `plwasm_free(i32, i32)`.
     memory: Option<Memory>,
     alloc: Option<TypedFunction<i32, i32>>,
@@ -143,6 +146,7 @@ impl Instantiated {
             None
         };
         let null_aware = host_api::is_null_aware(&module);
+        let uses_query = crate::runtime::query::imports_query(&module);
         // Instantiating runs no guest code and calls no Postgres (the start function runs
         // below), so a panic here is Wasmer's own: report it as this module's failure (and
         // rebuild the engine, whose locks it may have poisoned) rather than as an internal error.
@@ -247,6 +251,7 @@ impl Instantiated {
             budget,
             guest,
             null_aware,
+            uses_query,
             memory_cap,
             role: privileges::current_user(),
             verified_generation: Cell::new(super::cache::UNVERIFIED),
@@ -472,6 +477,20 @@ impl Instantiated {
             ctx.null_args.clear();
             ctx.null_args.extend_from_slice(nulls);
             ctx.return_null = false;
+        }
+    }
+
+    /// Before a call: what it may do with queries.
+    pub fn begin_queries(&self, policy: crate::runtime::query::QueryPolicy) {
+        if let (Some(env), Ok(mut store)) = (&self.guest, self.store.try_borrow_mut()) {
+            env.as_mut(&mut *store).query.begin(policy);
+        }
+    }
+
+    /// After a call: close the cursors it left open.
+    pub fn end_queries(&self) {
+        if let (Some(env), Ok(mut store)) = (&self.guest, self.store.try_borrow_mut()) {
+            env.as_mut(&mut *store).query.end();
         }
     }
 

@@ -249,9 +249,15 @@ impl Budget {
         // The flag is cleared before the ticker can see it (signal handlers run on this thread:
         // a compiler fence keeps the order).
         compiler_fence(Ordering::SeqCst);
-        RUNNING_FLAG.store(self.meter.interrupt.cast_mut(), Ordering::Relaxed);
+        // A call made while another is running (a query from wasm calling a wasm function)
+        // hands the flag back to the outer call when it ends.
+        let outer = RUNNING_FLAG.swap(self.meter.interrupt.cast_mut(), Ordering::Relaxed);
         ensure_ticking();
-        Armed { budget: self, fuel }
+        Armed {
+            budget: self,
+            fuel,
+            outer,
+        }
     }
 }
 
@@ -261,6 +267,9 @@ pub struct Armed<'a> {
     budget: &'a Budget,
     /// The fuel the call started with.
     fuel: i64,
+    /// The interrupt flag of the call running when this one was armed (null if none), exposed
+    /// to the ticker again when this one ends.
+    outer: *mut i32,
 }
 
 impl Armed<'_> {
@@ -289,8 +298,9 @@ impl Armed<'_> {
 
 impl Drop for Armed<'_> {
     fn drop(&mut self) {
-        // Never leave the ticker pointing into an instance that may be freed.
-        RUNNING_FLAG.store(null_mut(), Ordering::Relaxed);
+        // Never leave the ticker pointing into an instance that may be freed; an outer call
+        // still running (its instance alive: it is on the stack below) gets the ticker back.
+        RUNNING_FLAG.store(self.outer, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
     }
 }

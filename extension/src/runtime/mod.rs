@@ -19,6 +19,8 @@ pub mod host_api;
 pub mod instance;
 pub mod instrument;
 pub mod limits;
+pub mod query;
+pub mod spi;
 pub mod spool;
 pub mod statement;
 pub mod typed_call;

@@ -6,28 +6,10 @@ CREATE FUNCTION spin() RETURNS int LANGUAGE wasm AS 'spinner';
 CREATE FUNCTION spinner_ready() RETURNS int LANGUAGE wasm AS 'spinner:ready';
 CREATE TEMP TABLE postmaster AS SELECT pg_postmaster_start_time() AS started;
 
--- Wait (at most 10 s) until another connection has been running a query LIKE `query_like` for
--- 300 ms with wait_event_type `wait_event_type` (NULL: not waiting on anything); return its pid.
--- The spinner's module is compiled and instantiated beforehand (below), so spin() is then inside
--- the wasm loop: not in parsing or planning, and not waiting for a compile (which shows as
--- wait_event_type "Extension", see the last case). Statistics are read afresh on each try
--- (pg_stat_activity is otherwise a snapshot per transaction).
-CREATE FUNCTION wait_running(query_like text, wait_event_type text DEFAULT NULL) RETURNS int
-LANGUAGE plpgsql AS $$
-DECLARE
-    found int;
-BEGIN
-    FOR i IN 1..1000 LOOP
-        PERFORM pg_stat_clear_snapshot();
-        SELECT pid INTO found FROM pg_stat_activity a
-         WHERE a.state = 'active' AND a.query LIKE query_like AND a.pid <> pg_backend_pid()
-           AND a.wait_event_type IS NOT DISTINCT FROM wait_running.wait_event_type
-           AND clock_timestamp() - a.query_start >= interval '300 ms';
-        IF found IS NOT NULL THEN RETURN found; END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RAISE EXCEPTION 'query % did not start', query_like;
-END $$;
+-- wait_running(query_like, wait_event_type) is in setup.sql. The spinner's module is compiled
+-- and instantiated beforehand (below), so spin() is then inside the wasm loop: not in parsing or
+-- planning, and not waiting for a compile (which shows as wait_event_type "Extension", see the
+-- last case).
 
 SELECT dblink_connect('other', format('dbname=%s port=%s host=%s user=%s',
        current_database(), current_setting('port'),
