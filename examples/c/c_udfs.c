@@ -54,3 +54,17 @@ PLWASM_EXPORT(c_guard) int64_t c_guard(const char *event, int32_t len) {
     return PLWASM_TRIGGER_UNCHANGED;
 }
 PLWASM_DESCRIBE("{\"name\":\"c_guard\",\"export\":\"c_guard\",\"args\":[],\"returns\":\"trigger\",\"strict\":false,\"volatility\":\"volatile\"}\n");
+
+/* c_query(sql text) -> text: the rows of a read-only query as JSON (needs the query capability). */
+PLWASM_EXPORT(c_query) int64_t c_query(const char *sql, int32_t len) {
+    char *statement = malloc((size_t)len + 1);
+    if (!statement) plwasm_error_code("53200", "out of memory in the module");
+    memcpy(statement, sql, (size_t)len);
+    statement[len] = '\0';
+    char *rows = plwasm_query(statement, NULL);
+    int64_t result = plwasm_result_copy(rows, strlen(rows));
+    free(rows);
+    free(statement);
+    return result;
+}
+PLWASM_DESCRIBE("{\"name\":\"c_query\",\"export\":\"c_query\",\"args\":[{\"name\":\"sql\",\"type\":\"text\"}],\"returns\":\"text\",\"strict\":true,\"volatility\":\"volatile\"}\n");

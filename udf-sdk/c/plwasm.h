@@ -57,6 +57,48 @@ static inline int64_t plwasm_result_copy(const void *data, size_t len) {
 }
 
 /*
+ * Read-only queries (docs/abi.md, "Queries"), for modules given the query capability
+ * (SELECT wasm.set_capabilities('mine', '{query}')). One SELECT, VALUES or TABLE statement, run
+ * as the calling role; `params_json` is a JSON array for $1, $2, ... (or NULL for none). Rows
+ * come back as a JSON array of objects, NUL-terminated, in memory the caller frees. An ERROR in
+ * the query ends the call (it is raised in SQL with its own SQLSTATE): these only return on
+ * success.
+ */
+PLWASM_IMPORT(query)
+int32_t plwasm_query_bytes(const char *sql, int32_t sql_len, const char *params, int32_t params_len);
+PLWASM_IMPORT(query_read) int32_t plwasm_query_read(char *buffer, int32_t len);
+PLWASM_IMPORT(cursor_open)
+int32_t plwasm_cursor_open_bytes(const char *sql, int32_t sql_len, const char *params, int32_t params_len);
+PLWASM_IMPORT(cursor_fetch) int32_t plwasm_cursor_fetch_bytes(int32_t cursor, int32_t rows);
+PLWASM_IMPORT(cursor_close) void plwasm_cursor_close(int32_t cursor);
+
+/* The `len` bytes the last query or fetch returned, NUL-terminated, in malloc'd memory. */
+static inline char *plwasm_query_take(int32_t len) {
+    char *rows = malloc((size_t)len + 1);
+    if (!rows) plwasm_error_code("53200", "out of memory in the module");
+    int32_t n = plwasm_query_read(rows, len);
+    rows[n < 0 ? 0 : n] = '\0';
+    return rows;
+}
+
+/* All rows of a query (e.g. plwasm_query("SELECT name FROM t WHERE id = $1", "[42]")). */
+static inline char *plwasm_query(const char *sql, const char *params_json) {
+    int32_t params_len = params_json ? (int32_t)strlen(params_json) : 0;
+    return plwasm_query_take(
+        plwasm_query_bytes(sql, (int32_t)strlen(sql), params_json, params_len));
+}
+
+/* A cursor over a query; plwasm_cursor_fetch gives up to `rows` rows at a time ("[]" at the
+ * end); close it with plwasm_cursor_close (the call's cursors are closed when it ends). */
+static inline int32_t plwasm_cursor_open(const char *sql, const char *params_json) {
+    int32_t params_len = params_json ? (int32_t)strlen(params_json) : 0;
+    return plwasm_cursor_open_bytes(sql, (int32_t)strlen(sql), params_json, params_len);
+}
+static inline char *plwasm_cursor_fetch(int32_t cursor, int32_t rows) {
+    return plwasm_query_take(plwasm_cursor_fetch_bytes(cursor, rows));
+}
+
+/*
  * Triggers (docs/abi.md, "Triggers"): a trigger function is an export
  *     PLWASM_EXPORT(f) int64_t f(const char *event, int32_t len)
  * described with "returns":"trigger" and no arguments. The event is JSON text; a BEFORE or

@@ -111,8 +111,17 @@ pub fn raise_error_code(code: &str, message: &str) -> ! {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-mod native {
+pub(crate) mod native {
     use std::cell::RefCell;
+    /// Answers natively run queries (`testing::on_query`).
+    #[cfg(feature = "json")]
+    pub type QueryHandler = Box<dyn Fn(&str, &serde_json::Value) -> serde_json::Value>;
+    #[cfg(feature = "json")]
+    thread_local! {
+        pub static QUERY_HANDLER: RefCell<Option<QueryHandler>> = const { RefCell::new(None) };
+        /// Natively opened cursors: the rows not fetched yet.
+        pub static CURSORS: RefCell<Vec<Option<Vec<u8>>>> = const { RefCell::new(Vec::new()) };
+    }
     thread_local! {
         pub static NULL_ARGS: RefCell<Vec<bool>> = const { RefCell::new(Vec::new()) };
         pub static LOGS: RefCell<Vec<(i32, String)>> = const { RefCell::new(Vec::new()) };
@@ -241,6 +250,13 @@ pub mod testing {
     /// are dropped when a new state is made).
     pub fn set_transaction(id: i64) {
         super::native::TRANSACTION.with(|t| t.set(id));
+    }
+
+    /// Answer natively run queries (`plwasm_udf::query`, `Cursor`) with `handler(sql, params)`,
+    /// which returns the rows as a JSON array of objects.
+    #[cfg(feature = "json")]
+    pub fn on_query(handler: impl Fn(&str, &serde_json::Value) -> serde_json::Value + 'static) {
+        super::native::QUERY_HANDLER.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
     }
 
     /// Messages logged so far (and clear them).

@@ -35,6 +35,9 @@
 //! | `()` (result) | `void` |
 //! | `impl Iterator<Item = T>` result, or `Vec<T>` with `#[udf(setof)]` | `SETOF t` |
 //!
+//! [`query`] and [`Cursor`] run read-only SQL as the calling role (for modules given the
+//! `query` capability).
+//!
 //! `#[trigger]` makes a trigger function of `fn f(event: TriggerEvent<Row>) -> TriggerResult<Row>`
 //! (see [`trigger`]).
 //!
@@ -68,6 +71,10 @@ pub mod __private {
     pub use crate::wire::{emit_json, json_arg, json_result, trigger_result};
 }
 
+#[cfg(feature = "json")]
+pub mod query;
+#[cfg(feature = "json")]
+pub use query::{query, Cursor};
 #[cfg(feature = "json")]
 pub mod trigger;
 #[cfg(feature = "json")]

@@ -9,6 +9,10 @@
 //!     FOR EACH ROW EXECUTE FUNCTION protect_rows('status', 'locked');
 //! CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON customers
 //!     FOR EACH ROW EXECUTE FUNCTION audit_changes();
+//! -- check_customer reads the customers table: the module needs the query capability.
+//! SELECT wasm.set_capabilities('triggers', '{query}');
+//! CREATE TRIGGER check_customer BEFORE INSERT OR UPDATE ON orders
+//!     FOR EACH ROW EXECUTE FUNCTION check_customer();
 //! ```
 
 use plwasm_udf::trigger::{Operation, TriggerEvent, TriggerResult};
@@ -97,6 +101,38 @@ fn audit_changes(event: TriggerEvent<Map<String, Value>>) {
     );
 }
 
+/// The column of an order row `check_customer` uses.
+#[derive(Debug, PartialEq, Deserialize, Serialize)]
+pub struct Order {
+    pub customer_id: i64,
+}
+
+/// What `check_customer` reads of a customer.
+#[derive(Debug, Deserialize)]
+struct CustomerStatus {
+    status: Option<String>,
+}
+
+/// A BEFORE trigger on an orders table: refuses orders of customers that do not exist or whose
+/// status is "locked". It reads `customers` with a query, as the role inserting the order.
+#[trigger]
+fn check_customer(event: TriggerEvent<Order>) -> Result<TriggerResult<Order>, String> {
+    let Some(order) = &event.new else {
+        return Ok(TriggerResult::Unchanged);
+    };
+    let found: Vec<CustomerStatus> = plwasm_udf::query(
+        "SELECT status FROM customers WHERE id = $1",
+        (order.customer_id,),
+    );
+    match found.first() {
+        None => Err(format!("customer {} does not exist", order.customer_id)),
+        Some(c) if c.status.as_deref() == Some("locked") => {
+            Err(format!("customer {} is locked", order.customer_id))
+        }
+        Some(_) => Ok(TriggerResult::Unchanged),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +195,28 @@ mod tests {
         assert_eq!(protect_rows(open), Ok(TriggerResult::Unchanged));
         let no_args = event("DELETE", json!({"status": "open"}), Value::Null, &[]);
         assert!(protect_rows(no_args).is_err());
+    }
+
+    #[test]
+    fn checks_customers_with_a_query() {
+        plwasm_udf::testing::on_query(|_, params| match params[0].as_i64() {
+            Some(1) => json!([{"status": "open"}]),
+            Some(2) => json!([{"status": "locked"}]),
+            _ => json!([]),
+        });
+        let order = |id: i64| {
+            event(
+                "INSERT",
+                Value::Null,
+                json!({"customer_id": id, "qty": 1}),
+                &[],
+            )
+        };
+        assert_eq!(check_customer(order(1)).unwrap(), TriggerResult::Unchanged);
+        assert!(check_customer(order(2)).unwrap_err().contains("locked"));
+        assert!(check_customer(order(3))
+            .unwrap_err()
+            .contains("does not exist"));
     }
 
     #[test]

@@ -187,6 +187,19 @@ SELECT sqlstate_of($$INSERT INTO customers VALUES (3, 'nobody', 'Nemo')$$) AS ba
 UPDATE customers SET name = 'Ann  B. Lee';
 DELETE FROM customers;
 SELECT * FROM customers ORDER BY id;
+-- check_customer reads customers with a query (as the inserting role): it needs the module's
+-- query capability.
+CREATE TABLE orders (id int, customer_id bigint, qty int);
+CREATE TRIGGER check_customer BEFORE INSERT OR UPDATE ON orders
+    FOR EACH ROW EXECUTE FUNCTION check_customer();
+INSERT INTO orders VALUES (1, 2, 1);
+SELECT wasm.set_capabilities('triggers', '{query}');
+INSERT INTO orders VALUES (1, 2, 1);
+INSERT INTO orders VALUES (1, 9, 1);
+INSERT INTO customers VALUES (4, 'dee@example.com', 'Dee');
+INSERT INTO orders VALUES (1, 4, 1);
+SELECT * FROM orders;
+DROP TABLE orders;
 -- Its Err result is an ERROR (P0001) with its message.
 DROP TRIGGER protect ON customers;
 CREATE TRIGGER protect_wrong BEFORE DELETE ON customers
@@ -204,6 +217,11 @@ INSERT INTO guarded VALUES (1), (2);
 DELETE FROM guarded WHERE x = 1;
 SELECT sqlstate_of($$TRUNCATE guarded$$) AS truncate;
 SELECT * FROM guarded ORDER BY x;
+-- ... and c_query runs a read-only query (plwasm_query), once the module may.
+CREATE FUNCTION c_query(sql text) RETURNS text LANGUAGE wasm AS 'c_triggers:c_query';
+SELECT wasm.set_capabilities('c_triggers', '{query}');
+SELECT c_query('SELECT x FROM guarded ORDER BY x');
+DROP FUNCTION c_query(text);
 DROP TABLE guarded;
 
 DROP TABLE items;
