@@ -107,6 +107,9 @@ CREATE FUNCTION wasm.module_store_changed() RETURNS trigger
 CREATE TRIGGER module_store_changed AFTER INSERT OR UPDATE OR DELETE ON wasm.module_store
     FOR EACH ROW EXECUTE FUNCTION wasm.module_store_changed();
 ALTER TABLE wasm.module_store ENABLE ALWAYS TRIGGER module_store_changed;
+CREATE TRIGGER module_capabilities_changed AFTER INSERT OR UPDATE OR DELETE
+    ON wasm.module_capabilities FOR EACH ROW EXECUTE FUNCTION wasm.module_store_changed();
+ALTER TABLE wasm.module_capabilities ENABLE ALWAYS TRIGGER module_capabilities_changed;
 CREATE FUNCTION wasm.artifact_not_replicated() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'plwasm_artifact_not_replicated';
 CREATE TRIGGER artifact_not_replicated BEFORE INSERT OR UPDATE ON wasm.module_artifacts

@@ -78,6 +78,9 @@ COMMENT ON TABLE wasm.module_capabilities IS
 SELECT pg_catalog.pg_extension_config_dump('wasm.module_capabilities', '');
 REVOKE ALL ON wasm.module_capabilities FROM PUBLIC;
 GRANT SELECT ON wasm.module_capabilities TO PUBLIC;
+CREATE TRIGGER module_capabilities_changed AFTER INSERT OR UPDATE OR DELETE
+    ON wasm.module_capabilities FOR EACH ROW EXECUTE FUNCTION wasm.module_store_changed();
+ALTER TABLE wasm.module_capabilities ENABLE ALWAYS TRIGGER module_capabilities_changed;
 
 -- wasm.set_capabilities (extension/src/api.rs): giving is for superusers and members of
 -- wasm_capabilities, taking away also for the module's owner.

@@ -87,6 +87,8 @@ sql postgres -c "DROP ROLE IF EXISTS dr_gone" -c "CREATE ROLE dr_gone LOGIN" >/d
 sql src -c "GRANT wasm_loader TO dr_gone" -c "SET ROLE dr_gone" \
     -c "SELECT wasm.load('orphan', wasm.wat('(module)'))" >/dev/null
 sql postgres -c "DROP ROLE dr_gone" >/dev/null
+# A module with a capability (wasm.module_capabilities is dumped too).
+sql src -c "SELECT wasm.set_capabilities('checks', '{query}')" >/dev/null
 # A module with a previous version (wasm.module_history is dumped too).
 sql src -c "SELECT wasm.load('versioned', wasm.wat('(module (func (export \"v\") (result i32) i32.const 1))'))" \
     -c "SELECT wasm.load('versioned', wasm.wat('(module (func (export \"v\") (result i32) i32.const 2))'), true)" >/dev/null
@@ -175,6 +177,8 @@ check "a module's previous versions are restored, and it can be rolled back to t
     "$(sql dst_list -c "SELECT string_agg(version || '|' || current, ',' ORDER BY version) FROM wasm.module_versions WHERE name = 'versioned'" \
         -c "SELECT wasm.rollback('versioned')" \
         -c "SELECT string_agg(version || '|' || current, ',' ORDER BY version) FROM wasm.module_versions WHERE name = 'versioned'" | paste -sd',' | sed 's/,,/,/')"
+check "a module's capabilities are restored" "{query}|postgres" \
+    "$(sql dst_list -c "SELECT capabilities::text || '|' || granted_by FROM wasm.module_capabilities WHERE name = 'checks'")"
 check "restore-list.sh --modules-only picks the modules' entry alone" "1" \
     "$(tool pg_restore -l "$dump" | bash "$ROOT/scripts/restore-list.sh" --modules-only | wc -l)"
 

@@ -6,7 +6,7 @@
 //! Two trigger functions, attached in `sql/catalog.sql`, close that gap:
 //!
 //! - [`plwasm_module_store_changed`]: `AFTER INSERT OR UPDATE OR DELETE` (per row) on
-//!   `wasm.module_store`, enabled `ALWAYS` so that it also fires in the apply worker (which
+//!   `wasm.module_store` and `wasm.module_capabilities`, enabled `ALWAYS` so that it also fires in the apply worker (which
 //!   runs with `session_replication_role = replica`). It queues the same relcache invalidation
 //!   plwasm's own writes queue; every backend sees it once the writing transaction commits, so
 //!   the next statement on a subscriber uses the replicated module. (A `TRUNCATE`, replicated
@@ -66,8 +66,8 @@ pub extern "C" fn pg_finfo_plwasm_module_store_changed() -> &'static pg_sys::Pg_
     &RECORD
 }
 
-/// `wasm.module_store_changed()`: an AFTER trigger that announces a change of the table it is
-/// fired for to every backend, as plwasm's own writes do.
+/// `wasm.module_store_changed()`: an AFTER trigger that announces a change of modules or their
+/// capabilities to every backend, as plwasm's own writes do.
 ///
 /// # Safety
 /// Called by Postgres's function manager with a valid `fcinfo`.
@@ -76,17 +76,19 @@ pub extern "C" fn pg_finfo_plwasm_module_store_changed() -> &'static pg_sys::Pg_
 pub unsafe extern "C-unwind" fn plwasm_module_store_changed(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: the trigger's relation is open for the duration of the trigger call; the
-    // invalidation is transactional (sent at commit, dropped with an abort).
+    // SAFETY: the caller's contract (a valid fcinfo).
     unsafe {
-        let data = trigger_event(
+        trigger_event(
             fcinfo,
             "wasm.module_store_changed()",
             trigger_fired_after,
             "AFTER",
         );
-        pg_sys::CacheInvalidateRelcache((*data).tg_relation);
     }
+    // The module table's invalidation, whichever table fired (module_store or
+    // module_capabilities): every backend resolves its call sites again at its next statement.
+    // It is transactional (sent at commit, dropped with an abort).
+    super::announce_change();
     // An AFTER trigger's result is ignored.
     pg_sys::Datum::from(0usize)
 }
