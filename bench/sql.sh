@@ -133,6 +133,40 @@ CREATE FUNCTION add_python(a int, b int) RETURNS int LANGUAGE plpython3u IMMUTAB
 CREATE FUNCTION add_perl(int, int) RETURNS int LANGUAGE plperl IMMUTABLE STRICT AS
     $$ return $_[0] + $_[1]; $$;
 
+-- A query from a function (plwasm.query: a read-only subtransaction, the statement parsed and
+-- planned each call, rows as JSON), against PL/pgSQL's dynamic EXECUTE (parsed each call, no
+-- subtransaction) and PL/Python's plpy.execute of a statement prepared each call (a
+-- subtransaction each, as plwasm).
+SELECT wasm.load('bench_query', wasm.wat($wat$(module
+  (import "plwasm" "query" (func $query (param i32 i32 i32 i32) (result i32)))
+  (import "plwasm" "query_read" (func $read (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func $alloc (export "plwasm_alloc") (param $len i32) (result i32) (local $p i32)
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (local.get $p) (local.get $len)))
+    (local.get $p))
+  (func (export "plwasm_free") (param i32 i32) (global.set $next (i32.const 1024)))
+  (func (export "q") (param $s i32) (param $sn i32) (param $p i32) (param $pn i32) (result i64)
+    (local $n i32) (local $buf i32)
+    (local.set $n (call $query (local.get $s) (local.get $sn) (local.get $p) (local.get $pn)))
+    (local.set $buf (call $alloc (local.get $n)))
+    (drop (call $read (local.get $buf) (local.get $n)))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $buf)) (i64.const 32))
+            (i64.extend_i32_u (local.get $n)))))$wat$));
+SELECT wasm.set_capabilities('bench_query', '{query}');
+CREATE FUNCTION query_wasm(sql text, params text) RETURNS text LANGUAGE wasm AS 'bench_query:q';
+CREATE FUNCTION query_plpgsql(i int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE 'SELECT json_agg(x)::text FROM (SELECT $1 + 1 AS n) x' INTO r USING i;
+    RETURN r;
+END $$;
+CREATE FUNCTION query_python(i int) RETURNS text LANGUAGE plpython3u AS $$
+plan = plpy.prepare("SELECT $1 + 1 AS n", ["bigint"])
+return str(list(plpy.execute(plan, [i])))
+$$;
+
 -- The JSON form's own cost: the same identity function over numeric (JSON text through
 -- memory) and over float8 (a native wasm f64).
 SELECT wasm.load('bench_echo', wasm.wat('(module
@@ -255,6 +289,8 @@ cases=(
     "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/Python|SELECT sum(add_python(i, 1)) FROM generate_series(1, $ROWS) i"
     "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|PL/Perl|SELECT sum(add_perl(i, 1)) FROM generate_series(1, $ROWS) i"
     "scalar call int+int ($ROWS rows)|SELECT sum(add_wasm(i, 1)) FROM generate_series(1, $ROWS) i|native pgrx function|SELECT sum(add_native(i, 1)) FROM generate_series(1, $ROWS) i"
+    "query from a function, $((TEXTS / 10)) calls|SELECT count(query_wasm('SELECT \$1 + 1 AS n', '[' || i || ']')) FROM generate_series(1, $((TEXTS / 10))) i|PL/pgSQL EXECUTE|SELECT count(query_plpgsql(i)) FROM generate_series(1, $((TEXTS / 10))) i"
+    "query from a function, $((TEXTS / 10)) calls|SELECT count(query_wasm('SELECT \$1 + 1 AS n', '[' || i || ']')) FROM generate_series(1, $((TEXTS / 10))) i|PL/Python plpy.execute|SELECT count(query_python(i)) FROM generate_series(1, $((TEXTS / 10))) i"
     "recursive fib($FIB)|SELECT fib_wasm($FIB)|PL/pgSQL|SELECT fib_plpgsql($FIB)"
     "kernel: recursive fib($FIB_KERNEL), Rust SDK|SELECT k.kernel_fib($FIB_KERNEL)|same source, native pgrx|SELECT fib_native($FIB_KERNEL)"
     "kernel: levenshtein, $PAIRS pairs, Rust SDK (opt-level 3)|SELECT sum(k.kernel_levenshtein(a, b)) FROM pairs|same source, native pgrx|SELECT sum(levenshtein_native(a, b)) FROM pairs"

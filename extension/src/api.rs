@@ -182,6 +182,16 @@ impl CheckedModule {
         artifacts::store(name, &self.sha256, &self.compiled);
         catalog::announce_change();
         cache::unpin(name);
+        use crate::catalog::capabilities::{self, Capability};
+        if runtime::query::imports_query(&self.compiled)
+            && !capabilities::of(name).contains(&Capability::Query)
+        {
+            pgrx::notice!(
+                "module \"{name}\" imports plwasm.query, which it may not call until it is given \
+                 the query capability: SELECT wasm.set_capabilities('{name}', '{{query}}') (by a \
+                 superuser or a member of wasm_capabilities)"
+            );
+        }
     }
 }
 
@@ -308,6 +318,10 @@ fn set_capabilities(name: &str, capabilities: Vec<Option<String>>) {
         privileges::require_granter(name).or_report();
     } else if privileges::require_granter(name).is_err() {
         privileges::require_owner(name, &owner, "take capabilities from").or_report();
+    }
+    // Nothing changes: the record of who gave them, and when, stays as it is.
+    if wanted.len() == current.len() && wanted.iter().all(|c| current.contains(c)) {
+        return;
     }
     capabilities::set(name, &wanted);
     catalog::announce_change();

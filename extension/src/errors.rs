@@ -329,10 +329,17 @@ impl PlWasmError {
                 export,
                 error,
             } => {
-                let context = format!(
-                    "In a query of function {function} (module \"{module}\", {}).",
-                    site(export)
-                );
+                let context = match &error.statement {
+                    Some(statement) => format!(
+                        "In a query of function {function} (module \"{module}\", {}): {}",
+                        site(export),
+                        crate::runtime::backtrace::shown(statement.trim())
+                    ),
+                    None => format!(
+                        "In a query of function {function} (module \"{module}\", {}).",
+                        site(export)
+                    ),
+                };
                 Some(match &error.detail {
                     Some(detail) => format!("{detail}\n{context}"),
                     None => context,

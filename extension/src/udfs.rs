@@ -375,6 +375,22 @@ fn create_functions(
             }),
     };
     canonical_types(&mut descriptions, &schema);
+    // A query cannot run in a parallel worker (it needs a subtransaction): functions of a module
+    // that imports the query functions are at most PARALLEL RESTRICTED.
+    if crate::runtime::query::imports_query_bytes(&bytes) {
+        let mut restricted = Vec::new();
+        for d in descriptions.iter_mut().filter(|d| d.parallel == "safe") {
+            d.parallel = "restricted".to_string();
+            restricted.push(d.name.clone());
+        }
+        if !restricted.is_empty() {
+            pgrx::notice!(
+                "module \"{module}\" runs queries, which parallel workers cannot: declaring {} \
+                 PARALLEL RESTRICTED",
+                restricted.join(", ")
+            );
+        }
+    }
     let mut created = Vec::new();
     for d in &descriptions {
         Spi::run(&create_statement(module, &schema, d, replace))

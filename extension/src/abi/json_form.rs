@@ -173,6 +173,10 @@ pub struct JsonDecoder {
     type_name: String,
     /// "function f(int) (module "m", export "e")" for error details.
     context: CString,
+    /// For rows of a named composite type made by [`Self::for_row_over`]: a call frame for
+    /// `jsonb_populate_record(base, jsonb)`, whose expression names the row type (the function
+    /// is polymorphic) so that it fills a copy of `base` with the object's keys.
+    over: Option<pg_sys::FunctionCallInfo>,
 }
 
 /// Why a result could not be decoded (besides Postgres's own errors, which it raises itself).
@@ -354,8 +358,58 @@ impl JsonDecoder {
                 shape,
                 type_name,
                 context: CString::new(context).unwrap_or_default(),
+                over: None,
             }
         }
+    }
+
+    /// A decoder for rows of `tupdesc`, a named composite type (a table's row), that can also
+    /// apply changes to a row of it ([`Self::decode_over`]).
+    ///
+    /// # Safety
+    /// `tupdesc` must be a valid tuple descriptor of a named composite type.
+    pub unsafe fn for_row_over(tupdesc: pg_sys::TupleDesc, context: String) -> Self {
+        // SAFETY: the caller's contract.
+        let mut decoder = unsafe { Self::for_row(tupdesc, context) };
+        // SAFETY: everything is allocated in the decoder's own context; the call frame is what
+        // LOCAL_FCINFO makes for two arguments, and its FmgrInfo's expression (two typed NULL
+        // constants) is where jsonb_populate_record learns its argument's row type.
+        unsafe {
+            let rowtype = (*tupdesc).tdtypeid;
+            let old = pg_sys::MemoryContextSwitchTo(decoder.memory);
+            let flinfo =
+                pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()).cast::<pg_sys::FmgrInfo>();
+            let populate = pg_sys::Oid::from(pg_sys::F_JSONB_POPULATE_RECORD);
+            pg_sys::fmgr_info_cxt(populate, flinfo, decoder.memory);
+            let mut args = pg_sys::lappend(
+                std::ptr::null_mut(),
+                pg_sys::makeNullConst(rowtype, -1, pg_sys::InvalidOid).cast(),
+            );
+            args = pg_sys::lappend(
+                args,
+                pg_sys::makeNullConst(pg_sys::JSONBOID, -1, pg_sys::InvalidOid).cast(),
+            );
+            let expr = pg_sys::makeFuncExpr(
+                populate,
+                rowtype,
+                args,
+                pg_sys::InvalidOid,
+                pg_sys::InvalidOid,
+                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+            );
+            (*flinfo).fn_expr = expr.cast();
+            let fcinfo = pg_sys::palloc0(
+                std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+                    + 2 * std::mem::size_of::<pg_sys::NullableDatum>(),
+            )
+            .cast::<pg_sys::FunctionCallInfoBaseData>();
+            (*fcinfo).flinfo = flinfo;
+            (*fcinfo).nargs = 2;
+            (*fcinfo).fncollation = pg_sys::InvalidOid;
+            pg_sys::MemoryContextSwitchTo(old);
+            decoder.over = Some(fcinfo);
+        }
+        decoder
     }
 
     /// The result descriptor of a row decoder.
@@ -456,42 +510,48 @@ impl JsonDecoder {
         }
     }
 
-    /// Decode a row given as changes to `base` (the JSON form of a row of this decoder's type):
-    /// `json` is an object whose keys are column names, each replacing that column of `base`;
-    /// columns it does not name keep `base`'s value (`base || json` in jsonb, then the row).
-    /// Values point into scratch memory, valid until the next decode.
+    /// Apply `json`, an object whose keys are column names, to `base` (a row of this decoder's
+    /// type, made by [`Self::for_row_over`]): the named columns take the object's values (through
+    /// their types' input, as `jsonb_populate_record` does), the others keep `base`'s datums as
+    /// they are. Values point into scratch memory, valid until the next decode.
     #[allow(
         clippy::expect_used,
-        reason = "invariant: jsonb_concat of two non-NULL objects returns a value"
+        reason = "invariant: fmgr_info set fn_addr (jsonb_populate_record is a built-in function)"
     )]
     pub fn decode_over(
         &self,
-        base: &str,
+        base: pg_sys::Datum,
         json: &str,
         values: &mut Vec<pg_sys::Datum>,
         nulls: &mut Vec<bool>,
     ) -> Result<(), DecodeError> {
-        let Shape::Row { names } = &self.shape else {
-            return Err(DecodeError::NotAnObject {
-                type_name: self.type_name.clone(),
-            });
+        let not_an_object = || DecodeError::NotAnObject {
+            type_name: self.type_name.clone(),
+        };
+        let (Shape::Row { names }, Some(fcinfo)) = (&self.shape, self.over) else {
+            return Err(not_an_object());
         };
         if let RowJson::Null = check_row_keys(json.as_bytes(), names, &self.type_name)? {
-            return Err(DecodeError::NotAnObject {
-                type_name: self.type_name.clone(),
-            });
+            return Err(not_an_object());
         }
         values.clear();
         nulls.clear();
         self.guarded(|_| {
-            // SAFETY: jsonb_concat of two jsonb datums made here; see `populate` for the rest.
+            // SAFETY: the kept call frame (see `for_row_over`) with both arguments set, called
+            // through pgrx's FFI guard (an ERROR unwinds as a Rust panic, caught by `guarded`);
+            // jsonb_populate_record of a non-NULL row and object is a non-NULL row of the type.
             unsafe {
-                let merged = pgrx::fcinfo::direct_function_call_as_datum(
-                    pg_sys::jsonb_concat,
-                    &[Some(jsonb(base)), Some(jsonb(json))],
-                )
-                .expect("jsonb_concat of non-NULL arguments is not NULL");
-                deform(self.populate(merged), self.tupdesc, values, nulls)
+                let args = (*fcinfo).args.as_mut_ptr();
+                (*args).value = base;
+                (*args).isnull = false;
+                (*args.add(1)).value = jsonb(json);
+                (*args.add(1)).isnull = false;
+                (*fcinfo).isnull = false;
+                let function = (*(*fcinfo).flinfo)
+                    .fn_addr
+                    .expect("jsonb_populate_record has an address");
+                let row = pg_sys::ffi::pg_guard_ffi_boundary(|| function(fcinfo));
+                deform(row, self.tupdesc, values, nulls)
             }
         });
         Ok(())

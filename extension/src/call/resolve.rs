@@ -69,6 +69,10 @@ impl CallSite {
                 },
                 read_only: !f.volatile,
                 max_bytes: crate::gucs::max_memory_pages() as usize * 65536,
+                module: match &target {
+                    FunctionTarget::Stored { module, .. } => Some(module.clone()),
+                    FunctionTarget::Inline { .. } => None,
+                },
             });
         Ok(Self {
             function: f.display,

@@ -24,9 +24,11 @@ pub(super) struct TriggerCall {
     /// The event as the guest receives it.
     pub event: Vec<u8>,
     /// For BEFORE and INSTEAD OF row triggers: the row a result applies to (NEW for INSERT and
-    /// UPDATE, OLD for DELETE), as a tuple and in JSON form. `None`: the result is ignored.
-    row: Option<(pg_sys::HeapTuple, Vec<u8>)>,
+    /// UPDATE, OLD for DELETE). `None`: the result is ignored.
+    row: Option<pg_sys::HeapTuple>,
     relation: pg_sys::Relation,
+    /// `trigger "t" on public.items`, for messages.
+    label: String,
 }
 
 /// What a row trigger's result says.
@@ -93,12 +95,42 @@ impl CallSite {
             let trigger = &*data.tg_trigger;
             let relation = data.tg_relation;
             let rowtype = (*(*relation).rd_att).tdtypeid;
+            let schema = text_of(pg_sys::get_namespace_name(
+                (*(*relation).rd_rel).relnamespace,
+            ));
+            let table = text_of((*(*relation).rd_rel).relname.data.as_ptr());
+            let name = text_of(trigger.tgname);
+            let label = format!("trigger {} on {schema}.{table}", quoted(&name));
+            // A row larger than the module's memory may be can never reach it: refused before
+            // it is printed (and each form is checked before it is copied again).
+            let max_bytes = crate::gucs::max_memory_pages() as usize * 65536;
+            let too_large = |bytes: usize| -> ! {
+                pgrx::ereport!(
+                    ERROR,
+                    pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "function {}: the event of {label} is {bytes} bytes or more, more than \
+                         the module's memory may be ({max_bytes} bytes, wasm.max_memory)",
+                        self.function
+                    ),
+                    "A superuser can raise wasm.max_memory."
+                );
+            };
             let row_json = |tuple: pg_sys::HeapTuple| -> Vec<u8> {
                 if tuple.is_null() {
                     return b"null".to_vec();
                 }
                 let datum = pg_sys::heap_copy_tuple_as_datum(tuple, (*relation).rd_att);
-                JsonEncoder::new(rowtype).to_json(datum)
+                let size = pgrx::varlena::varsize_any(datum.cast_mut_ptr());
+                if size > max_bytes {
+                    too_large(size);
+                }
+                let json = JsonEncoder::new(rowtype).to_json(datum);
+                pg_sys::pfree(datum.cast_mut_ptr());
+                if json.len() > max_bytes {
+                    too_large(json.len());
+                }
+                json
             };
             let for_row = support::trigger_fired_for_row(event);
             let (old, new) = match () {
@@ -111,7 +143,6 @@ impl CallSite {
                 }
                 _ => (data.tg_trigtuple, std::ptr::null_mut()),
             };
-            let (old_json, new_json) = (row_json(old), row_json(new));
             let when = if support::trigger_fired_before(event) {
                 "BEFORE"
             } else if support::trigger_fired_instead(event) {
@@ -128,34 +159,38 @@ impl CallSite {
             let args: Vec<String> = (0..trigger.tgnargs.max(0) as usize)
                 .map(|i| quoted(&text_of(*trigger.tgargs.add(i))))
                 .collect();
-            let schema = text_of(pg_sys::get_namespace_name(
-                (*(*relation).rd_rel).relnamespace,
-            ));
-            let table = text_of((*(*relation).rd_rel).relname.data.as_ptr());
             let mut json = format!(
                 "{{\"name\":{},\"when\":\"{when}\",\"level\":\"{}\",\"event\":\"{operation}\",\
                  \"schema\":{},\"table\":{},\"args\":[{}],\"old\":",
-                quoted(&text_of(trigger.tgname)),
+                quoted(&name),
                 if for_row { "ROW" } else { "STATEMENT" },
                 quoted(&schema),
                 quoted(&table),
                 args.join(","),
             )
             .into_bytes();
+            let old_json = row_json(old);
             json.extend_from_slice(&old_json);
+            drop(old_json);
+            let new_json = row_json(new);
+            if json.len() + new_json.len() > max_bytes {
+                too_large(json.len() + new_json.len());
+            }
             json.extend_from_slice(b",\"new\":");
             json.extend_from_slice(&new_json);
+            drop(new_json);
             json.push(b'}');
             let decides = for_row && !support::trigger_fired_after(event);
             let row = match () {
                 _ if !decides => None,
-                _ if new.is_null() => Some((old, old_json)),
-                _ => Some((new, new_json)),
+                _ if new.is_null() => Some(old),
+                _ => Some(new),
             };
             TriggerCall {
                 event: json,
                 row,
                 relation,
+                label,
             }
         }
     }
@@ -169,7 +204,7 @@ impl CallSite {
         call: &TriggerCall,
         result: &[u8],
     ) -> pg_sys::Datum {
-        let Some((tuple, row_json)) = &call.row else {
+        let Some(tuple) = &call.row else {
             // AFTER and statement-level triggers: Postgres ignores the result.
             return pg_sys::Datum::from(0usize);
         };
@@ -182,12 +217,11 @@ impl CallSite {
                 function: self.function.clone(),
                 module: self.instance.label.clone(),
                 export: self.export.clone(),
-                reason,
+                reason: format!("{}: {reason}", call.label),
                 text: false,
             }
             .report(),
         };
-        let base = String::from_utf8_lossy(row_json);
         let relation = call.relation;
         // SAFETY: the trigger's relation is open and locked for the call.
         let (relid, rowtype, tupdesc) = unsafe {
@@ -201,19 +235,28 @@ impl CallSite {
         if !matches!(&self.trigger_decoder, Some((id, made_for, _)) if *id == relid && *made_for == layout)
         {
             let context = format!(
-                "function {} (module \"{}\", export \"{}\")",
+                "trigger function {} (module \"{}\", export \"{}\")",
                 self.function, self.instance.label, self.export
             );
-            // SAFETY: the relation's descriptor (copied by the decoder).
-            let decoder = unsafe { JsonDecoder::for_row(tupdesc, context) };
+            // SAFETY: the relation's descriptor (copied by the decoder), of its row type.
+            let decoder = unsafe { JsonDecoder::for_row_over(tupdesc, context) };
             self.trigger_decoder = Some((relid, layout, decoder));
         }
         let Some((_, _, decoder)) = &self.trigger_decoder else {
             return pg_sys::Datum::from(*tuple);
         };
         let (mut values, mut nulls) = (Vec::new(), Vec::new());
-        if let Err(reason) = decoder.decode_over(&base, changes, &mut values, &mut nulls) {
-            self.mismatch(reason)
+        // SAFETY: the tuple the trigger got, of the relation's descriptor; the row datum is made
+        // in the current (per-call) memory context.
+        let base = unsafe { pg_sys::heap_copy_tuple_as_datum(*tuple, tupdesc) };
+        if let Err(reason) = decoder.decode_over(base, changes, &mut values, &mut nulls) {
+            PlWasmError::ResultMismatch {
+                function: self.function.clone(),
+                module: self.instance.label.clone(),
+                export: self.export.clone(),
+                reason: format!("{}: {reason}", call.label),
+            }
+            .report()
         }
         // SAFETY: one value per attribute of the relation's descriptor (the decoder's is a
         // copy of it); the tuple is formed in the caller's memory context, as Postgres expects.

@@ -136,7 +136,8 @@ pub fn require_granter(module: &str) -> Result<(), PlWasmError> {
     Err(PlWasmError::PermissionDenied {
         action: format!("give module \"{module}\" capabilities"),
         reason: format!(
-            "only superusers and members of role wasm_capabilities may, and {} is neither",
+            "only superusers and members of role wasm_capabilities may, and {} is neither \
+             (a superuser can GRANT wasm_capabilities TO it)",
             role_name(user)
         ),
     })

@@ -47,6 +47,25 @@ pub fn imports_query(module: &Module) -> bool {
     })
 }
 
+/// [`imports_query`] of a module's bytes (without compiling them); false if they do not parse.
+pub fn imports_query_bytes(bytes: &[u8]) -> bool {
+    use wasmer::wasmparser::{Parser, Payload, TypeRef};
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(Payload::ImportSection(reader)) = payload else {
+            continue;
+        };
+        for import in reader.into_imports().flatten() {
+            if import.module == crate::runtime::host_api::MODULE
+                && matches!(import.ty, TypeRef::Func(_))
+                && FUNCTIONS.iter().any(|(name, _, _)| *name == import.name)
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// What the current call may do with queries (set by the call handler for each call).
 #[derive(Clone, Debug)]
 pub struct QueryPolicy {
@@ -57,6 +76,8 @@ pub struct QueryPolicy {
     pub read_only: bool,
     /// The most bytes one result may have (the module's memory cap).
     pub max_bytes: usize,
+    /// The module's name (None for inline modules), for messages.
+    pub module: Option<String>,
 }
 
 /// The query state of an instance's current call.
@@ -94,6 +115,7 @@ fn refused(sqlstate: PgSqlErrorCode, message: String, hint: Option<&str>) -> Run
         message,
         detail: None,
         hint: hint.map(str::to_string),
+        statement: None,
     }))
 }
 
@@ -114,16 +136,22 @@ pub fn call(
             ))
         }
         Some(QueryPolicy {
-            allowed: Err(why), ..
+            allowed: Err(why),
+            module,
+            ..
         }) => {
+            let hint = module.as_ref().map(|module| {
+                format!(
+                    "A superuser or a member of wasm_capabilities can allow it: \
+                     SELECT wasm.set_capabilities({}, '{{query}}').",
+                    pgrx::spi::quote_literal(module)
+                )
+            });
             return Err(refused(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("permission denied to run queries from wasm: {why}"),
-                Some(
-                    "A superuser or a member of wasm_capabilities can allow it: \
-                     SELECT wasm.set_capabilities('module', '{query}').",
-                ),
-            ))
+                hint.as_deref(),
+            ));
         }
         Some(policy) => policy.clone(),
     };
@@ -131,9 +159,13 @@ pub fn call(
         "query" | "cursor_open" => {
             let sql = read_sql(ctx, &store, arg_i32(args, 0), arg_i32(args, 1))?;
             let params = read_params(ctx, &store, arg_i32(args, 2), arg_i32(args, 3))?;
+            let failed = |mut e: QueryError| {
+                e.statement = Some(sql.to_string_lossy().into_owned());
+                RuntimeError::user(Box::new(e))
+            };
             if name == "query" {
                 let rows = spi::query(&sql, &params, policy.read_only, policy.max_bytes)
-                    .map_err(|e| RuntimeError::user(Box::new(e)))?;
+                    .map_err(failed)?;
                 pending(ctx, rows.json)
             } else {
                 if ctx.query.cursors.iter().flatten().count() >= MAX_CURSORS {
@@ -143,8 +175,7 @@ pub fn call(
                         None,
                     ));
                 }
-                let portal = spi::cursor_open(&sql, &params, policy.read_only)
-                    .map_err(|e| RuntimeError::user(Box::new(e)))?;
+                let portal = spi::cursor_open(&sql, &params, policy.read_only).map_err(failed)?;
                 ctx.query.cursors.push(Some(portal));
                 Ok(vec![Value::I32(ctx.query.cursors.len() as i32 - 1)])
             }

@@ -33,6 +33,8 @@ pub struct QueryError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// The statement that failed (set by the host function), for the DETAIL.
+    pub statement: Option<String>,
 }
 
 impl QueryError {
@@ -42,6 +44,7 @@ impl QueryError {
             message,
             detail: None,
             hint: hint.map(str::to_string),
+            statement: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl QueryError {
                 message: report.message().to_string(),
                 detail: report.detail().map(str::to_string),
                 hint: report.hint().map(str::to_string),
+                statement: None,
             },
         }
     }
@@ -148,38 +152,55 @@ fn in_subtransaction<R>(work: impl FnOnce() -> R) -> Result<R, QueryError> {
             Some("Declare the function PARALLEL RESTRICTED or PARALLEL UNSAFE."),
         ));
     }
-    // SAFETY: the PL/Python sequence (plpy_spi.c): the subtransaction starts in the caller's
-    // memory context and resource owner, which are restored after it ends either way.
-    let (old_context, old_owner) = unsafe {
-        let saved = (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(saved.0);
-        // Restored when the subtransaction ends (xact.c saves it per subtransaction).
-        pg_sys::XactReadOnly = true;
-        saved
+    // SAFETY: plain reads of the caller's context and resource owner, restored below.
+    let (old_context, old_owner) =
+        unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    // Back in the caller's context and owner, after the subtransaction ended either way.
+    let restore = move || {
+        // SAFETY: the context and owner current when this call began, which outlive it.
+        unsafe {
+            pg_sys::MemoryContextSwitchTo(old_context);
+            pg_sys::CurrentResourceOwner = old_owner;
+        }
     };
-    let work = std::panic::AssertUnwindSafe(work);
-    let outcome = PgTryBuilder::new(move || {
-        let work = work;
-        // SAFETY: connected and finished in this subtransaction (a rollback disconnects).
-        unsafe { pg_sys::SPI_connect() };
-        let result = (work.0)();
-        // SAFETY: the connection made above.
-        unsafe { pg_sys::SPI_finish() };
-        Ok(result)
+    // Starting it may fail (e.g. too many subtransactions): then there is none to end.
+    PgTryBuilder::new(|| {
+        // SAFETY: the PL/Python sequence (plpy_spi.c): the subtransaction starts in the
+        // caller's memory context.
+        unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+        Ok(())
     })
     .catch_others(|caught| Err(QueryError::caught(caught)))
-    .execute();
-    // SAFETY: ends the subtransaction begun above, back in the caller's context and owner.
-    unsafe {
-        match outcome {
-            Ok(_) => pg_sys::ReleaseCurrentSubTransaction(),
-            Err(_) => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
+    .execute()?;
+    restore();
+    // SAFETY: restored when the subtransaction ends (xact.c saves it per subtransaction).
+    unsafe { pg_sys::XactReadOnly = true };
+    let work = std::panic::AssertUnwindSafe(work);
+    // The subtransaction's commit is inside the try too (as in PL/Python): an ERROR raised while
+    // it commits (a foreign data wrapper releasing its remote savepoint, say) rolls it back like
+    // any other, instead of leaving it on the transaction's stack.
+    PgTryBuilder::new(move || {
+        let work = work;
+        // SAFETY: connected and finished in this subtransaction (a rollback disconnects), which
+        // is then committed.
+        unsafe { pg_sys::SPI_connect() };
+        let result = (work.0)();
+        // SAFETY: see above.
+        unsafe {
+            pg_sys::SPI_finish();
+            pg_sys::ReleaseCurrentSubTransaction();
         }
-        pg_sys::MemoryContextSwitchTo(old_context);
-        pg_sys::CurrentResourceOwner = old_owner;
-    }
-    outcome
+        restore();
+        Ok(result)
+    })
+    .catch_others(move |caught| {
+        // SAFETY: the subtransaction begun above is still the current one (an ERROR while
+        // committing is raised before it is popped).
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        restore();
+        Err(QueryError::caught(caught))
+    })
+    .execute()
 }
 
 /// The name of a command tag (`INSERT`, `SELECT`, ...).
@@ -279,6 +300,73 @@ fn open(sql: &CStr, params: &[Param], read_only: bool) -> pg_sys::Portal {
     }
 }
 
+/// The user-defined type inside values of type `oid` (with `typmod`; a domain, an array's
+/// elements, a row's columns, recursively) that has a cast to json, if any: `row_to_json` would
+/// call that cast, code of the type's owner, as the role running the query.
+fn json_cast_inside(oid: pg_sys::Oid, typmod: i32, depth: u32) -> Option<pg_sys::Oid> {
+    if depth > 32 {
+        return None;
+    }
+    // SAFETY: syscache and type cache look-ups of existing types; a row type's descriptor is
+    // released after its columns were looked at.
+    unsafe {
+        let base = pg_sys::getBaseType(oid);
+        let element = pg_sys::get_element_type(base);
+        if element != pg_sys::InvalidOid {
+            return json_cast_inside(element, -1, depth + 1);
+        }
+        if pg_sys::type_is_rowtype(base) {
+            // An anonymous record's columns are known only per value (not checked).
+            if base == pg_sys::RECORDOID && typmod < 0 {
+                return None;
+            }
+            let desc = pg_sys::lookup_rowtype_tupdesc(base, typmod);
+            let found = pgrx::PgTupleDesc::from_pg_unchecked(desc)
+                .iter()
+                .filter(|attr| !attr.is_dropped())
+                .find_map(|attr| json_cast_inside(attr.atttypid, attr.atttypmod, depth + 1));
+            if (*desc).tdrefcount >= 0 {
+                pg_sys::DecrTupleDescRefCount(desc);
+            }
+            return found;
+        }
+        if u32::from(base) < pg_sys::FirstNormalObjectId {
+            return None;
+        }
+        let mut function = pg_sys::InvalidOid;
+        let path = pg_sys::find_coercion_pathway(
+            pg_sys::JSONOID,
+            base,
+            pg_sys::CoercionContext::COERCION_EXPLICIT,
+            &mut function,
+        );
+        (path == pg_sys::CoercionPathType::COERCION_PATH_FUNC && function != pg_sys::InvalidOid)
+            .then_some(base)
+    }
+}
+
+/// Refuse rows with a column whose conversion to JSON would run a user's cast (see
+/// [`json_cast_inside`]) (inside [`in_subtransaction`]).
+fn refuse_json_casts(desc: pg_sys::TupleDesc) {
+    // SAFETY: the descriptor of the rows just fetched.
+    let desc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
+    for attr in desc.iter().filter(|attr| !attr.is_dropped()) {
+        if let Some(oid) = json_cast_inside(attr.atttypid, attr.atttypmod, 0) {
+            QueryError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "plwasm.query cannot return column \"{}\": type {} has a cast to json, which \
+                     would run code of the type's owner as the role running the query",
+                    attr.name(),
+                    crate::call::binding::type_name(oid)
+                ),
+                Some("Convert the column to text in the query (column::text)."),
+            )
+            .raise();
+        }
+    }
+}
+
 /// Fetch up to `limit` rows (all if None) from `portal` as a JSON array (inside
 /// [`in_subtransaction`]); ERROR 54000 if it would pass `max_bytes`.
 fn fetch(portal: pg_sys::Portal, limit: Option<i64>, max_bytes: usize) -> Rows {
@@ -309,6 +397,10 @@ fn fetch(portal: pg_sys::Portal, limit: Option<i64>, max_bytes: usize) -> Rows {
         };
         if table.is_null() || fetched == 0 {
             break;
+        }
+        if count == 0 {
+            // SAFETY: the tuple table SPI just filled.
+            refuse_json_casts(unsafe { (*table).tupdesc });
         }
         // SAFETY: the tuple table SPI just filled: `fetched` tuples of its descriptor, each
         // turned into a row datum of the (blessed) descriptor and given to row_to_json, all in

@@ -2,16 +2,14 @@
 //!
 //! ```ignore
 //! #[derive(serde::Deserialize)]
-//! struct Price { sku: String, price: f64 }
+//! struct Price { price: f64 }
 //!
+//! /// The price of a product, NULL if there is none.
 //! #[udf(stable)]
-//! fn basket_total(skus: Vec<String>) -> f64 {
-//!     let prices: Vec<Price> = plwasm_udf::query(
-//!         "SELECT sku, price::float8 AS price FROM prices \
-//!          WHERE sku IN (SELECT jsonb_array_elements_text($1))",
-//!         (skus,),
-//!     );
-//!     prices.iter().map(|p| p.price).sum()
+//! fn price_of(sku: &str) -> Option<f64> {
+//!     let rows: Vec<Price> =
+//!         plwasm_udf::query("SELECT price::float8 AS price FROM prices WHERE sku = $1", (sku,));
+//!     rows.first().map(|p| p.price)
 //! }
 //! ```
 //!

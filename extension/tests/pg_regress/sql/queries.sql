@@ -97,6 +97,9 @@ SELECT wasm.set_capabilities('nope', '{query}');
 SET ROLE query_granter;
 SELECT wasm.set_capabilities('qry', '{query,query}');
 RESET ROLE;
+-- Setting what a module already has changes nothing, not even who gave it (the owner may not
+-- put its own name on the record).
+SELECT wasm.set_capabilities('qry', '{query}');
 SELECT wasm.set_capabilities('qry2', '{query}');
 SELECT name, capabilities, granted_by FROM wasm.module_capabilities ORDER BY name;
 
@@ -182,6 +185,66 @@ SELECT c_bad(0), c_bad(-1);
 SELECT c_rows('SELECT 1', 0);
 SELECT c_rows('SELECT 1', 1000000);
 SELECT c('INSERT INTO q_items VALUES (4, ''x'', 0, NULL) RETURNING id', '', 1);
+
+-- A column of a type with a user's cast to json is refused: row_to_json would run the type's
+-- owner's code as the caller. As text it is fine.
+CREATE TYPE q_mood AS ENUM ('ok');
+CREATE FUNCTION q_mood_json(q_mood) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN RAISE NOTICE 'the cast ran as %', current_user; RETURN to_json($1::text); END $$;
+CREATE CAST (q_mood AS json) WITH FUNCTION q_mood_json(q_mood);
+CREATE TABLE q_moods (m q_mood, ms q_mood[]);
+INSERT INTO q_moods VALUES ('ok', '{ok}');
+SELECT q('SELECT m FROM q_moods');
+SELECT q('SELECT ms FROM q_moods');
+SELECT q('SELECT t FROM q_moods t');
+SELECT q('SELECT m::text, ms::text[] FROM q_moods');
+DROP TABLE q_moods;
+DROP CAST (q_mood AS json);
+DROP FUNCTION q_mood_json(q_mood);
+DROP TYPE q_mood;
+
+-- An ERROR while the query's subtransaction commits (postgres_fdw releasing its remote savepoint
+-- on a connection that died) is caught like any other: the session is not left in a broken
+-- transaction, and a caller's exception block rolls back its own work.
+CREATE EXTENSION postgres_fdw;
+DO $$ BEGIN
+    EXECUTE format('CREATE SERVER q_loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %L, port %L, dbname %L, application_name %L)',
+        split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+        current_database(), 'q_loop');
+END $$;
+CREATE USER MAPPING FOR CURRENT_USER SERVER q_loop;
+CREATE TABLE q_remote (a int);
+CREATE FOREIGN TABLE q_foreign (a int) SERVER q_loop OPTIONS (table_name 'q_remote');
+CREATE FUNCTION q_touch_and_kill() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE n int;
+BEGIN
+    SELECT count(*) INTO n FROM q_foreign;
+    PERFORM pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+      WHERE application_name = 'q_loop' AND pid <> pg_backend_pid();
+    RETURN n;
+END $$;
+CREATE TABLE q_log (a int);
+BEGIN;
+INSERT INTO q_log VALUES (1);
+DO $$ BEGIN
+    BEGIN
+        INSERT INTO q_log VALUES (2);
+        PERFORM q('SELECT q_touch_and_kill() AS n');
+    EXCEPTION WHEN OTHERS THEN
+        RAISE NOTICE 'caught %', SQLSTATE;
+    END;
+    INSERT INTO q_log VALUES (3);
+END $$;
+SELECT array_agg(a ORDER BY a) AS kept FROM q_log;
+ROLLBACK;
+SELECT 'not in a broken transaction' AS session;
+DROP TABLE q_log;
+DROP FOREIGN TABLE q_foreign;
+DROP TABLE q_remote;
+DROP FUNCTION q_touch_and_kill();
+DROP USER MAPPING FOR CURRENT_USER SERVER q_loop;
+DROP SERVER q_loop;
+DROP EXTENSION postgres_fdw;
 
 -- A result larger than the module's memory may be is refused before it is copied (54000).
 SET wasm.max_memory = '2MB';

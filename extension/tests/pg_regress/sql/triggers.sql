@@ -163,6 +163,26 @@ ALTER TABLE wide ADD COLUMN e numeric DEFAULT 1.5;
 UPDATE wide SET id = 2 RETURNING *;
 ALTER TABLE wide DROP COLUMN b;
 SELECT sqlstate_of($$UPDATE wide SET id = 3$$) AS no_column_b_any_more;
+-- The columns a result does not name keep their values exactly: a json column keeps its
+-- duplicate keys and spacing, an array its lower bound, a float8 all its digits.
+CREATE TABLE exact (b text, j json, arr int[], f float8);
+INSERT INTO exact VALUES ('b', '{"z": 1,  "a": [1, 2], "z": 2}', '[0:2]={7,8,9}', 0.1234567890123456789);
+CREATE TRIGGER t9 BEFORE UPDATE ON exact FOR EACH ROW EXECUTE FUNCTION trg_change();
+SET client_min_messages = warning;
+SET extra_float_digits = -3;
+UPDATE exact SET f = f;
+RESET extra_float_digits;
+RESET client_min_messages;
+SELECT b, j, arr, f = 0.1234567890123456789 AS same_float FROM exact;
+DROP TABLE exact;
+-- A row larger than the module's memory may be is refused before its event is built.
+CREATE TABLE big_rows (b text, v text);
+INSERT INTO big_rows VALUES ('b', repeat('x', 3000000));
+CREATE TRIGGER t10 BEFORE UPDATE ON big_rows FOR EACH ROW EXECUTE FUNCTION trg_quiet();
+SET wasm.max_memory = '2MB';
+UPDATE big_rows SET b = 'c';
+RESET wasm.max_memory;
+DROP TABLE big_rows;
 -- The same function on two tables.
 CREATE TABLE other (b text, n int);
 CREATE TRIGGER t8 BEFORE INSERT ON other FOR EACH ROW EXECUTE FUNCTION trg_change();
