@@ -153,8 +153,6 @@ fn expand_trigger(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStre
     let rust_name = &function.sig.ident;
     let sql_name = name.unwrap_or_else(|| rust_name.to_string());
     let wrapper = format_ident!("__plwasm_trigger_{}", rust_name);
-    let meta_static = format_ident!("__PLWASM_UDF_{}", rust_name.to_string().to_uppercase());
-    let abi_static = format_ident!("__PLWASM_ABI_{}", rust_name.to_string().to_uppercase());
     let comment = doc_comment(&function.attrs)
         .map(|c| format!(",\"comment\":{}", json_string(&c)))
         .unwrap_or_default();
@@ -163,8 +161,7 @@ fn expand_trigger(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStre
         json_string(&sql_name),
         json_string(&sql_name),
     );
-    let meta_len = meta.len();
-    let meta_bytes = syn::LitByteStr::new(meta.as_bytes(), Span::call_site());
+    let sections = section_statics(rust_name, &meta);
     let result_span = function.sig.output.span();
     let deliver = quote_spanned!(result_span=> ::plwasm_udf::__private::trigger_result(r));
     Ok(quote! {
@@ -183,6 +180,18 @@ fn expand_trigger(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStre
             #deliver
         }
 
+        #sections
+    })
+}
+
+/// The statics that put a function's description line (`meta`, ending in a newline) into the
+/// module's `plwasm.udfs` section and the ABI version into `plwasm.abi` (wasm32 only).
+fn section_statics(rust_name: &syn::Ident, meta: &str) -> TokenStream2 {
+    let meta_static = format_ident!("__PLWASM_UDF_{}", rust_name.to_string().to_uppercase());
+    let abi_static = format_ident!("__PLWASM_ABI_{}", rust_name.to_string().to_uppercase());
+    let meta_len = meta.len();
+    let meta_bytes = syn::LitByteStr::new(meta.as_bytes(), Span::call_site());
+    quote! {
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[unsafe(link_section = "plwasm.udfs")]
@@ -195,7 +204,7 @@ fn expand_trigger(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStre
         #[used]
         static #abi_static: [u8; ::plwasm_udf::__private::ABI_LINE.len()] =
             ::plwasm_udf::__private::ABI_LINE;
-    })
+    }
 }
 
 fn snake_case(name: &str) -> String {
@@ -797,8 +806,6 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
         .clone()
         .unwrap_or_else(|| rust_name.to_string());
     let wrapper = format_ident!("__plwasm_udf_{}", rust_name);
-    let meta_static = format_ident!("__PLWASM_UDF_{}", rust_name.to_string().to_uppercase());
-    let abi_static = format_ident!("__PLWASM_ABI_{}", rust_name.to_string().to_uppercase());
 
     let mut params = Vec::new();
     let mut conversions = Vec::new();
@@ -967,8 +974,7 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
         strict,
         json_string(options.volatility)
     );
-    let meta_len = meta.len();
-    let meta_bytes = syn::LitByteStr::new(meta.as_bytes(), Span::call_site());
+    let sections = section_statics(rust_name, &meta);
 
     Ok(quote! {
         // Natively, only tests call the function: its wasm export is what uses it.
@@ -985,18 +991,7 @@ fn expand(attr: TokenStream2, mut function: ItemFn) -> syn::Result<TokenStream2>
             #body
         }
 
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        #[unsafe(link_section = "plwasm.udfs")]
-        #[used]
-        static #meta_static: [u8; #meta_len] = *#meta_bytes;
-
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        #[unsafe(link_section = "plwasm.abi")]
-        #[used]
-        static #abi_static: [u8; ::plwasm_udf::__private::ABI_LINE.len()] =
-            ::plwasm_udf::__private::ABI_LINE;
+        #sections
     })
 }
 
