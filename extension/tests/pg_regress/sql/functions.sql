@@ -77,7 +77,7 @@ SELECT sqlstate_of($$CREATE FUNCTION v(int, int) RETURNS int8 LANGUAGE wasm AS '
 SELECT sqlstate_of($$CREATE FUNCTION v(float4) RETURNS float4 LANGUAGE wasm AS 'types:id_f64'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v() RETURNS void LANGUAGE wasm AS 'types:seven'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(anyelement) RETURNS int LANGUAGE wasm AS 'types:add'$$);
-SELECT sqlstate_of($$CREATE FUNCTION v() RETURNS trigger LANGUAGE wasm AS 'types:seven'$$);
+SELECT sqlstate_of($$CREATE FUNCTION v() RETURNS event_trigger LANGUAGE wasm AS 'types:seven'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(internal) RETURNS internal LANGUAGE wasm AS 'types:id_i32'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS SETOF int LANGUAGE wasm AS 'types:id_i32'$$);
 SELECT sqlstate_of($$CREATE FUNCTION v(int) RETURNS int LANGUAGE wasm AS ''$$);

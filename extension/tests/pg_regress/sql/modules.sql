@@ -86,7 +86,8 @@ ROLLBACK;
 SELECT name FROM wasm.modules WHERE name = 'keep';
 SELECT wasm.unload('keep');
 
--- The catalog is extension configuration: pg_dump keeps loaded modules and their previous versions.
+-- The catalog is extension configuration: pg_dump keeps loaded modules, their previous versions
+-- and their capabilities.
 SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS cfg(oid) JOIN pg_class c ON c.oid = cfg.oid
  WHERE e.extname = 'plwasm';
 

@@ -153,8 +153,8 @@ DROP VIEW items_view;
 
 -- Rows with dropped and generated columns, a composite column, and a table changed by ALTER
 -- TABLE between two calls of the same trigger (its row decoder is remade).
-CREATE TYPE pair AS (x int, y text);
-CREATE TABLE wide (id int, gone text, p pair, d date, g int GENERATED ALWAYS AS (id * 10) STORED,
+CREATE TYPE trg_pair AS (x int, y text);
+CREATE TABLE wide (id int, gone text, p trg_pair, d date, g int GENERATED ALWAYS AS (id * 10) STORED,
                    b text);
 ALTER TABLE wide DROP COLUMN gone;
 CREATE TRIGGER t8 BEFORE INSERT OR UPDATE ON wide FOR EACH ROW EXECUTE FUNCTION trg_change();
@@ -188,7 +188,7 @@ CREATE TABLE other (b text, n int);
 CREATE TRIGGER t8 BEFORE INSERT ON other FOR EACH ROW EXECUTE FUNCTION trg_change();
 INSERT INTO other VALUES ('x', 1) RETURNING *;
 DROP TABLE wide, other;
-DROP TYPE pair;
+DROP TYPE trg_pair;
 
 -- The Rust SDK: #[trigger] functions of examples/rust/triggers, declared by create_functions.
 SELECT wasm.load('triggers', pg_read_binary_file(:'wasmdir' || '/triggers.wasm'));
