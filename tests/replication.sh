@@ -193,6 +193,40 @@ wait_until "$subscriber" "$subscriber_port" \
 check "a new session on the subscriber uses the subscriber's own artifact" "2|0|1" \
     "$(on_subscriber -c "SELECT m_version()" -c "SELECT compiled, from_artifact FROM wasm.cache_stats()" | paste -sd'|')"
 
+# A capability given on the primary reaches a session open on the subscriber at its next
+# statement (each statement's call sites read the replicated wasm.module_capabilities).
+on_primary >/dev/null <<'EOF'
+SELECT wasm.load('qm', wasm.wat('(module
+  (import "plwasm" "query" (func $query (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "SELECT 1")
+  (func (export "one") (result i32)
+    (call $query (i32.const 0) (i32.const 8) (i32.const 0) (i32.const 0))))'));
+EOF
+wait_until "$subscriber" "$subscriber_port" "SELECT count(*) FROM wasm.modules WHERE name = 'qm'" 1
+on_subscriber >/dev/null <<'EOF'
+CREATE FUNCTION qm_one() RETURNS int LANGUAGE wasm AS 'qm:one';
+CREATE FUNCTION try_qm() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM qm_one();
+    RETURN 'queried';
+EXCEPTION WHEN insufficient_privilege THEN
+    RETURN 'refused';
+END $$;
+EOF
+echo "SELECT wasm.set_capabilities('qm', '{query}');" > "$WORK/capability.sql"
+chmod a+r "$WORK/capability.sql"
+out=$(on_subscriber <<EOF
+SELECT try_qm();
+\! $primary_psql -f $WORK/capability.sql
+$(wait_sql "(SELECT count(*) FROM wasm.module_capabilities WHERE name = 'qm') = 1")
+SELECT try_qm();
+EOF
+)
+check "a capability given on the primary reaches a session open on the subscriber" \
+    "refused
+queried" "$out"
+
 out=$(on_standby <<EOF
 SELECT m_version();
 \! $primary_psql -f $WORK/v3.sql
