@@ -134,7 +134,7 @@ impl CallFailure {
                     sqlstate: known,
                     detail: match rejected {
                         Some(code) => format!(
-                            "{by}; it asked for SQLSTATE \"{code}\", which is not a valid Postgres SQLSTATE"
+                            "{by}; it asked for SQLSTATE \"{code}\", which a module may not raise (a SQLSTATE Postgres knows, outside classes 00-02, 57, 58 and XX)"
                         ),
                         None => by,
                     },

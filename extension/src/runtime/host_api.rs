@@ -257,13 +257,16 @@ fn guest_error(sqlstate: [u8; 5], message: String) -> RuntimeError {
     }))
 }
 
-/// Five characters from `0-9A-Z`, not a success or warning class (`00`, `01`, `02`).
+/// Five characters from `0-9A-Z`, not a success or warning class (`00`, `01`, `02`), and not
+/// one of Postgres's own classes that callers act on: operator intervention (`57`: a cancel, a
+/// shutdown, which poolers and drivers treat as such), system errors (`58`) and internal errors
+/// (`XX`, which plwasm promises never to raise for a module's failure).
 pub fn valid_sqlstate(code: &str) -> Option<[u8; 5]> {
     let bytes: [u8; 5] = code.as_bytes().try_into().ok()?;
     let ok = bytes
         .iter()
         .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
-        && !matches!(&bytes[..2], b"00" | b"01" | b"02");
+        && !matches!(&bytes[..2], b"00" | b"01" | b"02" | b"57" | b"58" | b"XX");
     ok.then_some(bytes)
 }
 
@@ -285,6 +288,9 @@ mod tests {
         assert_eq!(valid_sqlstate("P0001"), Some(*b"P0001"));
         assert_eq!(valid_sqlstate("00000"), None);
         assert_eq!(valid_sqlstate("01000"), None);
+        for reserved in ["XX000", "XX001", "57014", "57P01", "57P02", "58030"] {
+            assert_eq!(valid_sqlstate(reserved), None, "{reserved}");
+        }
         assert_eq!(valid_sqlstate("2201"), None);
         assert_eq!(valid_sqlstate("2201a"), None);
     }

@@ -20,6 +20,8 @@ SELECT wasm.load('host', wasm.wat($$
   (data (i32.const 128) "22012")
   (data (i32.const 136) "ZZ999")
   (data (i32.const 144) "nope")
+  (data (i32.const 152) "XX000")
+  (data (i32.const 160) "57P01")
   ;; coalesce(a, b) for int4, NULL if both are NULL.
   (func (export "coalesce2") (param $a i32) (param $b i32) (result i32)
     (if (i32.eqz (call $arg_is_null (i32.const 0))) (then (return (local.get $a))))
@@ -48,6 +50,9 @@ SELECT wasm.load('host', wasm.wat($$
     (i32.const 0))
   (func (export "fail_bad_code") (result i32)
     (call $error_code (i32.const 144) (i32.const 4) (i32.const 64) (i32.const 32))
+    (i32.const 0))
+  (func (export "fail_reserved_code") (param i32) (result i32)
+    (call $error_code (local.get 0) (i32.const 5) (i32.const 64) (i32.const 32))
     (i32.const 0)))
 $$));
 
@@ -76,6 +81,14 @@ SELECT sqlstate_of('SELECT fail(1)');
 SELECT sqlstate_of('SELECT fail_with_code(1)');
 SELECT sqlstate_of('SELECT fail_unknown_code()');
 SELECT sqlstate_of('SELECT fail_bad_code()');
+-- Postgres's own classes that callers act on (XX internal, 57 operator intervention, 58 system)
+-- are not a module's to raise: P0001, with a DETAIL naming the code it asked for.
+CREATE FUNCTION fail_reserved_code(int) RETURNS int LANGUAGE wasm STRICT AS 'host';
+SELECT sqlstate_of('SELECT fail_reserved_code(152)') AS internal,
+       sqlstate_of('SELECT fail_reserved_code(160)') AS shutdown;
+\set VERBOSITY default
+SELECT fail_reserved_code(160);
+\set VERBOSITY terse
 -- The ERROR's DETAIL names the SQL function that raised it (the ERROR is intended).
 \set VERBOSITY default
 SELECT fail(1);
