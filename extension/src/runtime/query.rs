@@ -166,7 +166,7 @@ pub fn call(
             if name == "query" {
                 let rows = spi::query(&sql, &params, policy.read_only, policy.max_bytes)
                     .map_err(failed)?;
-                pending(ctx, rows.json)
+                pending(ctx, rows)
             } else {
                 if ctx.query.cursors.iter().flatten().count() >= MAX_CURSORS {
                     return Err(refused(
@@ -194,7 +194,7 @@ pub fn call(
             }
             let rows = spi::cursor_fetch(&portal, i64::from(rows), policy.max_bytes)
                 .map_err(|e| RuntimeError::user(Box::new(e)))?;
-            pending(ctx, rows.json)
+            pending(ctx, rows)
         }
         "cursor_close" => {
             let handle = arg_i32(args, 0);

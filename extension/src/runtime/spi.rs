@@ -131,13 +131,6 @@ impl Param {
     }
 }
 
-/// How the rows of a query or cursor come back: a JSON array of row objects, at most
-/// `max_bytes` long.
-pub struct Rows {
-    pub json: Vec<u8>,
-    pub count: u64,
-}
-
 /// Rows fetched from the cursor at a time while a whole query is read.
 const BATCH_ROWS: i64 = 1000;
 
@@ -367,9 +360,9 @@ fn refuse_json_casts(desc: pg_sys::TupleDesc) {
     }
 }
 
-/// Fetch up to `limit` rows (all if None) from `portal` as a JSON array (inside
+/// Fetch up to `limit` rows (all if None) from `portal` as a JSON array of objects (inside
 /// [`in_subtransaction`]); ERROR 54000 if it would pass `max_bytes`.
-fn fetch(portal: pg_sys::Portal, limit: Option<i64>, max_bytes: usize) -> Rows {
+fn fetch(portal: pg_sys::Portal, limit: Option<i64>, max_bytes: usize) -> Vec<u8> {
     let mut json = Vec::from(*b"[");
     let mut count = 0u64;
     // SAFETY: a child of SPI's procedure context, freed with it at SPI_finish.
@@ -442,7 +435,7 @@ fn fetch(portal: pg_sys::Portal, limit: Option<i64>, max_bytes: usize) -> Rows {
         }
     }
     json.push(b']');
-    Rows { json, count }
+    json
 }
 
 /// Run `sql` (one read-only statement) with `params` and return all its rows; `read_only`: in
@@ -453,7 +446,7 @@ pub fn query(
     params: &[Param],
     read_only: bool,
     max_bytes: usize,
-) -> Result<Rows, QueryError> {
+) -> Result<Vec<u8>, QueryError> {
     in_subtransaction(|| {
         let portal = open(sql, params, read_only);
         let rows = fetch(portal, None, max_bytes);
@@ -474,7 +467,7 @@ pub fn cursor_open(sql: &CStr, params: &[Param], read_only: bool) -> Result<CStr
 }
 
 /// Fetch up to `rows` rows from the cursor `name`.
-pub fn cursor_fetch(name: &CStr, rows: i64, max_bytes: usize) -> Result<Rows, QueryError> {
+pub fn cursor_fetch(name: &CStr, rows: i64, max_bytes: usize) -> Result<Vec<u8>, QueryError> {
     in_subtransaction(|| {
         // SAFETY: finds a portal by name (NULL if there is none).
         let portal = unsafe { pg_sys::SPI_cursor_find(name.as_ptr()) };

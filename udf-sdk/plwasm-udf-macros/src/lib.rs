@@ -124,17 +124,27 @@ pub fn trigger(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand_trigger(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
+/// The attribute arguments of `#[trigger]` and `#[aggregate]`, which take only
+/// `name = "sql_name"`; anything else is the compile error `unknown`.
+fn name_option(attr: TokenStream2, unknown: &str) -> syn::Result<Option<String>> {
     let mut name = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             name = Some(meta.value()?.parse::<syn::LitStr>()?.value());
             Ok(())
         } else {
-            Err(meta.error("unknown #[trigger] option (it takes name = \"sql_name\")"))
+            Err(meta.error(unknown))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;
+    Ok(name)
+}
+
+fn expand_trigger(attr: TokenStream2, function: ItemFn) -> syn::Result<TokenStream2> {
+    let name = name_option(
+        attr,
+        "unknown #[trigger] option (it takes name = \"sql_name\")",
+    )?;
     if !function.sig.generics.params.is_empty() {
         return Err(syn::Error::new(
             function.sig.generics.span(),
@@ -223,16 +233,7 @@ fn snake_case(name: &str) -> String {
 }
 
 fn expand_aggregate(attr: TokenStream2, mut block: syn::ItemImpl) -> syn::Result<TokenStream2> {
-    let mut name: Option<String> = None;
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("name") {
-            name = Some(meta.value()?.parse::<syn::LitStr>()?.value());
-            Ok(())
-        } else {
-            Err(meta.error("#[aggregate] takes only name = \"sql_name\""))
-        }
-    });
-    syn::parse::Parser::parse2(parser, attr)?;
+    let name = name_option(attr, "#[aggregate] takes only name = \"sql_name\"")?;
     if block.trait_.is_some() || !block.generics.params.is_empty() {
         return Err(syn::Error::new(
             block.span(),
